@@ -1,0 +1,3 @@
+"""hildif: Human In the Loop Debugging using Influence Functions."""
+
+__version__ = "0.1.0"

