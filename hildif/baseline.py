@@ -1,0 +1,68 @@
+"""FIT and evaluation as whole jobs: load the configured data and model, train, version, evaluate, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hildif.config import HildifConfig
+from hildif.data import load_dev, load_hans, load_train, stratified_sample
+from hildif.model.classifier import Classifier
+from hildif.model.evaluation import evaluate, figure_1c_markdown, write_report
+from hildif.model.registry import ModelRegistry
+from hildif.model.training import train
+
+log = logging.getLogger(__name__)
+
+
+def load_classifier(cfg: HildifConfig, name_or_path: str | None = None) -> Classifier:
+    name = name_or_path or cfg.model.name_or_path
+    if name == "tiny":
+        from hildif.model.tiny import build_tiny_classifier
+
+        return build_tiny_classifier(load_train(cfg.data)[:5000], device=cfg.model.device)
+    return Classifier.load(
+        name, num_labels=cfg.model.num_labels, max_length=cfg.model.max_length, device=cfg.model.device,
+        mixed_precision=cfg.model.mixed_precision,
+    )
+
+
+def train_baseline(cfg: HildifConfig, resume: bool = False) -> dict[str, Any]:
+    """Train the configured model on the train split, save it as a new current version, return a summary."""
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    train_set = load_train(cfg.data)
+    dev_sample = stratified_sample(load_dev(cfg.data), cfg.train.eval_examples, key=lambda e: e.label)
+    clf = load_classifier(cfg)
+    log.info("training %s on %d examples (%s, device %s)", cfg.model.name_or_path, len(train_set), cfg.profile,
+             clf.device)
+    work = Path(cfg.run.run_dir) / "training" / "baseline"
+    result = train(clf, train_set, cfg.train, eval_examples=dev_sample, output_dir=work, resume=resume)
+    registry = ModelRegistry(cfg.run.run_dir)
+    meta = {
+        "kind": "baseline", "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "profile": cfg.profile,
+        "base_model": cfg.model.name_or_path, "train_examples": len(train_set), "train": result.to_dict(),
+        "config": {"train": cfg.to_dict()["train"], "data": cfg.to_dict()["data"]},
+    }
+    version = registry.save(clf, meta)
+    return {"version": version, "path": str(registry.path(version)), "train": result.to_dict()}
+
+
+def evaluate_current(cfg: HildifConfig, title: str = "evaluation", model: str | None = None) -> dict[str, Any]:
+    """Evaluate ``model`` (a directory) or the run's current model; write reports under ``<run_dir>/reports``."""
+    if model:
+        clf = load_classifier(cfg, model)
+    else:
+        clf = ModelRegistry(cfg.run.run_dir).load_current(device=cfg.model.device)
+    hans = stratified_sample(load_hans(cfg.data), cfg.eval.hans_sample)
+    mnli = stratified_sample(load_dev(cfg.data), cfg.eval.mnli_sample, key=lambda e: e.label)
+    result = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=True)
+    paths = write_report({clf.version: result}, Path(cfg.run.run_dir) / "reports", title)
+    print(figure_1c_markdown({clf.version: result}))
+    print("reports: " + ", ".join(str(p) for p in paths.values()))
+    return {"result": result, "paths": {k: str(v) for k, v in paths.items()}}

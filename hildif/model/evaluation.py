@@ -1,0 +1,190 @@
+"""HANS and MNLI evaluation in the paper's layout, and the reports a person reads (JSON, Markdown, PNG).
+
+HANS accuracy is reported per heuristic x gold class, as in Figure 1c of the paper: for each of lexical overlap (LO),
+subsequence (SUB) and constituent (CON) the pair (entailment accuracy, non-entailment accuracy), plus per subcase and
+overall. MNLI is dev_matched 2-class accuracy. All accuracies are percentages.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from hildif.data.example import LABEL_NAMES, Example
+from hildif.utils.atomic import write_json_atomic, write_text_atomic
+
+HEURISTICS = ("lexical_overlap", "subsequence", "constituent")
+SHORT = {"lexical_overlap": "LO", "subsequence": "SUB", "constituent": "CON"}
+
+
+def _pct(correct: int, n: int) -> float | None:
+    return round(100.0 * correct / n, 2) if n else None
+
+
+def hans_table(examples: Sequence[Example], predicted: Sequence[int]) -> dict[str, Any]:
+    """Accuracy of ``predicted`` labels (0/1 per example) on HANS examples.
+
+    Returns ``{"accuracy", "n", "predicted_entailment", "by_heuristic": {h: {"entailment": %, "non-entailment": %,
+    "n": ...}}, "by_subcase": {s: {"accuracy": %, "n", "heuristic", "gold"}}}``.
+    """
+    if len(examples) != len(predicted):
+        raise ValueError(f"hans_table: {len(examples)} examples but {len(predicted)} predictions")
+    cells: dict[tuple[str, int], list[int]] = {}
+    subcases: dict[str, list[int]] = {}
+    sub_info: dict[str, tuple[str, int]] = {}
+    for ex, pred in zip(examples, predicted):
+        h = ex.metadata.get("heuristic", "unknown")
+        ok = int(int(pred) == ex.label)
+        cells.setdefault((h, ex.label), []).append(ok)
+        if ex.metadata.get("subcase"):
+            subcases.setdefault(ex.metadata["subcase"], []).append(ok)
+            sub_info[ex.metadata["subcase"]] = (h, ex.label)
+    heuristics = [h for h in HEURISTICS if any(k[0] == h for k in cells)] + sorted(
+        {k[0] for k in cells} - set(HEURISTICS)
+    )
+    by_heuristic = {}
+    for h in heuristics:
+        ent, non = cells.get((h, 1), []), cells.get((h, 0), [])
+        by_heuristic[h] = {
+            "entailment": _pct(sum(ent), len(ent)),
+            "non-entailment": _pct(sum(non), len(non)),
+            "n": len(ent) + len(non),
+        }
+    all_ok = [v for vs in cells.values() for v in vs]
+    return {
+        "accuracy": _pct(sum(all_ok), len(all_ok)),
+        "n": len(all_ok),
+        "predicted_entailment": _pct(int(np.sum(np.asarray(predicted) == 1)), len(predicted)),
+        "by_heuristic": by_heuristic,
+        "by_subcase": {
+            s: {"accuracy": _pct(sum(v), len(v)), "n": len(v), "heuristic": sub_info[s][0],
+                "gold": LABEL_NAMES[sub_info[s][1]]}
+            for s, v in sorted(subcases.items())
+        },
+    }
+
+
+def mnli_table(examples: Sequence[Example], predicted: Sequence[int]) -> dict[str, Any]:
+    gold = np.array([e.label for e in examples])
+    pred = np.asarray(predicted)
+    return {
+        "accuracy": _pct(int((gold == pred).sum()), len(gold)),
+        "n": int(len(gold)),
+        "majority_class": _pct(int(max((gold == 1).sum(), (gold == 0).sum())), len(gold)),
+    }
+
+
+def evaluate(
+    clf,
+    hans: Sequence[Example] | None,
+    mnli: Sequence[Example] | None,
+    batch_size: int = 128,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Predict on HANS and MNLI dev (either may be None) and return both tables plus throughput."""
+    result: dict[str, Any] = {"model_version": getattr(clf, "version", None)}
+    for name, examples, table in (("hans", hans, hans_table), ("mnli", mnli, mnli_table)):
+        if not examples:
+            continue
+        t0 = time.perf_counter()
+        probs = clf.predict(examples, batch_size=batch_size, progress=progress)
+        seconds = time.perf_counter() - t0
+        result[name] = table(examples, probs.argmax(1).tolist())
+        result[name]["seconds"] = round(seconds, 2)
+        result[name]["examples_per_second"] = round(len(examples) / seconds, 1) if seconds else None
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- reports
+def _cell(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def figure_1c_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per named result: (entailment acc, non-entailment acc) for LO, SUB, CON; HANS and MNLI overall."""
+    lines = [
+        "| model | LO (ent, non-ent) | SUB (ent, non-ent) | CON (ent, non-ent) | HANS | MNLI dev |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, res in results.items():
+        hans = res.get("hans") or {}
+        row = [name]
+        for h in HEURISTICS:
+            c = (hans.get("by_heuristic") or {}).get(h)
+            row.append(f"({_cell(c['entailment'])}, {_cell(c['non-entailment'])})" if c else "-")
+        row.append(_cell(hans.get("accuracy")))
+        row.append(_cell((res.get("mnli") or {}).get("accuracy")))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def subcase_markdown(result: Mapping[str, Any]) -> str:
+    subs = (result.get("hans") or {}).get("by_subcase") or {}
+    lines = ["| subcase | heuristic | gold | accuracy | n |", "|---|---|---|---|---|"]
+    for s, c in subs.items():
+        lines.append(f"| {s} | {c['heuristic']} | {c['gold']} | {_cell(c['accuracy'])} | {c['n']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_hans_bars(results: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "HANS") -> Path:
+    """Figure 1b-style grouped bar chart: accuracy per heuristic x class for each result, 50% chance line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [(h, cls) for h in HEURISTICS for cls in ("entailment", "non-entailment")]
+    names = list(results)
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    x = np.arange(len(groups))
+    for i, name in enumerate(names):
+        by_h = (results[name].get("hans") or {}).get("by_heuristic") or {}
+        vals = [(by_h.get(h) or {}).get(cls) or 0.0 for h, cls in groups]
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=name)
+    ax.axhline(50, linestyle="--", color="black", linewidth=1, label="chance")
+    ax.set_xticks(x, [f"{SHORT[h]}\n{cls}" for h, cls in groups])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_report(
+    results: Mapping[str, Mapping[str, Any]] | Mapping[str, Any],
+    out_dir: str | Path,
+    title: str = "evaluation",
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write ``<title>.json``, ``<title>.md`` and ``<title>.png`` into ``out_dir``; return their paths.
+
+    ``results`` is either one :func:`evaluate` result or a mapping of names (e.g. "before", "after") to results.
+    """
+    if "hans" in results or "mnli" in results:
+        results = {"model": results}
+    out = Path(out_dir)
+    paths = {
+        "json": write_json_atomic(out / f"{title}.json", {"title": title, "results": results, **(extra or {})}),
+    }
+    md = [f"# {title}", "", "HANS accuracy per heuristic: (entailment %, non-entailment %); MNLI dev_matched 2-class "
+          "accuracy %.", "", figure_1c_markdown(results)]
+    for name, res in results.items():
+        if (res.get("hans") or {}).get("by_subcase"):
+            md += [f"## HANS per subcase: {name}", "", subcase_markdown(res)]
+    if extra:
+        md += ["## details", "", "```json", __import__("json").dumps(extra, indent=2, default=str), "```", ""]
+    paths["markdown"] = write_text_atomic(out / f"{title}.md", "\n".join(md))
+    if any(r.get("hans") for r in results.values()):
+        paths["plot"] = plot_hans_bars(results, out / f"{title}.png", title)
+    return paths
