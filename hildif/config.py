@@ -131,6 +131,10 @@ class InfluenceConfig:
     weight_decay: float = 0.005
     grad_batch_size: int = 32
     seed: int = 0
+    hessian_samples: int = 128  # fixed training sample whose Hessian the cg/exact solvers use
+    cg_tol: float = 1e-5  # relative residual at which CG stops
+    cg_max_iter: int = 50
+    gradient_method: str = "jvp"  # jvp (one forward-mode pass per batch) | vmap (per-example gradients)
 
 
 @dataclass
@@ -143,6 +147,10 @@ class FeedbackConfig:
     augmenters: list[str] = field(default_factory=lambda: ["synonym", "backtranslation"])
     similarity_filter: float | None = None
     seed: int = 0
+    copies_table: list[int] | None = None  # copies for scores 1..5; overrides copies_per_point when set
+    synonym_p: float = 0.3  # fraction of words SynonymAug replaces
+    apertium_pair: str = "eng-spa"  # back translation pivot (Debian apertium-<pair>)
+    marian_model_dirs: list[str] = field(default_factory=list)  # [en->xx, xx->en] local MarianMT; else Apertium
 
 
 @dataclass
