@@ -108,6 +108,10 @@ class Classifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = resolve_model_name(name_or_path)
+        meta_file = Path(path) / METADATA_FILE
+        metadata = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        # Reload with the attention kernel it was saved with, so predictions match bit for bit.
+        attn_implementation = attn_implementation or metadata.get("attn_implementation")
         kwargs: dict[str, Any] = {"num_labels": num_labels}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
@@ -117,8 +121,6 @@ class Classifier:
         except (OSError, ValueError) as exc:
             hint = "" if Path(path).exists() else " (not a local directory; hub names need network access)"
             raise ModelLoadError(f"cannot load model {name_or_path!r} from {path}{hint}: {exc}") from exc
-        meta_file = Path(path) / METADATA_FILE
-        metadata = json.loads(meta_file.read_text()) if meta_file.exists() else {}
         version = metadata.get("version") or ("untrained" if not meta_file.exists() else _weights_digest(Path(path)))
         model.config.id2label = {i: n for i, n in enumerate(LABEL_NAMES)}
         model.config.label2id = {n: i for i, n in enumerate(LABEL_NAMES)}
@@ -135,7 +137,10 @@ class Classifier:
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             version = _weights_digest(tmp)
-            meta = {**self.metadata, **(metadata or {}), "version": version, "max_length": self.max_length}
+            meta = {
+                **self.metadata, **(metadata or {}), "version": version, "max_length": self.max_length,
+                "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
+            }
             write_json_atomic(tmp / METADATA_FILE, meta)
         self.version = version
         self.metadata = meta
