@@ -19,7 +19,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from hildif.config import LabelStudioConfig
-from hildif.labelstudio.convert import result_for_score
+from hildif.labelstudio.convert import rating_from_annotation, result_for_score
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,23 @@ class LabelStudioClient:
         """All tasks of a project with their annotations (``fields="all"``), as plain dicts."""
         with self._call(f"listing the tasks of project {project_id}"):
             return [_plain(t) for t in self._sdk.tasks.list(project=project_id, fields="all", page_size=500)]
+
+    def ratings(self, project_id: int, pairs_by_task: Mapping[int, tuple[str, str]]) -> list[Any]:
+        """Every annotation (submitted or skipped) of the given tasks as :class:`hildif.feedback.Rating` records.
+
+        ``pairs_by_task``: task id -> (anchor_id, example_id), as recorded when the tasks were pushed; other tasks
+        of the project are ignored.
+        """
+        users = self.users()
+        out = []
+        for task in self.tasks(project_id):
+            key = pairs_by_task.get(int(task["id"]))
+            if key is None:
+                continue
+            for ann in task.get("annotations") or []:
+                ann.setdefault("task", task["id"])
+                out.append(rating_from_annotation(key[0], key[1], ann, users))
+        return out
 
     def annotations(self, task_id: int) -> list[dict[str, Any]]:
         with self._call(f"listing the annotations of task {task_id}"):

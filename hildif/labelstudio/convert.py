@@ -146,7 +146,8 @@ def rating_from_annotation(
 ):
     """One annotation -> :class:`hildif.feedback.Rating` (status ``skipped`` when it was cancelled/skipped).
 
-    ``source`` is ``labelstudio:<annotation id>`` so the same annotation is recognised across syncs.
+    ``source`` is ``labelstudio:task/<task id>/annotation/<annotation id>``, so the same annotation is recognised
+    across syncs (an edit keeps its id and changes its score and ``updated_at``).
     """
     from hildif.feedback import Rating
 
@@ -162,5 +163,40 @@ def rating_from_annotation(
         score=score,
         status="skipped" if cancelled else "submitted",
         updated_at=str(annotation.get("updated_at") or annotation.get("created_at") or ""),
-        source=f"labelstudio:{annotation.get('id')}",
+        source=f"labelstudio:task/{annotation.get('task')}/annotation/{annotation.get('id')}",
     )
+
+
+def reconcile(current: Sequence[Any], previous: Sequence[Mapping[str, Any]], detected_at: str) -> tuple[list[Any], dict[str, int]]:
+    """Compare the ratings pulled now with the previous snapshot's rows (dicts with the Rating fields).
+
+    Returns the ratings to snapshot (``current`` plus one ``deleted`` event per rating that disappeared from Label
+    Studio, stamped ``detected_at``; deletions seen earlier are carried forward unchanged) and counts of ``new``,
+    ``updated`` (score or status changed), ``unchanged``, ``deleted`` (newly) and ``still_deleted``.
+    """
+    from hildif.feedback import Rating
+
+    prev = {row["source"]: row for row in previous}
+    now_sources = {r.source for r in current}
+    counts = {"new": 0, "updated": 0, "unchanged": 0, "deleted": 0, "still_deleted": 0}
+    for r in current:
+        p = prev.get(r.source)
+        if p is None or p["status"] == "deleted":
+            counts["new"] += 1
+        elif (p["score"], p["status"]) != (r.score, r.status):
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    gone: list[Any] = []
+    for source, p in sorted(prev.items()):
+        if source in now_sources:
+            continue
+        if p["status"] == "deleted":
+            counts["still_deleted"] += 1
+            stamp = p["updated_at"]
+        else:
+            counts["deleted"] += 1
+            stamp = detected_at
+        gone.append(Rating(anchor_id=p["anchor_id"], example_id=p["example_id"], annotator=p["annotator"],
+                           score=p["score"], status="deleted", updated_at=stamp, source=source))
+    return list(current) + gone, counts

@@ -1,0 +1,91 @@
+"""``hildif round start | status | sync``: run a HILDIF round through Label Studio.
+
+The Label Studio URL comes from ``labelstudio.url`` (``--set labelstudio.url=...`` or ``--ls-url``); the API key
+from ``$LABEL_STUDIO_API_KEY`` (``labelstudio.api_key_env``) or ``labelstudio.api_key_file``, never the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hildif.commands.common import add_config_options, config_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("round", help="start, inspect and sync a human-in-the-loop round in Label Studio")
+    rsub = p.add_subparsers(dest="round_command", metavar="ACTION")
+
+    s = rsub.add_parser("start", help="select anchors, explain them, push rating tasks (idempotent)")
+    _common(s)
+    s.add_argument("--anchors", choices=["paper", "random", "pairids", "rule"], default="paper",
+                   help="paper: the paper's 5 handpicked anchors; random; pairids: --pair-ids FILE; rule: --rule")
+    s.add_argument("-n", "--num-anchors", type=int, default=5)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--pair-ids", help="file with one dev pairID per line (or JSON lines with pairID)")
+    s.add_argument("--rule", help="e.g. 'wrong,heuristic=lexical_overlap' or 'gold=non-entailment,predicted=entailment'")
+    s.add_argument("--connect-backend", metavar="URL",
+                   help="also connect the hildif ML backend at URL to the project (basic auth from "
+                        "$HILDIF_BACKEND_USER / $HILDIF_BACKEND_PASSWORD)")
+    s.set_defaults(func=run_start)
+
+    st = rsub.add_parser("status", help="progress per pair and annotator, agreement, syncs")
+    _common(st)
+    st.add_argument("--offline", action="store_true", help="use the last snapshot instead of asking Label Studio")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=run_status)
+
+    sy = rsub.add_parser("sync", help="pull ratings, aggregate, augment, fine-tune, evaluate, serve the new model")
+    _common(sy)
+    sy.set_defaults(func=run_sync)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--round", dest="round_id", required=True, help="round id (letters, digits, . _ -)")
+    p.add_argument("--ls-url", help="Label Studio URL (default labelstudio.url)")
+    add_config_options(p)
+
+
+def _cfg(args: argparse.Namespace):
+    cfg = config_from_args(args)
+    if args.ls_url:
+        cfg.labelstudio.url = args.ls_url
+    return cfg
+
+
+def run_start(args: argparse.Namespace) -> int:
+    from hildif.rounds.start import AnchorSelection, start_round
+
+    cfg = _cfg(args)
+    selection = AnchorSelection(method=args.anchors, n=args.num_anchors, seed=args.seed,
+                                pair_ids_file=args.pair_ids, rule=args.rule)
+    result = start_round(cfg, args.round_id, selection)
+    print(json.dumps(result.to_dict(), indent=2))
+    if args.connect_backend:
+        import os
+
+        from hildif.labelstudio.client import LabelStudioClient
+
+        user, password = os.environ.get("HILDIF_BACKEND_USER"), os.environ.get("HILDIF_BACKEND_PASSWORD")
+        client = LabelStudioClient.from_config(cfg.labelstudio)
+        backend_id = client.connect_ml_backend(result.project_id, args.connect_backend,
+                                               basic_auth=(user, password) if user and password else None)
+        print(f"ML backend {args.connect_backend} connected to project {result.project_id} (id {backend_id})")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from hildif.rounds.status import format_status, round_status
+
+    status = round_status(_cfg(args), args.round_id, live=not args.offline)
+    print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
+    return 0
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    from hildif.rounds.sync import sync_round
+
+    result = sync_round(_cfg(args), args.round_id)
+    print(json.dumps(result.to_dict(), indent=2, default=str))
+    return 0

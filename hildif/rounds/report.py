@@ -1,0 +1,72 @@
+"""The round report of one sync: ``round.json`` (everything) and ``round.md`` (what a person reads), atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hildif.utils.atomic import write_json_atomic, write_text_atomic
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}"
+
+
+def metrics_table(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Markdown rows: MNLI and HANS accuracy, and HANS (entailment, non-entailment) per heuristic, before/after."""
+    lines = ["| metric | before | after | change |", "|---|---|---|---|"]
+
+    def row(name: str, b: Any, a: Any) -> None:
+        delta = "-" if b is None or a is None else f"{float(a) - float(b):+.2f}"
+        lines.append(f"| {name} | {_pct(b)} | {_pct(a)} | {delta} |")
+
+    row("MNLI dev accuracy %", before.get("mnli_accuracy"), after.get("mnli_accuracy"))
+    row("HANS accuracy %", before.get("hans_accuracy"), after.get("hans_accuracy"))
+    for h, classes in sorted((after.get("hans_by_heuristic") or {}).items()):
+        for cls, value in sorted(classes.items()):
+            b = ((before.get("hans_by_heuristic") or {}).get(h) or {}).get(cls)
+            row(f"HANS {h} / {cls} %", b, value)
+    return lines
+
+
+def write_round_report(out_dir: str | Path, summary: dict[str, Any], aggregation=None) -> dict[str, Path]:
+    """Write ``round.json`` and ``round.md`` into ``out_dir``; return their paths.
+
+    ``summary`` is what :func:`hildif.rounds.sync.sync_round` assembled; ``aggregation`` the
+    :class:`hildif.feedback.AggregationResult` (its Markdown table is included).
+    """
+    out = Path(out_dir)
+    paths = {"json": write_json_atomic(out / "round.json", summary)}
+    m = summary.get("metrics") or {}
+    agreement = ((summary.get("aggregation") or {}).get("agreement") or {}).get("overall") or {}
+    alpha = agreement.get("alpha")
+    md = [
+        f"# Round {summary['round_id']}, sync {summary['sync_id']}",
+        "",
+        f"Model {summary['base_version']} -> **{summary['version']}** (fine-tuned on {summary['n_augmented']} "
+        f"augmented examples from {summary['n_scored_pairs']} rated influential examples; ratings digest "
+        f"{summary['ratings_digest']}).",
+        "",
+        f"Agreement (Krippendorff's ordinal alpha): {'n/a' if alpha is None else f'{alpha:.3f}'} over "
+        f"{agreement.get('n_units', 0)} pairs rated by two or more annotators.",
+        "",
+        "## Evaluation",
+        "",
+        *metrics_table(m.get("before") or {}, m.get("after") or {}),
+        "",
+        "## Fine-tuning",
+        "",
+        f"Steps {summary['train'].get('steps')}, first loss {summary['train'].get('first_loss')}, last loss "
+        f"{summary['train'].get('last_loss')}, {summary['train'].get('seconds')} s.",
+        "",
+        "## Augmentation",
+        "",
+        "```json",
+        __import__("json").dumps(summary.get("augmentation"), indent=2, default=str),
+        "```",
+        "",
+    ]
+    if aggregation is not None:
+        md += [aggregation.to_markdown().replace("# Aggregated ratings", "## Aggregated ratings", 1)]
+    paths["markdown"] = write_text_atomic(out / "round.md", "\n".join(md) + "\n")
+    return paths

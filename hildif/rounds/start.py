@@ -1,0 +1,343 @@
+"""Start a round (Algorithm 1's SELECT ANCHORS, f(X), EXPLAIN, then "present to the user"):
+
+1. select anchors from the validation set (random, handpicked by a pairID file, the paper's five, or a rule);
+2. explain them with influence functions (the current model version; GPU when present);
+3. record the round, its anchors and (anchor, influential example) pairs in the round database, in one transaction;
+4. create or reuse the Label Studio project (rating template, ``annotators_per_task`` overlap) and push one task per
+   pair that has no task yet, recording the task ids.
+
+Idempotent: a rerun reuses the recorded explanations and pushes only pairs without a task. Before pushing, tasks of
+this round already in the project are matched to pairs (by round id, anchor id and example id in the task data), so
+a crash between Label Studio's import and recording the ids creates no duplicates either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from hildif.config import HildifConfig
+from hildif.data.example import LABEL_NAMES, Example
+from hildif.rounds.state import RoundState
+
+log = logging.getLogger(__name__)
+
+METHODS = ("paper", "random", "pairids", "rule")
+_ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class RoundError(ValueError):
+    """A round cannot be started or synced as asked; the message says why and what to do."""
+
+
+@dataclass
+class AnchorSelection:
+    """How to pick anchors. ``method``:
+
+    * ``paper``: the paper's five handpicked anchors (``data.anchors_file``), the first ``n``;
+    * ``random``: ``n`` dev examples drawn with ``seed``;
+    * ``pairids``: the dev (or anchors-file) examples listed in ``pair_ids_file`` (one pairID per line, ``#``
+      comments; or JSON lines with a ``pairID``/``id`` field), in file order;
+    * ``rule``: ``n`` dev examples (seeded order) satisfying every comma-separated condition of ``rule``:
+      ``wrong`` (the model mispredicts), ``right``, ``gold=entailment|non-entailment``,
+      ``predicted=entailment|non-entailment``, ``heuristic=NAME`` (``NAME`` among the example's ``heuristics``
+      metadata or flagged by :func:`hildif.feedback.heuristic_features`).
+    """
+
+    method: str = "paper"
+    n: int = 5
+    seed: int = 0
+    pair_ids_file: str | None = None
+    rule: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise RoundError(f"anchor selection method {self.method!r} unknown (known: {', '.join(METHODS)})")
+        if self.n < 1:
+            raise RoundError(f"number of anchors must be >= 1, got {self.n}")
+        if self.method == "pairids" and not self.pair_ids_file:
+            raise RoundError("anchor selection 'pairids' needs a pair-ids file")
+        if self.method == "rule" and not self.rule:
+            raise RoundError("anchor selection 'rule' needs a rule, e.g. 'wrong,heuristic=lexical_overlap'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AnchorSelection":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class StartResult:
+    round_id: str
+    project_id: int | None
+    n_anchors: int
+    n_pairs: int
+    explained_now: bool
+    pushed_now: int
+    recovered: int
+    already_pushed: int
+    base_version: str
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- anchor selection
+def read_pair_ids(path: str | Path) -> list[str]:
+    """pairIDs from a text file (one per line, ``#`` comments) or JSON lines (``pairID`` or ``id`` field)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise RoundError(f"pair-ids file {path}: cannot read it: {exc}") from exc
+    ids: list[str] = []
+    for no, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RoundError(f"{path}:{no}: not valid JSON: {exc}") from None
+            value = obj.get("pairID") or obj.get("id")
+            if not value:
+                raise RoundError(f"{path}:{no}: JSON line without a 'pairID' or 'id' field")
+            text = str(value)
+        if text in ids:
+            raise RoundError(f"{path}:{no}: pairID {text!r} listed twice")
+        ids.append(text)
+    if not ids:
+        raise RoundError(f"pair-ids file {path} lists no pairID")
+    return ids
+
+
+def _heuristics(example: Example) -> set[str]:
+    names = set(example.metadata.get("heuristics") or [])
+    if example.metadata.get("heuristic"):
+        names.add(str(example.metadata["heuristic"]))
+    return names
+
+
+def parse_rule(rule: str) -> list[tuple[str, str | None]]:
+    conditions: list[tuple[str, str | None]] = []
+    for part in (p.strip() for p in rule.split(",")):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        name, value = name.strip(), value.strip() or None
+        if name in ("wrong", "right") and value is None:
+            conditions.append((name, None))
+        elif name in ("gold", "predicted") and value in LABEL_NAMES:
+            conditions.append((name, value))
+        elif name == "heuristic" and value:
+            conditions.append((name, value))
+        else:
+            raise RoundError(
+                f"rule condition {part!r} not understood (use wrong, right, gold=LABEL, predicted=LABEL, "
+                f"heuristic=NAME; LABEL is one of {', '.join(LABEL_NAMES)})"
+            )
+    if not conditions:
+        raise RoundError(f"rule {rule!r} has no condition")
+    return conditions
+
+
+def _matches_text(example: Example, conditions: list[tuple[str, str | None]]) -> bool:
+    """The conditions that need no model."""
+    from hildif.feedback import heuristic_features
+
+    for name, value in conditions:
+        if name == "gold" and LABEL_NAMES[example.label] != value:
+            return False
+        if name == "heuristic" and value not in _heuristics(example):
+            if not heuristic_features(example.premise, example.hypothesis).get(value):
+                return False
+    return True
+
+
+def select_anchors(cfg: HildifConfig, selection: AnchorSelection, classifier=None) -> list[Example]:
+    """The anchors of a round, per :class:`AnchorSelection` (the ``rule`` method needs ``classifier``)."""
+    from hildif.data.splits import load_anchors, load_dev
+
+    if selection.method == "paper":
+        return load_anchors(cfg.data)[: selection.n]
+    dev = load_dev(cfg.data)
+    if selection.method == "random":
+        if selection.n > len(dev):
+            raise RoundError(f"asked for {selection.n} random anchors, the dev set has {len(dev)} examples")
+        return random.Random(selection.seed).sample(dev, selection.n)
+    if selection.method == "pairids":
+        pool = {e.id: e for e in dev}
+        for e in load_anchors(cfg.data):
+            pool.setdefault(e.id, e)
+        wanted = read_pair_ids(selection.pair_ids_file)
+        missing = [i for i in wanted if i not in pool]
+        if missing:
+            raise RoundError(
+                f"pair-ids file {selection.pair_ids_file}: {len(missing)} pairID(s) not in the dev set "
+                f"({cfg.data.dev_file}) or the anchors file: {', '.join(missing[:10])}"
+            )
+        return [pool[i] for i in wanted]
+    conditions = parse_rule(selection.rule or "")
+    order = list(dev)
+    random.Random(selection.seed).shuffle(order)
+    candidates = [e for e in order if _matches_text(e, conditions)]
+    model_conditions = [(n, v) for n, v in conditions if n in ("wrong", "right", "predicted")]
+    if not model_conditions:
+        chosen = candidates[: selection.n]
+    else:
+        if classifier is None:
+            raise RoundError(f"rule {selection.rule!r} needs the model's predictions")
+        chosen = []
+        for start in range(0, len(candidates), 256):
+            chunk = candidates[start : start + 256]
+            predicted = classifier.predict(chunk).argmax(1)
+            for ex, p in zip(chunk, predicted):
+                ok = all(
+                    (n == "wrong" and p != ex.label) or (n == "right" and p == ex.label)
+                    or (n == "predicted" and LABEL_NAMES[int(p)] == v)
+                    for n, v in model_conditions
+                )
+                if ok:
+                    chosen.append(ex)
+            if len(chosen) >= selection.n:
+                break
+        chosen = chosen[: selection.n]
+    if not chosen:
+        raise RoundError(f"no dev example satisfies rule {selection.rule!r}")
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------- the round
+def validate_round_id(round_id: str) -> str:
+    if not _ROUND_ID.match(round_id or ""):
+        raise RoundError(f"round id {round_id!r}: use 1-64 letters, digits, '.', '_' or '-' (starting alphanumeric)")
+    return round_id
+
+
+def current_model(cfg: HildifConfig, **load_kwargs: Any):
+    """The served model version as a :class:`Classifier`; on a fresh run directory, ``model.name_or_path`` is loaded
+    and registered as the first version (so every round starts from a recorded version)."""
+    from hildif.model.classifier import Classifier
+    from hildif.model.registry import ModelRegistry
+
+    registry = ModelRegistry(cfg.run.run_dir)
+    kwargs = dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
+    kwargs.update(load_kwargs)
+    if registry.current() is None:
+        log.info("no current model in %s: registering %s as the first version", registry.root, cfg.model.name_or_path)
+        clf = Classifier.load(cfg.model.name_or_path, num_labels=cfg.model.num_labels, **kwargs)
+        registry.save(clf, {"kind": "base", "source": cfg.model.name_or_path}, make_current=True)
+    version = registry.current()
+    clf = Classifier.load(str(registry.path(version)), **kwargs)
+    return clf, version, str(registry.path(version))
+
+
+def explain_round(
+    cfg: HildifConfig, state: RoundState, round_id: str, selection: AnchorSelection, progress: bool = True
+) -> str:
+    """Select anchors, explain them with the current model and record the round. Returns the base version."""
+    from hildif.data.splits import load_train
+    from hildif.influence.explain import explain
+
+    clf, version, path = current_model(cfg)
+    anchors = select_anchors(cfg, selection, clf)
+    train_examples = load_train(cfg.data)
+    log.info("round %s: explaining %d anchors against %d training examples (model %s, device %s)",
+             round_id, len(anchors), len(train_examples), version, clf.device)
+    explanations = explain(clf, train_examples, anchors, cfg.influence, cache_dir=cfg.cache_path("influence"),
+                           progress=progress)
+    anchor_rows = [(e.anchor, e.probs) for e in explanations]
+    pair_rows = [(e.anchor.id, inf.example, inf.rank, inf.score) for e in explanations for inf in e.influential]
+    if not pair_rows:
+        raise RoundError(f"round {round_id}: influence found no training example for any anchor")
+    state.create_round(round_id, version, path, selection.to_dict(),
+                       {"influence": asdict(cfg.influence), "labelstudio": asdict(cfg.labelstudio)},
+                       anchor_rows, pair_rows)
+    return version
+
+
+def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> tuple[int, int, int, int]:
+    """Create/reuse the project and push the round's unpushed pairs. Returns (project id, pushed, recovered,
+    already pushed)."""
+    from hildif.labelstudio.convert import load_label_config, task_identity, task_payload
+
+    ls = cfg.labelstudio
+    project_id = client.ensure_project(
+        ls.project_title, load_label_config(), ls.annotators_per_task,
+        description="HILDIF: rate how similar each influential training example is to the test case.",
+    )
+    state.set_project(round_id, project_id, ls.project_title)
+    pairs = state.pairs(round_id)
+    already = sum(p.task_id is not None for p in pairs)
+    todo = {(p.anchor_id, p.example_id): p for p in pairs if p.task_id is None}
+    recovered: dict[tuple[str, str], int] = {}
+    if todo:
+        known_ids = {p.task_id for p in pairs if p.task_id is not None}
+        for task in client.tasks(project_id):
+            ident = task_identity(task)
+            if ident and ident[0] == round_id and (ident[1], ident[2]) in todo and task["id"] not in known_ids:
+                recovered.setdefault((ident[1], ident[2]), int(task["id"]))
+        if recovered:
+            log.warning("round %s: %d task(s) were in Label Studio but not recorded (an interrupted start); "
+                        "recorded them now", round_id, len(recovered))
+            state.set_task_ids(round_id, recovered)
+    anchors = {a.anchor_id: a for a in state.anchors(round_id)}
+    missing = [p for key, p in todo.items() if key not in recovered]
+    if missing:
+        payloads = [task_payload(round_id, anchors[p.anchor_id].example, anchors[p.anchor_id].probs, p.example,
+                                 p.rank, p.influence) for p in missing]
+        ids = client.import_tasks(project_id, payloads)
+        state.set_task_ids(round_id, {(p.anchor_id, p.example_id): tid for p, tid in zip(missing, ids)})
+    return project_id, len(missing), len(recovered), already
+
+
+def start_round(
+    cfg: HildifConfig,
+    round_id: str,
+    selection: AnchorSelection | None = None,
+    *,
+    client=None,
+    progress: bool = True,
+) -> StartResult:
+    """Explain (once) and push (what is missing). ``client``: a :class:`LabelStudioClient` (default: from config).
+
+    The explanation is recorded before Label Studio is contacted, so an unreachable Label Studio loses nothing:
+    the error says so, and rerunning the same command pushes the recorded pairs.
+    """
+    validate_round_id(round_id)
+    selection = selection or AnchorSelection()
+    state = RoundState(cfg.run_path("rounds.sqlite"))
+    explained_now = False
+    if state.has_round(round_id):
+        recorded = state.round(round_id)
+        if recorded["selection"] != selection.to_dict():
+            log.info("round %s exists (selection %s); reusing its anchors, ignoring the new selection",
+                     round_id, recorded["selection"])
+        base_version = recorded["base_version"]
+    else:
+        base_version = explain_round(cfg, state, round_id, selection, progress)
+        explained_now = True
+    if client is None:
+        from hildif.labelstudio.client import LabelStudioClient
+
+        client = LabelStudioClient.from_config(cfg.labelstudio)
+    project_id, pushed, recovered, already = push_tasks(cfg, state, round_id, client)
+    pairs = state.pairs(round_id)
+    return StartResult(
+        round_id=round_id, project_id=project_id, n_anchors=len(state.anchors(round_id)), n_pairs=len(pairs),
+        explained_now=explained_now, pushed_now=pushed, recovered=recovered, already_pushed=already,
+        base_version=base_version,
+    )
+
+
+__all__ = ["AnchorSelection", "StartResult", "RoundError", "start_round", "select_anchors", "read_pair_ids",
+           "push_tasks", "explain_round", "current_model", "parse_rule"]

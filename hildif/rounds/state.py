@@ -1,0 +1,405 @@
+"""Persisted round state: one SQLite file (``<run_dir>/rounds.sqlite``), every write in one transaction.
+
+Tables (ids are strings; JSON columns hold :meth:`Example.to_dict` or plain dicts):
+
+* ``rounds``        round_id, created_at, project_id, project_title, base_version, base_path, selection, config
+* ``anchors``       (round_id, anchor_id) -> position, example, probs (model's [p(non-ent), p(ent)] at start)
+* ``pairs``         (round_id, anchor_id, example_id) -> rank (1 = most helpful), influence, example, task_id
+* ``snapshots``     snapshot_id -> round_id, created_at, digest (of the active ratings), n_active
+* ``ratings``       (snapshot_id, source) -> anchor_id, example_id, annotator, score, status, updated_at
+* ``syncs``         sync_id -> round_id, snapshot_id, status (running | done | failed), version, report_dir, error
+* ``scores``        (sync_id, anchor_id, example_id) -> aggregated score, n_raters, spread, flagged, pending
+* ``augmented``     (sync_id, position) -> example: the fine-tuning set S of that sync
+* ``model_versions`` version -> path, parent, round_id, sync_id, created_at
+* ``metrics``       (version, name) -> value: flattened evaluation numbers (``hans.accuracy``, ``mnli.accuracy`` ...)
+
+The served model is the registry's ``models/current.json`` (:class:`hildif.model.registry.ModelRegistry`), switched
+by the sync only after everything above is committed; so the database never points at a half-written model and a
+crash leaves the previous model serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from hildif.data.example import Example
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rounds (
+    round_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, project_id INTEGER, project_title TEXT,
+    base_version TEXT NOT NULL, base_path TEXT NOT NULL, selection TEXT NOT NULL, config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anchors (
+    round_id TEXT NOT NULL REFERENCES rounds(round_id), anchor_id TEXT NOT NULL, position INTEGER NOT NULL,
+    example TEXT NOT NULL, probs TEXT NOT NULL, PRIMARY KEY (round_id, anchor_id)
+);
+CREATE TABLE IF NOT EXISTS pairs (
+    round_id TEXT NOT NULL, anchor_id TEXT NOT NULL, example_id TEXT NOT NULL, rank INTEGER NOT NULL,
+    influence REAL NOT NULL, example TEXT NOT NULL, task_id INTEGER,
+    PRIMARY KEY (round_id, anchor_id, example_id), FOREIGN KEY (round_id, anchor_id) REFERENCES anchors
+);
+CREATE UNIQUE INDEX IF NOT EXISTS pairs_task ON pairs(task_id) WHERE task_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS snapshots (
+    snapshot_id INTEGER PRIMARY KEY AUTOINCREMENT, round_id TEXT NOT NULL REFERENCES rounds(round_id),
+    created_at TEXT NOT NULL, digest TEXT NOT NULL, n_active INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ratings (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(snapshot_id), source TEXT NOT NULL,
+    anchor_id TEXT NOT NULL, example_id TEXT NOT NULL, annotator TEXT NOT NULL, score INTEGER,
+    status TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (snapshot_id, source)
+);
+CREATE TABLE IF NOT EXISTS syncs (
+    sync_id INTEGER PRIMARY KEY AUTOINCREMENT, round_id TEXT NOT NULL REFERENCES rounds(round_id),
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(snapshot_id), started_at TEXT NOT NULL, finished_at TEXT,
+    status TEXT NOT NULL, version TEXT, report_dir TEXT, error TEXT, summary TEXT
+);
+CREATE TABLE IF NOT EXISTS scores (
+    sync_id INTEGER NOT NULL REFERENCES syncs(sync_id), anchor_id TEXT NOT NULL, example_id TEXT NOT NULL,
+    score REAL, n_raters INTEGER NOT NULL, spread REAL, flagged INTEGER NOT NULL, pending INTEGER NOT NULL,
+    PRIMARY KEY (sync_id, anchor_id, example_id)
+);
+CREATE TABLE IF NOT EXISTS augmented (
+    sync_id INTEGER NOT NULL REFERENCES syncs(sync_id), position INTEGER NOT NULL, example TEXT NOT NULL,
+    PRIMARY KEY (sync_id, position)
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    version TEXT PRIMARY KEY, path TEXT NOT NULL, parent TEXT, round_id TEXT, sync_id INTEGER, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    version TEXT NOT NULL, name TEXT NOT NULL, value REAL, PRIMARY KEY (version, name)
+);
+"""
+
+ACTIVE_STATUSES = ("submitted", "skipped", "cancelled")
+
+
+class RoundStateError(RuntimeError):
+    """The round state is missing something the caller needs (unknown round, ...); the message says what."""
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9 // 10**6:03d}Z"
+
+
+@dataclass(frozen=True)
+class PairRow:
+    round_id: str
+    anchor_id: str
+    example_id: str
+    rank: int
+    influence: float
+    example: Example
+    task_id: int | None
+
+
+@dataclass(frozen=True)
+class AnchorRow:
+    round_id: str
+    anchor_id: str
+    position: int
+    example: Example
+    probs: list[float]
+
+
+def ratings_digest(ratings: Iterable[Any]) -> str:
+    """A digest of what the ratings say (who rated which pair how), independent of order and timestamps.
+
+    Deleted ratings are left out: a snapshot without them says the same as one where they never existed.
+    """
+    rows = sorted(
+        (r.anchor_id, r.example_id, r.annotator, -1 if r.score is None else int(r.score), r.status)
+        for r in ratings if r.status in ACTIVE_STATUSES
+    )
+    return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()[:16]
+
+
+def flatten_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """``{"hans": {"accuracy": 51.0, "by_heuristic": {...}}}`` -> ``{"hans.accuracy": 51.0, ...}`` (numbers only)."""
+    out: dict[str, float] = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_metrics(value, f"{name}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+class RoundState:
+    """Access to the round database. Each method opens a short connection; writes are single transactions.
+
+    Safe to use from several threads and processes (WAL journal, ``BEGIN IMMEDIATE`` for writes).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._init_schema()
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 60000")
+        return db
+
+    def _init_schema(self) -> None:
+        db = self._connect()
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(SCHEMA)
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row["value"]) != SCHEMA_VERSION:
+                raise RoundStateError(
+                    f"{self.path}: schema version {row['value']}, this hildif expects {SCHEMA_VERSION}"
+                )
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ rounds, anchors, pairs
+    def create_round(
+        self,
+        round_id: str,
+        base_version: str,
+        base_path: str,
+        selection: dict[str, Any],
+        config: dict[str, Any],
+        anchors: Sequence[tuple[Example, Sequence[float]]],
+        pairs: Sequence[tuple[str, Example, int, float]],
+    ) -> None:
+        """Record a round with its explained anchors and (anchor_id, example, rank, influence) pairs, atomically."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM rounds WHERE round_id = ?", (round_id,)).fetchone():
+                raise RoundStateError(f"round {round_id!r} already exists in {self.path}")
+            db.execute(
+                "INSERT INTO rounds VALUES (?, ?, NULL, NULL, ?, ?, ?, ?)",
+                (round_id, now(), base_version, base_path, json.dumps(selection), json.dumps(config, default=str)),
+            )
+            db.executemany(
+                "INSERT INTO anchors VALUES (?, ?, ?, ?, ?)",
+                [(round_id, a.id, i, json.dumps(a.to_dict()), json.dumps([float(p) for p in probs]))
+                 for i, (a, probs) in enumerate(anchors)],
+            )
+            db.executemany(
+                "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                [(round_id, aid, ex.id, int(rank), float(score), json.dumps(ex.to_dict()))
+                 for aid, ex, rank, score in pairs],
+            )
+
+    def round(self, round_id: str) -> dict[str, Any]:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM rounds WHERE round_id = ?", (round_id,)).fetchone()
+        if row is None:
+            raise RoundStateError(f"unknown round {round_id!r} in {self.path} (known: {', '.join(self.round_ids()) or 'none'})")
+        out = dict(row)
+        out["selection"] = json.loads(out["selection"])
+        out["config"] = json.loads(out["config"])
+        return out
+
+    def has_round(self, round_id: str) -> bool:
+        with self._read() as db:
+            return db.execute("SELECT 1 FROM rounds WHERE round_id = ?", (round_id,)).fetchone() is not None
+
+    def round_ids(self) -> list[str]:
+        with self._read() as db:
+            return [r[0] for r in db.execute("SELECT round_id FROM rounds ORDER BY created_at, round_id")]
+
+    def rounds_of_project(self, project_id: int) -> list[str]:
+        with self._read() as db:
+            return [r[0] for r in db.execute(
+                "SELECT round_id FROM rounds WHERE project_id = ? ORDER BY created_at, round_id", (project_id,))]
+
+    def set_project(self, round_id: str, project_id: int, title: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE rounds SET project_id = ?, project_title = ? WHERE round_id = ?",
+                       (project_id, title, round_id))
+
+    def anchors(self, round_id: str) -> list[AnchorRow]:
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM anchors WHERE round_id = ? ORDER BY position", (round_id,)).fetchall()
+        return [AnchorRow(r["round_id"], r["anchor_id"], r["position"], Example.from_dict(json.loads(r["example"])),
+                          json.loads(r["probs"])) for r in rows]
+
+    def pairs(self, round_id: str) -> list[PairRow]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT p.* FROM pairs p JOIN anchors a USING (round_id, anchor_id) WHERE p.round_id = ? "
+                "ORDER BY a.position, p.rank", (round_id,)).fetchall()
+        return [PairRow(r["round_id"], r["anchor_id"], r["example_id"], r["rank"], r["influence"],
+                        Example.from_dict(json.loads(r["example"])), r["task_id"]) for r in rows]
+
+    def set_task_ids(self, round_id: str, task_ids: dict[tuple[str, str], int]) -> None:
+        """Record Label Studio task ids for (anchor_id, example_id) pairs, all or nothing."""
+        with self._write() as db:
+            for (aid, eid), tid in task_ids.items():
+                cur = db.execute(
+                    "UPDATE pairs SET task_id = ? WHERE round_id = ? AND anchor_id = ? AND example_id = ?",
+                    (int(tid), round_id, aid, eid))
+                if cur.rowcount != 1:
+                    raise RoundStateError(f"round {round_id!r} has no pair ({aid}, {eid}) to attach task {tid} to")
+
+    # ------------------------------------------------------------------ ratings snapshots
+    def latest_snapshot(self, round_id: str) -> dict[str, Any] | None:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM snapshots WHERE round_id = ? ORDER BY snapshot_id DESC LIMIT 1",
+                             (round_id,)).fetchone()
+        return dict(row) if row else None
+
+    def snapshot(self, snapshot_id: int) -> dict[str, Any]:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM snapshots WHERE snapshot_id = ?", (snapshot_id,)).fetchone()
+        if row is None:
+            raise RoundStateError(f"unknown ratings snapshot {snapshot_id} in {self.path}")
+        return dict(row)
+
+    def snapshot_ratings(self, snapshot_id: int) -> list[dict[str, Any]]:
+        with self._read() as db:
+            return [dict(r) for r in db.execute(
+                "SELECT * FROM ratings WHERE snapshot_id = ? ORDER BY anchor_id, example_id, annotator, source",
+                (snapshot_id,))]
+
+    def add_snapshot(self, round_id: str, ratings: Sequence[Any]) -> tuple[int, bool]:
+        """Store ``ratings`` (hildif.feedback.Rating records) as a new snapshot unless the latest one of the round
+        says the same (same :func:`ratings_digest` and the same deleted set). Returns (snapshot_id, created)."""
+        digest = ratings_digest(ratings)
+        deleted = sorted(r.source for r in ratings if r.status == "deleted")
+        with self._write() as db:
+            last = db.execute("SELECT * FROM snapshots WHERE round_id = ? ORDER BY snapshot_id DESC LIMIT 1",
+                              (round_id,)).fetchone()
+            if last is not None and last["digest"] == digest:
+                last_deleted = [r[0] for r in db.execute(
+                    "SELECT source FROM ratings WHERE snapshot_id = ? AND status = 'deleted' ORDER BY source",
+                    (last["snapshot_id"],))]
+                if last_deleted == deleted:
+                    return int(last["snapshot_id"]), False
+            n_active = sum(1 for r in ratings if r.status in ACTIVE_STATUSES)
+            cur = db.execute("INSERT INTO snapshots (round_id, created_at, digest, n_active) VALUES (?, ?, ?, ?)",
+                             (round_id, now(), digest, n_active))
+            sid = int(cur.lastrowid)
+            db.executemany(
+                "INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(sid, r.source, r.anchor_id, r.example_id, r.annotator, r.score, r.status, r.updated_at)
+                 for r in ratings],
+            )
+        return sid, True
+
+    # ------------------------------------------------------------------ syncs
+    def begin_sync(self, round_id: str, snapshot_id: int) -> int:
+        with self._write() as db:
+            cur = db.execute("INSERT INTO syncs (round_id, snapshot_id, started_at, status) VALUES (?, ?, ?, 'running')",
+                             (round_id, snapshot_id, now()))
+            return int(cur.lastrowid)
+
+    def fail_sync(self, sync_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE syncs SET status = 'failed', finished_at = ?, error = ? WHERE sync_id = ?",
+                       (now(), error[:4000], sync_id))
+
+    def finish_sync(
+        self,
+        sync_id: int,
+        *,
+        scores: Sequence[tuple[str, str, float | None, int, float | None, bool, bool]],
+        augmented: Sequence[Example],
+        version: str,
+        version_path: str,
+        parent: str | None,
+        metrics: dict[str, Any],
+        report_dir: str,
+        summary: dict[str, Any],
+    ) -> None:
+        """Record everything a successful sync produced in one transaction (the model is already on disk)."""
+        with self._write() as db:
+            row = db.execute("SELECT round_id FROM syncs WHERE sync_id = ?", (sync_id,)).fetchone()
+            if row is None:
+                raise RoundStateError(f"unknown sync {sync_id}")
+            db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(sync_id, a, e, s, n, sp, int(f), int(p)) for a, e, s, n, sp, f, p in scores])
+            db.executemany("INSERT INTO augmented VALUES (?, ?, ?)",
+                           [(sync_id, i, json.dumps(ex.to_dict())) for i, ex in enumerate(augmented)])
+            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, ?, ?)",
+                       (version, version_path, parent, row["round_id"], sync_id, now()))
+            self._put_metrics(db, version, metrics)
+            db.execute(
+                "UPDATE syncs SET status = 'done', finished_at = ?, version = ?, report_dir = ?, summary = ? "
+                "WHERE sync_id = ?", (now(), version, report_dir, json.dumps(summary, default=str), sync_id))
+
+    @staticmethod
+    def _put_metrics(db: sqlite3.Connection, version: str, metrics: dict[str, Any]) -> None:
+        db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)",
+                       [(version, k, v) for k, v in flatten_metrics(metrics).items()])
+
+    def record_version(self, version: str, path: str, parent: str | None = None, metrics: dict[str, Any] | None = None,
+                       round_id: str | None = None) -> None:
+        """Register a model version made outside a sync (the base model) and, optionally, its metrics."""
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, NULL, ?)",
+                       (version, path, parent, round_id, now()))
+            if metrics:
+                self._put_metrics(db, version, metrics)
+
+    def syncs(self, round_id: str) -> list[dict[str, Any]]:
+        with self._read() as db:
+            rows = [dict(r) for r in db.execute("SELECT * FROM syncs WHERE round_id = ? ORDER BY sync_id", (round_id,))]
+        for r in rows:
+            r["summary"] = json.loads(r["summary"]) if r["summary"] else None
+        return rows
+
+    def last_done_sync(self, round_id: str) -> dict[str, Any] | None:
+        done = [s for s in self.syncs(round_id) if s["status"] == "done"]
+        return done[-1] if done else None
+
+    def scores(self, sync_id: int) -> list[dict[str, Any]]:
+        with self._read() as db:
+            return [dict(r) for r in db.execute(
+                "SELECT * FROM scores WHERE sync_id = ? ORDER BY anchor_id, example_id", (sync_id,))]
+
+    def augmented(self, sync_id: int) -> list[Example]:
+        with self._read() as db:
+            return [Example.from_dict(json.loads(r[0])) for r in db.execute(
+                "SELECT example FROM augmented WHERE sync_id = ? ORDER BY position", (sync_id,))]
+
+    def metrics(self, version: str) -> dict[str, float]:
+        with self._read() as db:
+            return {r["name"]: r["value"] for r in db.execute(
+                "SELECT name, value FROM metrics WHERE version = ? ORDER BY name", (version,))}
+
+    def model_versions(self) -> list[dict[str, Any]]:
+        with self._read() as db:
+            return [dict(r) for r in db.execute("SELECT * FROM model_versions ORDER BY created_at, version")]

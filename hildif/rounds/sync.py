@@ -1,0 +1,207 @@
+"""Sync a round (the rest of Algorithm 1): pull ratings, S <- U g(z_ij, s_ij), f <- FINE_TUNE(f, S), evaluate,
+and serve the new model.
+
+Order, chosen so that a crash at any point leaves the previous model serving and the state consistent:
+
+1. pull every annotation of the round's tasks from Label Studio (read-only);
+2. snapshot them (one transaction); deletions are found by comparing with the previous snapshot;
+3. if the ratings say the same as at the last successful sync (same digest): stop, nothing changes;
+4. aggregate per pair -> scores; augment each rated influential example (``copies_per_point * score`` copies);
+5. fine-tune a fresh copy of the round's base model (the model the explanations came from) on the augmented set,
+   so a re-sync after edited ratings recomputes the round from the latest ratings instead of stacking on itself;
+6. evaluate on HANS and MNLI dev samples (``eval.hans_sample``, ``eval.mnli_sample``), the base model too (once,
+   cached in the ``metrics`` table);
+7. save the model version (atomic directory rename), write the round report, record scores, the augmented set, the
+   version and its metrics (one transaction);
+8. switch ``models/current.json`` to the new version (atomic rename) - last.
+
+A failure in 4-7 marks the sync ``failed`` with the error and re-raises; nothing served changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hildif.config import HildifConfig
+from hildif.rounds.start import RoundError
+from hildif.rounds.state import RoundState, now, ratings_digest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncResult:
+    """``status``: ``trained`` (a new version is served), ``unchanged`` (same ratings as the last successful sync),
+    or ``no_ratings`` (nothing rated yet, nothing to train on)."""
+
+    round_id: str
+    status: str
+    snapshot_id: int
+    digest: str
+    changes: dict[str, int]
+    sync_id: int | None = None
+    version: str | None = None
+    previous_version: str | None = None
+    report_dir: str | None = None
+    n_scored_pairs: int = 0
+    n_augmented: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _eval_sets(cfg: HildifConfig):
+    from hildif.data.splits import load_dev, load_hans, stratified_sample
+
+    hans = stratified_sample(load_hans(cfg.data), cfg.eval.hans_sample)
+    mnli = stratified_sample(load_dev(cfg.data), cfg.eval.mnli_sample, key=lambda e: e.label)
+    return hans, mnli
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers worth a glance: HANS and MNLI accuracy, HANS per heuristic and class."""
+    out: dict[str, Any] = {}
+    if result.get("mnli"):
+        out["mnli_accuracy"] = result["mnli"].get("accuracy")
+    hans = result.get("hans") or {}
+    if hans:
+        out["hans_accuracy"] = hans.get("accuracy")
+        out["hans_by_heuristic"] = hans.get("by_heuristic")
+    return out
+
+
+def pull_and_snapshot(cfg: HildifConfig, state: RoundState, round_id: str, client) -> tuple[int, list, dict[str, int]]:
+    """Steps 1-2: returns (snapshot id, ratings of the snapshot, change counts)."""
+    from hildif.labelstudio.convert import reconcile
+
+    info = state.round(round_id)
+    pairs = state.pairs(round_id)
+    by_task = {p.task_id: (p.anchor_id, p.example_id) for p in pairs if p.task_id is not None}
+    if info["project_id"] is None or not by_task:
+        raise RoundError(f"round {round_id!r} has no tasks in Label Studio yet: run `hildif round start` first")
+    current = client.ratings(int(info["project_id"]), by_task)
+    last = state.latest_snapshot(round_id)
+    previous = state.snapshot_ratings(last["snapshot_id"]) if last else []
+    ratings, changes = reconcile(current, previous, now())
+    snapshot_id, created = state.add_snapshot(round_id, ratings)
+    log.info("round %s: snapshot %d (%s): %s", round_id, snapshot_id, "new" if created else "unchanged", changes)
+    return snapshot_id, ratings, changes
+
+
+def sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool = True) -> SyncResult:
+    """Run one sync of ``round_id`` (see the module docstring). ``client``: a :class:`LabelStudioClient`."""
+    from hildif.model.registry import ModelRegistry
+
+    state = RoundState(cfg.run_path("rounds.sqlite"))
+    info = state.round(round_id)
+    if client is None:
+        from hildif.labelstudio.client import LabelStudioClient
+
+        client = LabelStudioClient.from_config(cfg.labelstudio)
+    snapshot_id, ratings, changes = pull_and_snapshot(cfg, state, round_id, client)
+    digest = ratings_digest(ratings)
+    registry = ModelRegistry(cfg.run.run_dir)
+    previous_version = registry.current()
+    base = SyncResult(round_id, "unchanged", snapshot_id, digest, changes, previous_version=previous_version)
+    last = state.last_done_sync(round_id)
+    if last is not None:
+        if state.snapshot(last["snapshot_id"])["digest"] == digest:
+            base.sync_id, base.version, base.report_dir = last["sync_id"], last["version"], last["report_dir"]
+            log.info("round %s: ratings unchanged since sync %d; model %s stays", round_id, last["sync_id"], last["version"])
+            return base
+    if not any(r.status == "submitted" for r in ratings):
+        base.status = "no_ratings"
+        log.info("round %s: no submitted rating yet; nothing to fine-tune on", round_id)
+        return base
+    sync_id = state.begin_sync(round_id, snapshot_id)
+    try:
+        result = _train_and_record(cfg, state, registry, info, sync_id, ratings, progress)
+    except BaseException as exc:
+        state.fail_sync(sync_id, f"{type(exc).__name__}: {exc}")
+        raise
+    registry.set_current(result["version"])  # last: only now does the backend serve the new model
+    log.info("round %s: sync %d served model %s (was %s)", round_id, sync_id, result["version"], previous_version)
+    return SyncResult(
+        round_id, "trained", snapshot_id, digest, changes, sync_id=sync_id, version=result["version"],
+        previous_version=previous_version, report_dir=result["report_dir"], n_scored_pairs=result["n_scored"],
+        n_augmented=result["n_augmented"], metrics=result["headline"],
+    )
+
+
+def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
+                      ratings: list, progress: bool) -> dict[str, Any]:
+    from hildif.feedback import aggregate, augment
+    from hildif.model.classifier import Classifier
+    from hildif.model.evaluation import evaluate, write_report
+    from hildif.model.training import train
+    from hildif.rounds.report import write_round_report
+
+    round_id = info["round_id"]
+    fb = cfg.feedback
+    agg = aggregate(ratings, method=fb.aggregation, min_raters=fb.min_raters, review_spread=fb.review_spread)
+    examples = {(p.anchor_id, p.example_id): p.example for p in state.pairs(round_id)}
+    scored = [(examples[key], float(pair.score)) for key, pair in sorted(agg.pairs.items())
+              if not pair.pending and pair.score is not None and key in examples]
+    if not scored:
+        raise RoundError(f"round {round_id}: no pair has enough ratings (feedback.min_raters = {fb.min_raters})")
+    aug = augment(scored, fb)
+    if not aug.examples:
+        raise RoundError(f"round {round_id}: augmentation produced no example (scores {[s for _, s in scored]}, "
+                         f"feedback.score_threshold = {fb.score_threshold})")
+    load = dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
+    hans, mnli = _eval_sets(cfg)
+    before = state.metrics(info["base_version"])
+    base_result = None
+    if not before:
+        base_clf = Classifier.load(info["base_path"], **load)
+        base_result = evaluate(base_clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
+        state.record_version(info["base_version"], info["base_path"], metrics=base_result)
+        del base_clf
+    clf = Classifier.load(info["base_path"], **load)
+    t0 = time.perf_counter()
+    train_result = train(clf, aug.examples, cfg.finetune, progress=progress)
+    after = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
+    version = registry.save(clf, {
+        "kind": "round", "parent": info["base_version"], "round_id": round_id, "sync_id": sync_id,
+        "ratings_digest": ratings_digest(ratings), "created_at": now(),
+    }, make_current=False)
+    report_dir = cfg.run_path("rounds", round_id, f"sync-{sync_id:03d}")
+    eval_results = {"before": base_result or _unflatten(before), "after": after}
+    eval_paths = write_report(eval_results, report_dir, title="evaluation")
+    summary = {
+        "round_id": round_id, "sync_id": sync_id, "base_version": info["base_version"], "version": version,
+        "ratings_digest": ratings_digest(ratings), "aggregation": agg.to_dict(), "augmentation": aug.stats,
+        "n_scored_pairs": len(scored), "n_augmented": len(aug.examples), "train": train_result.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "metrics": {"before": headline(eval_results["before"]), "after": headline(after)},
+        "evaluation_files": {k: str(v) for k, v in eval_paths.items()},
+    }
+    write_round_report(report_dir, summary, agg)
+    scores = [(p.anchor_id, p.example_id, p.score, p.n_raters, p.spread, p.flagged, p.pending) for p in agg.pairs.values()]
+    state.finish_sync(
+        sync_id, scores=scores, augmented=aug.examples, version=version, version_path=str(registry.path(version)),
+        parent=info["base_version"], metrics=after, report_dir=str(report_dir),
+        summary={k: summary[k] for k in ("n_scored_pairs", "n_augmented", "metrics", "ratings_digest")},
+    )
+    return {"version": version, "report_dir": str(report_dir), "n_scored": len(scored),
+            "n_augmented": len(aug.examples), "headline": summary["metrics"]}
+
+
+def _unflatten(flat: dict[str, float]) -> dict[str, Any]:
+    """The metrics table's ``a.b.c = v`` rows back into nested dicts (for the before/after report)."""
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        node = out
+        parts = name.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+__all__ = ["SyncResult", "sync_round", "pull_and_snapshot", "headline"]

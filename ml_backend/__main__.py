@@ -1,0 +1,9 @@
+"""``python -m ml_backend [--port 9090] [--run-dir runs/default] ...``: serve the backend with gunicorn."""
+
+import logging
+import sys
+
+from ml_backend.server import main
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+sys.exit(main())

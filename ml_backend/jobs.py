@@ -1,0 +1,174 @@
+"""A background job queue whose state lives in SQLite, so a job's status survives a restart of the backend.
+
+One worker thread runs jobs one at a time in submission order (training and influence want the whole machine).
+``submit`` only inserts a row and wakes the worker, so a webhook handler answers in milliseconds. A job submitted
+while an identical one (same kind and parameters) is still queued is not queued twice: the existing id comes back.
+Jobs left ``running`` by a backend that died are marked ``failed`` ("interrupted") at the next start; the work they
+did is safe because every step they call (a round sync) is itself atomic and can simply be submitted again.
+
+Table ``jobs``: id, kind, params (JSON), status (queued | running | done | failed), created_at, started_at,
+finished_at, result (JSON), error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, result TEXT, error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
+"""
+
+
+class JobQueue:
+    """Persisted FIFO of jobs run by one daemon thread.
+
+    Args:
+        path: the SQLite file.
+        handlers: ``{kind: fn(params) -> JSON-able result}``; an exception marks the job failed with its message.
+    """
+
+    def __init__(self, path: str | Path, handlers: dict[str, Handler]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handlers = dict(handlers)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(_SCHEMA)
+            n = db.execute(
+                "UPDATE jobs SET status = 'failed', finished_at = ?, error = 'interrupted: the backend stopped "
+                "while this job ran; submit it again' WHERE status = 'running'", (time.time(),)).rowcount
+        if n:
+            log.warning("marked %d interrupted job(s) as failed", n)
+
+    def _db(self) -> "_Closing":
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return _Closing(db)
+
+    # ------------------------------------------------------------------ API
+    def submit(self, kind: str, params: dict[str, Any] | None = None) -> tuple[str, bool]:
+        """Queue a job; returns (job id, created). An identical queued job is reused (created False)."""
+        if kind not in self.handlers:
+            raise ValueError(f"unknown job kind {kind!r} (known: {', '.join(sorted(self.handlers))})")
+        blob = json.dumps(params or {}, sort_keys=True)
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT id FROM jobs WHERE kind = ? AND params = ? AND status = 'queued'",
+                             (kind, blob)).fetchone()
+            if row:
+                db.execute("COMMIT")
+                return row["id"], False
+            job_id = uuid.uuid4().hex
+            db.execute("INSERT INTO jobs (id, kind, params, status, created_at) VALUES (?, ?, ?, 'queued', ?)",
+                       (job_id, kind, blob, time.time()))
+            db.execute("COMMIT")
+        self._wake.set()
+        return job_id, True
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _decode(row) if row else None
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        return [_decode(r) for r in rows]
+
+    def wait(self, job_id: str, timeout: float = 600.0, poll: float = 0.2) -> dict[str, Any]:
+        """Block until the job is done or failed (for tests and the CLI); TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.get(job_id)
+            if job and job["status"] in ("done", "failed"):
+                return job
+            time.sleep(poll)
+        raise TimeoutError(f"job {job_id} not finished after {timeout:.0f} s (status {self.get(job_id)})")
+
+    # ------------------------------------------------------------------ worker
+    def start(self) -> "JobQueue":
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="hildif-jobs", daemon=True)
+            self._thread.start()
+            self._wake.set()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _claim(self) -> dict[str, Any] | None:
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
+            if row is not None:
+                db.execute("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?", (time.time(), row["id"]))
+            db.execute("COMMIT")
+        return _decode(row) if row else None
+
+    def _finish(self, job_id: str, status: str, result: Any = None, error: str | None = None) -> None:
+        with self._db() as db:
+            db.execute("UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",
+                       (status, time.time(), json.dumps(result, default=str) if result is not None else None,
+                        error, job_id))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            job = self._claim()
+            if job is None:
+                self._wake.wait(5.0)
+                self._wake.clear()
+                continue
+            log.info("job %s (%s) started", job["id"], job["kind"])
+            try:
+                result = self.handlers[job["kind"]](job["params"])
+            except Exception as exc:  # a failed job must not kill the worker
+                log.error("job %s (%s) failed: %s", job["id"], job["kind"], exc)
+                self._finish(job["id"], "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}")
+            else:
+                log.info("job %s (%s) done", job["id"], job["kind"])
+                self._finish(job["id"], "done", result=result)
+
+
+class _Closing:
+    """A sqlite3 connection used as ``with``: closes on exit (sqlite3's own ``with`` only commits)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._db
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None and self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._db.close()
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["params"] = json.loads(d["params"]) if d.get("params") else {}
+    d["result"] = json.loads(d["result"]) if d.get("result") else None
+    return d

@@ -1,0 +1,68 @@
+"""Serve the backend with gunicorn: one worker process (the job queue and the loaded model live in it), several
+threads (so /health and /webhook answer while /predict runs). Binds to 127.0.0.1 unless told otherwise.
+
+Basic auth comes from the environment only: ``HILDIF_BACKEND_USER`` and ``HILDIF_BACKEND_PASSWORD``.
+Pre-annotation: ``--preannotate`` or ``HILDIF_BACKEND_PREANNOTATE=1`` (off by default, so raters are not biased).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from hildif.commands.common import add_config_options, config_from_args
+from hildif.config import HildifConfig
+from ml_backend.settings import BackendSettings
+
+AUTH_USER_ENV = "HILDIF_BACKEND_USER"
+AUTH_PASSWORD_ENV = "HILDIF_BACKEND_PASSWORD"
+PREANNOTATE_ENV = "HILDIF_BACKEND_PREANNOTATE"
+
+
+def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bool | None = None) -> BackendSettings:
+    user, password = os.environ.get(AUTH_USER_ENV), os.environ.get(AUTH_PASSWORD_ENV)
+    if bool(user) != bool(password):
+        raise ValueError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV}")
+    if preannotate is None:
+        preannotate = os.environ.get(PREANNOTATE_ENV, "").lower() in ("1", "true", "yes", "on")
+    return BackendSettings(host=host, port=port, basic_auth=(user, password) if user else None, preannotate=preannotate)
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=9090)
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads in the single worker")
+    parser.add_argument("--preannotate", action="store_true", default=None,
+                        help="pre-fill a similarity choice from the model (off by default: raters are not biased)")
+    add_config_options(parser)
+
+
+def serve(cfg: HildifConfig, settings: BackendSettings) -> None:
+    """Run gunicorn in this process until it is stopped (SIGTERM/SIGINT)."""
+    from gunicorn.app.base import BaseApplication
+
+    from ml_backend.app import create_app
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"{settings.host}:{settings.port}", "workers": 1, "threads": settings.threads,
+                "worker_class": "gthread", "timeout": 300, "graceful_timeout": 30, "accesslog": "-",
+                "errorlog": "-", "loglevel": "info",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app(cfg, settings)
+
+    _App().run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml_backend", description="hildif's Label Studio ML backend")
+    add_serve_options(parser)
+    args = parser.parse_args(argv)
+    serve(config_from_args(args), settings_from_env(args.host, args.port, args.preannotate))
+    return 0
