@@ -47,3 +47,34 @@ def tiny_clf(mnli_train_sample, hans_sample):
     from hildif.model.tiny import build_tiny_classifier
 
     return build_tiny_classifier(list(mnli_train_sample) + list(hans_sample), seed=0)
+
+
+# ---------------------------------------------------------------------------------------------- Label Studio
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio 1.23.2 on 127.0.0.1 (SQLite), for the whole session.
+
+    The executable is ``$HILDIF_LABEL_STUDIO_BIN`` or ``.venv-ls/bin/label-studio``. Its data folder is a copy of a
+    migrated one cached in ``$HILDIF_TEST_CACHE`` (default ``~/.cache/hildif-tests``), built by the first run
+    (about 30-100 s), so later sessions start in a few seconds. SSRF protection is off so that Label Studio may
+    call the ML backend started by the tests on 127.0.0.1. Skipped when Label Studio is not installed, unless
+    ``HILDIF_REQUIRE_LABEL_STUDIO=1`` (CI), where that is an error.
+    """
+    from hildif.labelstudio.server import (
+        LABEL_STUDIO_VERSION, LabelStudioServer, LabelStudioServerError, find_label_studio_bin, free_port,
+        prepare_data_dir,
+    )
+
+    try:
+        find_label_studio_bin()
+    except LabelStudioServerError as exc:
+        if os.environ.get("HILDIF_REQUIRE_LABEL_STUDIO") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    cache = Path(os.environ.get("HILDIF_TEST_CACHE") or Path.home() / ".cache" / "hildif-tests")
+    data = prepare_data_dir(tmp_path_factory.mktemp("label-studio"), cache / f"label-studio-{LABEL_STUDIO_VERSION}-template",
+                            allow_local_backends=True)
+    server = LabelStudioServer(data, port=free_port(), allow_local_backends=True)
+    server.start()
+    yield server
+    server.stop()
