@@ -1,0 +1,135 @@
+"""The SQLite round state: atomic writes, snapshot deduplication, sync records (no server, no model)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from hildif.data.example import Example
+from hildif.feedback import Rating
+from hildif.rounds.state import RoundState, RoundStateError, flatten_metrics, ratings_digest
+from hildif.rounds.start import AnchorSelection, RoundError, parse_rule, read_pair_ids, validate_round_id
+
+A1 = Example("a1", "The judge advised the doctor .", "The doctor advised the judge .", 0)
+A2 = Example("a2", "The cat slept .", "The cat slept .", 1)
+Z = [Example(f"z{i}", f"premise {i}", f"hypothesis {i}", i % 2) for i in range(4)]
+
+
+@pytest.fixture()
+def state(tmp_path):
+    st = RoundState(tmp_path / "rounds.sqlite")
+    st.create_round("r1", "v0", "/models/v0", {"method": "paper"}, {},
+                    [(A1, [0.3, 0.7]), (A2, [0.9, 0.1])],
+                    [("a1", Z[0], 1, -2.0), ("a1", Z[1], 2, -1.0), ("a2", Z[2], 1, -3.0), ("a2", Z[3], 2, -0.5)])
+    return st
+
+
+def test_round_round_trip_and_order(state):
+    info = state.round("r1")
+    assert info["base_version"] == "v0" and info["selection"] == {"method": "paper"} and info["project_id"] is None
+    assert [a.anchor_id for a in state.anchors("r1")] == ["a1", "a2"]
+    assert state.anchors("r1")[0].probs == [0.3, 0.7] and state.anchors("r1")[0].example == A1
+    pairs = state.pairs("r1")
+    assert [(p.anchor_id, p.example_id, p.rank) for p in pairs] == [("a1", "z0", 1), ("a1", "z1", 2),
+                                                                      ("a2", "z2", 1), ("a2", "z3", 2)]
+    assert pairs[0].example == Z[0] and all(p.task_id is None for p in pairs)
+    with pytest.raises(RoundStateError, match="already exists"):
+        state.create_round("r1", "v0", "/m", {}, {}, [], [])
+    with pytest.raises(RoundStateError, match="unknown round 'nope'.*known: r1"):
+        state.round("nope")
+
+
+def test_task_ids_are_all_or_nothing(state):
+    with pytest.raises(RoundStateError, match=r"no pair \(a1, zz\)"):
+        state.set_task_ids("r1", {("a1", "z0"): 10, ("a1", "zz"): 11})
+    assert all(p.task_id is None for p in state.pairs("r1"))  # the first update was rolled back
+    state.set_task_ids("r1", {("a1", "z0"): 10, ("a2", "z3"): 13})
+    assert {p.example_id: p.task_id for p in state.pairs("r1")} == {"z0": 10, "z1": None, "z2": None, "z3": 13}
+    with pytest.raises(sqlite3.IntegrityError):  # one task, one pair
+        state.set_task_ids("r1", {("a1", "z1"): 10})
+
+
+def _rating(src, who, score, status="submitted", t="2026-01-01T00:00:00Z"):
+    return Rating("a1", "z0", who, score, status, t, src)
+
+
+def test_snapshots_are_deduplicated_by_content(state):
+    first = [_rating("s1", "u1", 4), _rating("s2", "u2", None, "skipped")]
+    sid, created = state.add_snapshot("r1", first)
+    assert created
+    # same content, other timestamps and order: same snapshot
+    again = [_rating("s2", "u2", None, "skipped", "2026-02-01T00:00:00Z"), _rating("s1", "u1", 4, t="2026-02-01T00:00:00Z")]
+    assert state.add_snapshot("r1", again) == (sid, False)
+    changed = [_rating("s1", "u1", 5), _rating("s2", "u2", None, "skipped")]
+    sid2, created2 = state.add_snapshot("r1", changed)
+    assert created2 and sid2 > sid
+    assert ratings_digest(first) != ratings_digest(changed)
+    # a deletion-only change leaves the digest (what the ratings say) but is recorded as a new snapshot
+    deleted = changed + [_rating("s9", "u9", 2, "deleted")]
+    assert ratings_digest(deleted) == ratings_digest(changed)
+    sid3, created3 = state.add_snapshot("r1", deleted)
+    assert created3 and state.snapshot(sid3)["n_active"] == 2
+    rows = state.snapshot_ratings(sid3)
+    assert {(r["source"], r["status"]) for r in rows} == {("s1", "submitted"), ("s2", "skipped"), ("s9", "deleted")}
+
+
+def test_sync_records_and_metrics(state):
+    sid, _ = state.add_snapshot("r1", [_rating("s1", "u1", 4)])
+    sync_id = state.begin_sync("r1", sid)
+    assert state.syncs("r1")[0]["status"] == "running" and state.last_done_sync("r1") is None
+    metrics = {"model_version": "v1", "hans": {"accuracy": 50.0, "n": 60, "by_heuristic": {"lexical_overlap": {
+        "entailment": 90.0, "non-entailment": 10.0}}}, "mnli": {"accuracy": 61.5, "n": 40}}
+    state.finish_sync(sync_id, scores=[("a1", "z0", 4.0, 1, 0, False, False)], augmented=[Z[0], Z[1]], version="v1",
+                      version_path="/models/v1", parent="v0", metrics=metrics, report_dir="/r", summary={"x": 1})
+    done = state.last_done_sync("r1")
+    assert (done["sync_id"], done["version"], done["summary"]) == (sync_id, "v1", {"x": 1})
+    assert state.scores(sync_id)[0]["score"] == 4.0 and state.augmented(sync_id) == [Z[0], Z[1]]
+    assert state.metrics("v1") == {"hans.accuracy": 50.0, "hans.n": 60.0, "mnli.accuracy": 61.5, "mnli.n": 40.0,
+                                   "hans.by_heuristic.lexical_overlap.entailment": 90.0,
+                                   "hans.by_heuristic.lexical_overlap.non-entailment": 10.0}
+    failed = state.begin_sync("r1", sid)
+    state.fail_sync(failed, "RuntimeError: boom")
+    assert state.syncs("r1")[-1]["status"] == "failed" and state.last_done_sync("r1")["sync_id"] == sync_id
+    assert [v["version"] for v in state.model_versions()] == ["v1"]
+
+
+def test_flatten_metrics_keeps_numbers_only():
+    assert flatten_metrics({"a": {"b": 1, "c": "x", "d": True}, "e": 2.5}) == {"a.b": 1.0, "e": 2.5}
+
+
+def test_selection_and_rule_validation(tmp_path):
+    with pytest.raises(RoundError, match="unknown"):
+        AnchorSelection(method="clever")
+    with pytest.raises(RoundError, match="pair-ids file"):
+        AnchorSelection(method="pairids")
+    assert parse_rule("wrong, heuristic=lexical_overlap") == [("wrong", None), ("heuristic", "lexical_overlap")]
+    with pytest.raises(RoundError, match="'gold=maybe' not understood"):
+        parse_rule("gold=maybe")
+    with pytest.raises(RoundError, match="round id"):
+        validate_round_id("../etc")
+    f = tmp_path / "ids.txt"
+    f.write_text("# handpicked\n98315c\n\n{\"pairID\": \"49703e\"}\n")
+    assert read_pair_ids(f) == ["98315c", "49703e"]
+    f.write_text("98315c\n98315c\n")
+    with pytest.raises(RoundError, match=r"ids.txt:2: pairID '98315c' listed twice"):
+        read_pair_ids(f)
+
+
+def test_pair_ids_selection_reads_dev_and_names_unknown_ids(tmp_path, data_dir):
+    from hildif.config import load_config
+    from hildif.rounds.start import select_anchors
+
+    cfg = load_config(overrides=[f"data.data_dir={data_dir}"])
+    f = tmp_path / "ids.txt"
+    f.write_text("98315c\n63735n\n")
+    chosen = select_anchors(cfg, AnchorSelection(method="pairids", pair_ids_file=str(f)))
+    assert [e.id for e in chosen] == ["98315c", "63735n"]
+    assert chosen[1].premise == "The new rights are nice enough"
+    f.write_text("98315c\nnot-an-id\n")
+    with pytest.raises(RoundError, match="not-an-id"):
+        select_anchors(cfg, AnchorSelection(method="pairids", pair_ids_file=str(f)))
+    rnd = select_anchors(cfg, AnchorSelection(method="random", n=3, seed=7))
+    assert [e.id for e in rnd] == [e.id for e in select_anchors(cfg, AnchorSelection(method="random", n=3, seed=7))]
+    lo = select_anchors(cfg, AnchorSelection(method="rule", n=4, rule="gold=non-entailment,heuristic=lexical_overlap"))
+    assert len(lo) == 4 and all(e.label == 0 for e in lo)
