@@ -10,7 +10,7 @@ Tables (ids are strings; JSON columns hold :meth:`Example.to_dict` or plain dict
 * ``syncs``         sync_id -> round_id, snapshot_id, status (running | done | failed), version, report_dir, error
 * ``scores``        (sync_id, anchor_id, example_id) -> aggregated score, n_raters, spread, flagged, pending
 * ``augmented``     (sync_id, position) -> example: the fine-tuning set S of that sync
-* ``model_versions`` version -> path, parent, round_id, sync_id, created_at
+* ``model_versions`` version -> path, parent, round_id, sync_id, created_at, evaluation (the full evaluate() JSON)
 * ``metrics``       (version, name) -> value: flattened evaluation numbers (``hans.accuracy``, ``mnli.accuracy`` ...)
 
 The served model is the registry's ``models/current.json`` (:class:`hildif.model.registry.ModelRegistry`), switched
@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS augmented (
     PRIMARY KEY (sync_id, position)
 );
 CREATE TABLE IF NOT EXISTS model_versions (
-    version TEXT PRIMARY KEY, path TEXT NOT NULL, parent TEXT, round_id TEXT, sync_id INTEGER, created_at TEXT NOT NULL
+    version TEXT PRIMARY KEY, path TEXT NOT NULL, parent TEXT, round_id TEXT, sync_id INTEGER, created_at TEXT NOT NULL,
+    evaluation TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     version TEXT NOT NULL, name TEXT NOT NULL, value REAL, PRIMARY KEY (version, name)
@@ -353,8 +354,8 @@ class RoundState:
                            [(sync_id, a, e, s, n, sp, int(f), int(p)) for a, e, s, n, sp, f, p in scores])
             db.executemany("INSERT INTO augmented VALUES (?, ?, ?)",
                            [(sync_id, i, json.dumps(ex.to_dict())) for i, ex in enumerate(augmented)])
-            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, ?, ?)",
-                       (version, version_path, parent, row["round_id"], sync_id, now()))
+            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (version, version_path, parent, row["round_id"], sync_id, now(), json.dumps(metrics)))
             self._put_metrics(db, version, metrics)
             db.execute(
                 "UPDATE syncs SET status = 'done', finished_at = ?, version = ?, report_dir = ?, summary = ? "
@@ -369,9 +370,10 @@ class RoundState:
                        round_id: str | None = None) -> None:
         """Register a model version made outside a sync (the base model) and, optionally, its metrics."""
         with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, NULL, ?)",
+            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, NULL, ?, NULL)",
                        (version, path, parent, round_id, now()))
             if metrics:
+                db.execute("UPDATE model_versions SET evaluation = ? WHERE version = ?", (json.dumps(metrics), version))
                 self._put_metrics(db, version, metrics)
 
     def syncs(self, round_id: str) -> list[dict[str, Any]]:
@@ -400,6 +402,14 @@ class RoundState:
             return {r["name"]: r["value"] for r in db.execute(
                 "SELECT name, value FROM metrics WHERE version = ? ORDER BY name", (version,))}
 
+    def evaluation(self, version: str) -> dict[str, Any] | None:
+        """The full :func:`hildif.model.evaluation.evaluate` result recorded for ``version``, if any."""
+        with self._read() as db:
+            row = db.execute("SELECT evaluation FROM model_versions WHERE version = ?", (version,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
     def model_versions(self) -> list[dict[str, Any]]:
         with self._read() as db:
-            return [dict(r) for r in db.execute("SELECT * FROM model_versions ORDER BY created_at, version")]
+            return [dict(r) for r in db.execute(
+                "SELECT version, path, parent, round_id, sync_id, created_at FROM model_versions "
+                "ORDER BY created_at, version")]

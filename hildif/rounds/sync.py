@@ -155,12 +155,11 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
                          f"feedback.score_threshold = {fb.score_threshold})")
     load = dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
     hans, mnli = _eval_sets(cfg)
-    before = state.metrics(info["base_version"])
-    base_result = None
-    if not before:
+    before = state.evaluation(info["base_version"])
+    if before is None:  # evaluated once per base version (same samples: eval.* settings)
         base_clf = Classifier.load(info["base_path"], **load)
-        base_result = evaluate(base_clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
-        state.record_version(info["base_version"], info["base_path"], metrics=base_result)
+        before = evaluate(base_clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
+        state.record_version(info["base_version"], info["base_path"], metrics=before)
         del base_clf
     clf = Classifier.load(info["base_path"], **load)
     t0 = time.perf_counter()
@@ -171,7 +170,7 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
         "ratings_digest": ratings_digest(ratings), "created_at": now(),
     }, make_current=False)
     report_dir = cfg.run_path("rounds", round_id, f"sync-{sync_id:03d}")
-    eval_results = {"before": base_result or _unflatten(before), "after": after}
+    eval_results = {"before": before, "after": after}
     eval_paths = write_report(eval_results, report_dir, title="evaluation")
     summary = {
         "round_id": round_id, "sync_id": sync_id, "base_version": info["base_version"], "version": version,
@@ -190,18 +189,6 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     )
     return {"version": version, "report_dir": str(report_dir), "n_scored": len(scored),
             "n_augmented": len(aug.examples), "headline": summary["metrics"]}
-
-
-def _unflatten(flat: dict[str, float]) -> dict[str, Any]:
-    """The metrics table's ``a.b.c = v`` rows back into nested dicts (for the before/after report)."""
-    out: dict[str, Any] = {}
-    for name, value in flat.items():
-        node = out
-        parts = name.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
 
 
 __all__ = ["SyncResult", "sync_round", "pull_and_snapshot", "headline"]
