@@ -31,6 +31,7 @@ def make_handlers(runtime: "BackendRuntime") -> dict[str, Callable[[dict[str, An
     def sync(params: dict[str, Any]) -> dict[str, Any]:
         from hildif.rounds.sync import sync_round
 
+        runtime.state.round(params["round_id"])  # an unknown round fails here, before Label Studio is asked
         client = label_studio_client(runtime, params.get("project_id"))
         return sync_round(runtime.cfg, params["round_id"], client=client, progress=False).to_dict()
 

@@ -95,6 +95,16 @@ class BackendRuntime:
             db.close()
         return json.loads(row[0]) if row else None
 
+    def count_event(self, project: str, event: str) -> None:
+        """Count webhook events per project (``get("events")``), for diagnostics; one short transaction."""
+        db = sqlite3.connect(self.db_path, timeout=30)
+        with db:
+            row = db.execute("SELECT value FROM kv WHERE project = ? AND key = 'events'", (project,)).fetchone()
+            counts = json.loads(row[0]) if row else {}
+            counts[event] = counts.get(event, 0) + 1
+            db.execute("INSERT OR REPLACE INTO kv VALUES (?, 'events', ?)", (project, json.dumps(counts)))
+        db.close()
+
     def kv_set(self, project: str, key: str, value: Any) -> None:
         db = sqlite3.connect(self.db_path, timeout=30)
         with db:
@@ -174,6 +184,7 @@ class HildifModel:
 
     def fit(self, event: str, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Webhook events. START_TRAINING queues a sync of the project's latest round and returns at once."""
+        self.runtime.count_event(self.project_id or str(project_id_of(data.get("project")) or ""), event)
         if event == TRAIN_EVENT:
             pid = project_id_of(data.get("project")) or project_id_of(self.project_id)
             if pid is None:

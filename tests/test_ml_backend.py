@@ -1,0 +1,197 @@
+"""The ML backend without Label Studio: the persisted job queue, the Flask app (Flask's test client), the model
+class, and gunicorn serving it (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from hildif.labelstudio.convert import SCORE_CHOICES
+from ml_backend.jobs import JobQueue
+from ml_backend.model import similarity_score
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------- job queue
+def test_jobs_run_in_order_persist_and_deduplicate(tmp_path):
+    seen: list[int] = []
+    release = threading.Event()
+
+    def work(params):
+        release.wait(10)
+        seen.append(params["n"])
+        if params["n"] == 3:
+            raise RuntimeError("bad input 3")
+        return {"doubled": params["n"] * 2}
+
+    q = JobQueue(tmp_path / "jobs.sqlite", {"work": work})
+    ids = [q.submit("work", {"n": n})[0] for n in (1, 2, 3)]
+    again, created = q.submit("work", {"n": 2})  # identical job still queued: reused
+    assert (again, created) == (ids[1], False)
+    assert [q.get(i)["status"] for i in ids] == ["queued"] * 3  # worker not started: nothing ran
+    q.start()
+    release.set()
+    done = [q.wait(i, timeout=30) for i in ids]
+    q.stop()
+    assert seen == [1, 2, 3]
+    assert [d["status"] for d in done] == ["done", "done", "failed"]
+    assert done[0]["result"] == {"doubled": 2} and "bad input 3" in done[2]["error"]
+    # a new queue on the same file sees the history
+    q2 = JobQueue(tmp_path / "jobs.sqlite", {"work": work})
+    assert q2.get(ids[0])["result"] == {"doubled": 2} and len(q2.list()) == 3
+    with pytest.raises(ValueError, match="unknown job kind 'train'"):
+        q2.submit("train")
+
+
+def test_a_job_interrupted_by_a_crash_is_marked_failed_at_restart(tmp_path):
+    q = JobQueue(tmp_path / "jobs.sqlite", {"work": lambda p: None})
+    job_id, _ = q.submit("work")
+    assert q._claim()["id"] == job_id  # the worker took it... and the process died
+    assert q.get(job_id)["status"] == "running"
+    restarted = JobQueue(tmp_path / "jobs.sqlite", {"work": lambda p: None})
+    job = restarted.get(job_id)
+    assert job["status"] == "failed" and "interrupted" in job["error"]
+
+
+def test_similarity_score_bins():
+    # five equal bins of width 0.4 over [-1, 1]
+    assert [similarity_score(c) for c in (-1.0, -0.61, -0.59, 0.0, 0.19, 0.21, 0.59, 0.61, 1.0)] == [
+        1, 1, 2, 3, 3, 4, 4, 5, 5]
+
+
+# ---------------------------------------------------------------------------------------------- the app
+@pytest.fixture()
+def backend(tmp_path, mnli_train_sample):
+    """A run directory with a tiny model as the current version, and a factory for apps over it."""
+    from hildif.config import load_config
+    from hildif.model.registry import ModelRegistry
+    from hildif.model.tiny import build_tiny_classifier
+    from ml_backend.app import create_app
+    from ml_backend.model import BackendRuntime
+    from ml_backend.settings import BackendSettings
+
+    cfg = load_config(overrides=[f"run.run_dir={tmp_path / 'run'}", "model.device=cpu"])
+    version = ModelRegistry(cfg.run.run_dir).save(build_tiny_classifier(mnli_train_sample[:200], seed=0))
+    runtimes = []
+
+    def make(**settings):
+        rt = BackendRuntime(cfg, BackendSettings(**settings))
+        runtimes.append(rt)
+        return create_app(cfg, runtime=rt).test_client(), rt
+
+    yield make, version, cfg
+    for rt in runtimes:
+        rt.close()
+
+
+TASKS = [
+    {"id": 1, "data": {"anchor_premise": "The judge advised the doctor .", "anchor_hypothesis": "The doctor advised the judge .",
+                       "example_premise": "The lawyer helped the banker .", "example_hypothesis": "The banker helped the lawyer ."}},
+    {"id": 2, "data": {"text": "not a rating task"}},
+]
+
+
+def test_health_setup_predict_versions(backend):
+    make, version, _ = backend
+    client, rt = make()
+    h = client.get("/health").get_json()
+    assert h["status"] == "UP" and h["model_version"] == version and h["loaded_version"] is None
+    setup = client.post("/setup", json={"project": "7.1700000000", "schema": "<View/>", "hostname": "http://localhost:8080",
+                                        "access_token": "tok"})
+    assert setup.get_json() == {"model_version": version}
+    assert rt.setups[7] == {"hostname": "http://localhost:8080", "access_token": "tok"}
+    assert rt.kv_get("7", "label_config") == "<View/>"
+    r = client.post("/predict", json={"tasks": TASKS, "project": "7.1700000000", "label_config": "<View/>"}).get_json()
+    # pre-annotation is off by default: one empty prediction per task, the model is not even loaded
+    assert r["results"] == [{"result": [], "score": 0.0, "model_version": version}] * 2
+    assert rt.loaded_version() is None
+    assert client.get("/versions").get_json() == {"versions": [version], "current": version}
+    assert client.post("/predict", json={"tasks": "x"}).status_code == 400
+    assert client.post("/predict", data="not json").status_code == 400
+
+
+def test_preannotation_uses_the_model_loaded_once(backend):
+    make, version, _ = backend
+    client, rt = make(preannotate=True)
+    first = client.post("/predict", json={"tasks": TASKS}).get_json()["results"]
+    assert first[1] == {"result": [], "score": 0.0, "model_version": version}
+    choice = first[0]["result"][0]
+    assert choice["from_name"] == "similarity" and choice["value"]["choices"][0] in SCORE_CHOICES
+    assert 0.0 <= first[0]["score"] <= 1.0
+    loaded = rt._classifier
+    second = client.post("/predict", json={"tasks": TASKS}).get_json()["results"]
+    assert second == first and rt._classifier is loaded and rt.loaded_version() == version
+
+
+def test_webhooks_answer_at_once_and_jobs_are_visible(backend):
+    make, _, _ = backend
+    client, rt = make()
+    t0 = time.perf_counter()
+    r = client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}, "annotation": {"id": 1}})
+    assert r.status_code == 201 and r.get_json() == {"status": "noted", "event": "ANNOTATION_CREATED"}
+    r = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}})
+    assert r.status_code == 201 and r.get_json()["status"] == "ignored"  # no round uses project 3
+    assert "no hildif round" in r.get_json()["reason"]
+    assert time.perf_counter() - t0 < 5  # generous: the real limit (1 s) is checked against Label Studio
+    assert rt.kv_get("3", "events") == {"ANNOTATION_CREATED": 1, "START_TRAINING": 1}
+    assert client.post("/webhook", json={"project": 3}).status_code == 400
+    bad = client.post("/jobs", json={"kind": "explode"})
+    assert bad.status_code == 400 and "unknown job kind" in bad.get_json()["error"]
+    sub = client.post("/jobs", json={"kind": "sync", "params": {"round_id": "nope"}})
+    assert sub.status_code == 202
+    job = rt.jobs.wait(sub.get_json()["job_id"], timeout=60)
+    assert job["status"] == "failed" and "unknown round 'nope'" in job["error"]
+    assert client.get(f"/jobs/{job['id']}").get_json()["status"] == "failed"
+    assert client.get("/jobs/none").status_code == 404
+
+
+def test_basic_auth_protects_everything_but_health(backend):
+    make, _, _ = backend
+    client, _ = make(basic_auth=("ls", "s3cret"))
+    assert client.get("/health").status_code == 200
+    assert client.get("/versions").status_code == 401
+    assert client.get("/versions", auth=("ls", "wrong")).status_code == 401
+    assert client.get("/versions", auth=("ls", "s3cret")).status_code == 200
+    assert client.post("/webhook", json={"action": "X"}).status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------- gunicorn
+@pytest.mark.integration
+def test_python_m_ml_backend_serves_with_gunicorn_on_loopback(backend, tmp_path):
+    from hildif.labelstudio.server import free_port
+
+    _, version, cfg = backend
+    port = free_port()
+    env = {**os.environ, "HILDIF_BACKEND_USER": "ls", "HILDIF_BACKEND_PASSWORD": "pw", "PYTHONPATH": str(REPO)}
+    log = open(tmp_path / "backend.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "ml_backend", "--port", str(port), "--run-dir", str(cfg.run.run_dir),
+                             "--set", "model.device=cpu"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "backend.log").read_text()[-3000:]
+            try:
+                health = requests.get(f"{url}/health", timeout=2).json()
+                break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            pytest.fail("backend did not answer /health: " + (tmp_path / "backend.log").read_text()[-3000:])
+        assert health["model_version"] == version
+        assert requests.get(f"{url}/versions", timeout=5).status_code == 401
+        assert requests.get(f"{url}/versions", auth=("ls", "pw"), timeout=5).json()["current"] == version
+        assert "gunicorn" in (tmp_path / "backend.log").read_text().lower()
+        assert "Listening at: http://127.0.0.1:" in (tmp_path / "backend.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
