@@ -68,39 +68,39 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
-    """FIT (baseline) settings; FINE_TUNE uses :class:`FineTuneConfig` with the same loop."""
+class LoopConfig:
+    """Settings of the one training loop (:func:`hildif.model.training.train`), shared by FIT and FINE_TUNE."""
 
     learning_rate: float = 5e-5
     epochs: float = 1.0
-    max_steps: int | None = None
+    max_steps: int | None = None  # overrides epochs when set
     batch_size: int = 32
     grad_accum_steps: int = 1
     warmup_ratio: float = 0.06
-    weight_decay: float = 0.005
+    weight_decay: float = 0.005  # AdamW, not on biases and LayerNorm
     max_grad_norm: float = 1.0
     seed: int = 42
-    eval_every: int = 0  # steps; 0 = only at the end
-    eval_examples: int = 2000  # size of the MNLI dev sample used for periodic evaluation
-    save_every: int = 200  # steps between resumable training states
     length_grouping: bool = True
+    eval_every: int = 0  # steps; 0 = only at the end
+    save_every: int = 0  # steps between resumable training states; 0 = only when stopped early
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    """FIT: the baseline on MNLI train."""
+
+    eval_examples: int = 2000  # size of the MNLI dev sample used for periodic evaluation
+    save_every: int = 200
     num_threads: int | None = None
 
 
 @dataclass
-class FineTuneConfig:
+class FineTuneConfig(LoopConfig):
     """The paper's FINE_TUNE on the augmented set (original HILDIF code: 2 epochs, batch 16, lr 1e-5)."""
 
     learning_rate: float = 1e-5
     epochs: float = 2.0
-    max_steps: int | None = None
     batch_size: int = 16
-    grad_accum_steps: int = 1
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.005
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    length_grouping: bool = True
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hildif.config import FineTuneConfig, TrainConfig
+from hildif.config import LoopConfig
 from hildif.data.example import Example
 from hildif.model.classifier import Classifier
 from hildif.utils.atomic import atomic_dir
@@ -124,7 +124,7 @@ def _save_state(path: Path, clf: Classifier, opt, sched, step: int, losses: list
 def train(
     clf: Classifier,
     examples: Sequence[Example],
-    cfg: TrainConfig | FineTuneConfig,
+    cfg: LoopConfig,
     *,
     eval_examples: Sequence[Example] | None = None,
     eval_every: int | None = None,
@@ -152,8 +152,8 @@ def train(
     set_seed(cfg.seed)
     model = clf.model
     device = clf.device
-    eval_every = eval_every if eval_every is not None else getattr(cfg, "eval_every", 0)
-    save_every = save_every if save_every is not None else getattr(cfg, "save_every", 0)
+    eval_every = eval_every if eval_every is not None else cfg.eval_every
+    save_every = save_every if save_every is not None else cfg.save_every
     lengths = clf.token_lengths(examples)
     steps_per_epoch = math.ceil(math.ceil(len(examples) / cfg.batch_size) / cfg.grad_accum_steps)
     total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
