@@ -1,0 +1,175 @@
+"""The influence engine: anchor gradients, s_test and candidate scores for one model and training set.
+
+Sign convention (Koh & Liang, FastIF, the HILDIF paper):
+
+    I(z, x) = - grad L(x)^T (H + lambda I)^-1 grad L(z) = - s_test(x) . grad L(z)
+
+NEGATIVE = helpful: upweighting z lowers the anchor's loss (first order: dL(x)/d eps = I(z, x) when z's weight in
+the training loss grows by eps). HILDIF shows the most negative ones. L includes FastIF's weight-decay term
+(:mod:`hildif.influence.objective`), lambda = damping * scale (FastIF: 5e-3 * 1e4 = 50).
+
+The engine computes the frozen prefix of each training example once (:mod:`hildif.influence.split`) and keeps it
+in memory, so later anchors reuse it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hildif.config import InfluenceConfig
+from hildif.data.example import Example
+from hildif.influence.objective import Objective
+from hildif.influence.params import select_parameters
+from hildif.influence.solvers import SolveResult, conjugate_gradient, exact_solve, lissa
+from hildif.influence.split import Batch, Item, SplitModel, eager_attention
+from hildif.model.classifier import Classifier
+
+SOLVERS = ("lissa", "cg", "exact")
+GRADIENT_METHODS = ("jvp", "vmap")
+
+
+class InfluenceEngine:
+    """Influence of training examples on anchors for a fixed model (its weights are read once, at construction).
+
+    Args:
+        classifier: the model; it is put in eval mode (no dropout) and eager attention while the engine works.
+        train_examples: the training set; candidates and LiSSA/CG samples are indices into it.
+        cfg: :class:`InfluenceConfig` (params, solver, damping, scale, lissa_*, hessian_samples, cg_*, seed ...).
+    """
+
+    def __init__(
+        self, classifier: Classifier, train_examples: Sequence[Example], cfg: InfluenceConfig, progress: bool = False
+    ) -> None:
+        if cfg.solver not in SOLVERS:
+            raise ValueError(f"influence.solver={cfg.solver!r}: expected one of {SOLVERS}")
+        if cfg.gradient_method not in GRADIENT_METHODS:
+            raise ValueError(f"influence.gradient_method={cfg.gradient_method!r}: expected one of {GRADIENT_METHODS}")
+        if not train_examples:
+            raise ValueError("influence needs a non-empty training set")
+        self.classifier = classifier
+        self.train = list(train_examples)
+        self.cfg = cfg
+        self.progress = progress
+        self.selection = select_parameters(classifier.model, cfg.params)
+        self.split = SplitModel(classifier, self.selection)
+        self.objective = Objective(self.split, cfg.weight_decay)
+        self._items: dict[int, Item] = {}
+
+    @property
+    def damping_total(self) -> float:
+        """lambda = damping * scale: LiSSA's effective damping, used by every solver."""
+        return self.cfg.damping * self.cfg.scale
+
+    @contextlib.contextmanager
+    def _mode(self) -> Iterator[None]:
+        model = self.classifier.model
+        was_training = model.training
+        model.eval()
+        try:
+            with eager_attention(model):
+                yield
+        finally:
+            model.train(was_training)
+
+    # ------------------------------------------------------------------ inputs
+    def items(self, indices: Sequence[int]) -> list[Item]:
+        """Tail inputs of training examples, computing (and keeping) the missing ones in one batched pass."""
+        missing = sorted({int(i) for i in indices if int(i) not in self._items})
+        if missing:
+            with self._mode():
+                fresh = self.split.prefix([self.train[i] for i in missing], batch_size=max(self.cfg.grad_batch_size, 64))
+            self._items.update(zip(missing, fresh))
+        return [self._items[int(i)] for i in indices]
+
+    def batch(self, indices: Sequence[int]) -> Batch:
+        return self.split.collate(self.items(indices), [self.train[i].label for i in indices])
+
+    def example_batch(self, examples: Sequence[Example]) -> Batch:
+        with self._mode():
+            items = self.split.prefix(examples)
+        return self.split.collate(items, [e.label for e in examples])
+
+    def hessian_sample(self) -> list[int]:
+        """The fixed training sample of the cg/exact solvers (``hessian_samples`` indices, seeded)."""
+        n = len(self.train)
+        rng = np.random.default_rng(self.cfg.seed)
+        size = min(self.cfg.hessian_samples, n)
+        return sorted(rng.choice(n, size=size, replace=False).tolist())
+
+    # ------------------------------------------------------------------ first and second order
+    def anchor_gradient(self, anchor: Example) -> torch.Tensor:
+        """v = grad L(anchor) (P,), with the anchor's gold label and the weight-decay term."""
+        with self._mode():
+            return self.objective.grad(self.example_batch([anchor]))
+
+    def hvp(self, vec: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
+        """Hessian of the mean loss over ``indices`` times ``vec``, in chunks of ``grad_batch_size``."""
+        chunk = max(1, self.cfg.grad_batch_size)
+        total = torch.zeros_like(vec)
+        with self._mode():
+            for start in range(0, len(indices), chunk):
+                part = list(indices[start : start + chunk])
+                total += self.objective.hvp(vec, self.batch(part)) * (len(part) / len(indices))
+        return total
+
+    def s_test(self, v: torch.Tensor, solver: str | None = None, sample: Sequence[int] | None = None) -> SolveResult:
+        """(H + lambda I)^-1 v by ``solver`` (default ``cfg.solver``).
+
+        ``sample``: the training indices whose Hessian is used: LiSSA draws its batches from it (default: the whole
+        training set, as FastIF); cg/exact use its mean Hessian (default: :meth:`hessian_sample`).
+        """
+        cfg = self.cfg
+        solver = solver or cfg.solver
+        if solver == "lissa":
+            return lissa(
+                self.hvp, v, len(self.train), damping=cfg.damping, scale=cfg.scale, steps=cfg.lissa_steps,
+                batch_size=cfg.lissa_batch_size, repetitions=cfg.lissa_repetitions, seed=cfg.seed, pool=sample,
+                progress=self.progress,
+            )
+        sample = list(sample) if sample is not None else self.hessian_sample()
+        if solver == "cg":
+            return conjugate_gradient(
+                lambda p: self.hvp(p, sample) + self.damping_total * p, v, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter
+            )
+        if solver == "exact":
+            return exact_solve(lambda e: self.hvp(e, sample), v, self.damping_total, progress=self.progress)
+        raise ValueError(f"unknown solver {solver!r}: expected one of {SOLVERS}")
+
+    # ------------------------------------------------------------------ candidates
+    def gradient_dots(self, vec: torch.Tensor, indices: Sequence[int], method: str | None = None) -> np.ndarray:
+        """vec . grad L(z) for each training index (same order), shape (len(indices),), float64.
+
+        Candidates go in length-sorted batches of ``grad_batch_size``; ``jvp`` gets the dot products of a batch in one
+        forward-mode pass, ``vmap`` materialises the batch's per-example gradients (B, P) and dots them; neither holds
+        more than one batch of gradients.
+        """
+        method = method or self.cfg.gradient_method
+        if method not in GRADIENT_METHODS:
+            raise ValueError(f"gradient method {method!r}: expected one of {GRADIENT_METHODS}")
+        indices = [int(i) for i in indices]
+        out = np.zeros(len(indices), dtype=np.float64)
+        if not indices:
+            return out
+        items = self.items(indices)
+        order = sorted(range(len(indices)), key=lambda j: -next(iter(items[j].values())).shape[0])
+        chunk = max(1, self.cfg.grad_batch_size)
+        with self._mode():
+            for start in tqdm(range(0, len(order), chunk), desc="candidate gradients", disable=not self.progress,
+                              leave=False, unit="batch"):
+                pos = order[start : start + chunk]
+                batch = self.split.collate([items[j] for j in pos], [self.train[indices[j]].label for j in pos])
+                if method == "jvp":
+                    d = self.objective.dots(vec, batch)
+                else:
+                    d = self.objective.per_example_grads(batch) @ vec
+                out[pos] = d.double().cpu().numpy()
+        return out
+
+    def influence(self, s_test: torch.Tensor, indices: Sequence[int], method: str | None = None) -> np.ndarray:
+        """I(z, x) = - s_test . grad L(z) for each training index; negative = helpful."""
+        return -self.gradient_dots(s_test, indices, method)

@@ -1,0 +1,155 @@
+"""The kNN prefilter: a FAISS index over the classifier's features of the training set, cached on disk.
+
+Features are :meth:`Classifier.features` (the pooler output, eval mode), float32 (n, hidden). The index is exact L2
+(``IndexFlatL2``) by default, or approximate (``IndexIVFFlat``, nlist ~ 4 sqrt(n), nprobe = nlist / 8) for large
+training sets; it moves to the GPU when faiss has GPUs and the classifier is on CUDA.
+
+Cache key: sha256 of the model's weights (every tensor of its state dict, so in-place training invalidates it), a
+fingerprint of the training set (ids, texts and labels in order), the feature definition and the index kind. Files:
+``<cache_dir>/knn-<key>.faiss`` and ``knn-<key>.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import faiss
+import numpy as np
+import torch
+
+from hildif.data.example import Example
+from hildif.model.classifier import Classifier
+from hildif.utils.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+FEATURE_KIND = "pooler_output/v1"
+INDEX_KINDS = ("flat", "ivf")
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 (16 hex) over the names, shapes and bytes of every state-dict tensor."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(examples: Sequence[Example]) -> str:
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(f"{e.id}\t{e.premise}\t{e.hypothesis}\t{e.label}\n".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def _use_gpu(classifier: Classifier) -> bool:
+    return classifier.device.type == "cuda" and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+class FeatureIndex:
+    """A FAISS index over training features.
+
+    Attributes:
+        key: the cache key; kind: ``flat`` or ``ivf``; size: number of vectors; dim: feature size;
+        from_cache: whether it was read from disk; path: the ``.faiss`` file (None without a cache dir).
+    """
+
+    def __init__(self, index: "faiss.Index", key: str, kind: str, from_cache: bool, path: Path | None) -> None:
+        self.index = index
+        self.key = key
+        self.kind = kind
+        self.from_cache = from_cache
+        self.path = path
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    @staticmethod
+    def cache_key(classifier: Classifier, examples: Sequence[Example], kind: str) -> str:
+        parts = {
+            "model": model_fingerprint(classifier.model), "data": data_fingerprint(examples), "n": len(examples),
+            "features": FEATURE_KIND, "max_length": classifier.max_length, "index": kind,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+    @classmethod
+    def build(cls, features: np.ndarray, kind: str = "flat", use_gpu: bool = False, key: str = "") -> "FeatureIndex":
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
+        feats = np.ascontiguousarray(features, dtype=np.float32)
+        n, d = feats.shape
+        if kind == "flat":
+            index = faiss.IndexFlatL2(d)
+        else:
+            nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
+            index.train(feats)
+            index.nprobe = max(1, nlist // 8)
+        index.add(feats)
+        return cls(cls._to_device(index, use_gpu), key, kind, False, None)
+
+    @staticmethod
+    def _to_device(index: "faiss.Index", use_gpu: bool) -> "faiss.Index":
+        if not use_gpu:
+            return index
+        res = faiss.StandardGpuResources()  # pragma: no cover - needs faiss-gpu and CUDA
+        return faiss.index_cpu_to_gpu(res, 0, index)  # pragma: no cover
+
+    @classmethod
+    def build_or_load(
+        cls,
+        classifier: Classifier,
+        examples: Sequence[Example],
+        kind: str = "flat",
+        cache_dir: str | Path | None = None,
+        batch_size: int = 128,
+        progress: bool = False,
+    ) -> "FeatureIndex":
+        """The index for this model and training set: read from ``cache_dir`` when its key matches, else built from
+        the features (and saved there)."""
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
+        key = cls.cache_key(classifier, examples, kind)
+        use_gpu = _use_gpu(classifier)
+        path = Path(cache_dir) / f"knn-{key}.faiss" if cache_dir else None
+        if path is not None and path.exists():
+            index = faiss.read_index(str(path))
+            if index.ntotal == len(examples):
+                log.info("kNN index read from %s", path)
+                return cls(cls._to_device(index, use_gpu), key, kind, True, path)
+            log.warning("cached index %s has %d vectors, expected %d: rebuilding", path, index.ntotal, len(examples))
+        feats = classifier.features(examples, batch_size=batch_size, progress=progress)
+        built = cls.build(feats, kind, use_gpu, key)
+        built.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cpu_index = faiss.index_gpu_to_cpu(built.index) if use_gpu else built.index
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            faiss.write_index(cpu_index, tmp)
+            os.replace(tmp, path)
+            write_json_atomic(path.with_suffix(".json"), {
+                "key": key, "kind": kind, "n": len(examples), "dim": int(feats.shape[1]),
+                "model_version": classifier.version, "features": FEATURE_KIND,
+            })
+        return built
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, indices), each (m, min(k, size)); squared L2 distances, nearest first."""
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"query features have size {q.shape[1]}, the index {self.dim}")
+        return self.index.search(q, min(k, self.size))

@@ -1,0 +1,189 @@
+"""Split a classifier into a frozen prefix (computed once, without gradients) and a differentiable tail.
+
+Influence functions only differentiate the selected parameters (:mod:`hildif.influence.params`). Everything below the
+lowest selected encoder block is constant, so its output is computed once per example and cached; gradients,
+Hessian-vector products and candidate scores then run the tail only. Three kinds of split:
+
+``layers``  prefix = embeddings + encoder blocks ``0 .. first_layer-1``; an item is the hidden state entering block
+            ``first_layer``, shape (T, hidden) without padding. Tail = the remaining blocks, pooler and head.
+``head``    prefix = the whole encoder + pooler; an item is the pooled feature, shape (hidden,). Tail = the head.
+``tokens``  no split because embeddings are selected: an item is the token ids; the tail runs embeddings, blocks and
+            head with the same explicit masking as ``layers``.
+``full``    a layout this module does not know: an item is the token ids and the tail is the model's own forward
+            (``Objective.dots`` works; ``per_example_grads`` may not, as the model's mask code is not vmap-safe).
+
+Within a tail batch items are padded to the longest and masked, which gives the same logits and gradients as
+unpadded examples (the padding positions receive zero attention weight).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hildif.data.example import Example
+from hildif.influence.params import ParamSelection
+from hildif.model.classifier import Classifier, length_sorted_batches
+
+Item = dict[str, torch.Tensor]
+Batch = dict[str, torch.Tensor]
+
+
+@contextlib.contextmanager
+def eager_attention(model: nn.Module) -> Iterator[None]:
+    """Switch a Hugging Face model to eager attention (SDPA kernels have no double backward), restoring it after."""
+    config = getattr(model, "config", None)
+    before = getattr(config, "_attn_implementation", None)
+    if config is None or before in (None, "eager"):
+        yield
+        return
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:  # pragma: no cover - older transformers
+        config._attn_implementation = "eager"
+    try:
+        yield
+    finally:
+        if hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(before)
+        else:  # pragma: no cover
+            config._attn_implementation = before
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) 1/0 attention mask -> (B, 1, 1, T) additive mask (0 where attended, dtype min where padded)."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def _layer_out(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+class _Tail(nn.Module):
+    """The differentiable part, as a module so that ``torch.func.functional_call`` can swap its parameters."""
+
+    def __init__(self, split: "SplitModel") -> None:
+        super().__init__()
+        self.model = split.model
+        self.kind = split.kind
+        self.first_layer = split.first_layer
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        base = self.model.base_model
+        pooler = getattr(base, "pooler", None)
+        if pooler is not None:
+            return self.model.classifier(pooler(hidden))  # dropout is the identity in eval mode
+        return self.model.classifier(hidden)  # RoBERTa/ELECTRA-style heads read the [CLS] state themselves
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if self.kind == "head":
+            return self.model.classifier(batch["pooled"])
+        if self.kind in ("layers", "tokens"):
+            hidden = batch["hidden"] if self.kind == "layers" else self.model.base_model.embeddings(
+                **{k: batch[k] for k in ("input_ids", "token_type_ids") if k in batch}
+            )
+            mask = additive_mask(batch["attention_mask"], hidden.dtype)
+            for layer in self.model.base_model.encoder.layer[self.first_layer :]:
+                hidden = _layer_out(layer(hidden, mask))
+            return self.head(hidden)
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return self.model(**inputs).logits
+
+
+class SplitModel:
+    """A classifier cut at the lowest differentiated layer.
+
+    Attributes:
+        kind: ``layers``, ``head`` or ``full`` (module docstring).
+        first_layer: the first block of the tail (``layers`` kind), else None.
+    """
+
+    def __init__(self, classifier: Classifier, selection: ParamSelection) -> None:
+        self.classifier = classifier
+        self.model = classifier.model
+        self.selection = selection
+        self.kind, self.first_layer = self._choose_kind()
+        self.tail = _Tail(self)
+
+    def _choose_kind(self) -> tuple[str, int | None]:
+        model, sel = self.model, self.selection
+        base = getattr(model, "base_model", None)
+        layers = getattr(getattr(base, "encoder", None), "layer", None)
+        has_layout = (
+            base is not None and base is not model and hasattr(base, "embeddings")
+            and isinstance(layers, nn.ModuleList) and isinstance(getattr(model, "classifier", None), nn.Module)
+        )
+        if not has_layout:
+            return "full", None
+        if sel.embeddings:
+            return "tokens", 0
+        pooler = getattr(base, "pooler", None)
+        if not sel.body and pooler is not None and isinstance(model.classifier, nn.Linear):
+            return "head", None
+        if sel.first_layer is None:
+            # body parameters selected outside numbered blocks (e.g. pooler only): the pooler needs the last block
+            return ("layers", len(layers)) if pooler is not None else ("full", None)
+        return "layers", sel.first_layer
+
+    # ------------------------------------------------------------------ prefix (no gradients)
+    @torch.no_grad()
+    def _prefix_batch(self, enc: dict[str, torch.Tensor]) -> list[Item]:
+        mask = enc["attention_mask"]
+        keep = mask.bool()
+        if self.kind == "head":
+            pooled = self.classifier._pooled(enc)
+            return [{"pooled": pooled[i]} for i in range(pooled.shape[0])]
+        if self.kind in ("full", "tokens"):
+            return [{k: v[i][keep[i]] for k, v in enc.items() if k != "attention_mask"} for i in range(mask.shape[0])]
+        base = self.model.base_model
+        emb_kwargs = {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
+        hidden = base.embeddings(**emb_kwargs)
+        add = additive_mask(mask, hidden.dtype)
+        for layer in base.encoder.layer[: self.first_layer]:
+            hidden = _layer_out(layer(hidden, add))
+        return [{"hidden": hidden[i][keep[i]]} for i in range(hidden.shape[0])]
+
+    def prefix(self, examples: Sequence[Example], batch_size: int = 64, progress: bool = False) -> list[Item]:
+        """Tail inputs for ``examples`` (same order), computed in length-sorted batches without gradients."""
+        out: list[Item | None] = [None] * len(examples)
+        if not examples:
+            return []
+        lengths = self.classifier.token_lengths(examples)
+        batches = list(length_sorted_batches(lengths, batch_size))
+        with eager_attention(self.model):
+            for idx in tqdm(batches, desc="frozen prefix", disable=not progress, unit="batch", leave=False):
+                items = self._prefix_batch(self.classifier.encode([examples[i] for i in idx]))
+                for i, item in zip(idx, items):
+                    out[i] = item
+        return out  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ tail batches
+    def collate(self, items: Sequence[Item], labels: Sequence[int]) -> Batch:
+        """Pad items to the longest (with an attention mask) and stack; ``labels`` go in ``batch["labels"]``."""
+        device = self.classifier.device
+        batch: Batch = {"labels": torch.as_tensor(list(labels), dtype=torch.long, device=device)}
+        if self.kind == "head":
+            batch["pooled"] = torch.stack([it["pooled"] for it in items]).to(device)
+            return batch
+        lengths = [next(iter(it.values())).shape[0] for it in items]
+        longest = max(lengths)
+        mask = torch.zeros(len(items), longest, dtype=torch.long, device=device)
+        for i, n in enumerate(lengths):
+            mask[i, :n] = 1
+        batch["attention_mask"] = mask
+        pad_id = getattr(self.classifier.tokenizer, "pad_token_id", 0) or 0
+        for key in items[0]:
+            first = items[0][key]
+            padded = first.new_full((len(items), longest, *first.shape[1:]), pad_id if key == "input_ids" else 0)
+            for i, it in enumerate(items):
+                padded[i, : lengths[i]] = it[key]
+            batch[key] = padded.to(device)
+        return batch
+
+    def logits(self, params: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
+        """Tail logits (B, num_labels) with the selected parameters replaced by ``params`` (model names as keys)."""
+        return torch.func.functional_call(self.tail, {f"model.{k}": v for k, v in params.items()}, (batch,))
