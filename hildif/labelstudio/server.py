@@ -44,8 +44,12 @@ class LabelStudioServerError(RuntimeError):
 
 
 def find_label_studio_bin(explicit: str | None = None) -> Path:
-    """The ``label-studio`` executable: ``explicit`` > ``$HILDIF_LABEL_STUDIO_BIN`` > ``<repo>/.venv-ls/bin`` > PATH."""
-    candidates = [explicit, os.environ.get("HILDIF_LABEL_STUDIO_BIN"), str(REPO_ROOT / ".venv-ls" / "bin" / "label-studio")]
+    """The ``label-studio`` executable: ``explicit`` > ``$HILDIF_LABEL_STUDIO_BIN`` > ``$HILDIF_LS_VENV/bin`` >
+    ``<repo>/.venv-ls/bin`` > PATH."""
+    ls_venv = os.environ.get("HILDIF_LS_VENV")
+    candidates = [explicit, os.environ.get("HILDIF_LABEL_STUDIO_BIN"),
+                  str(Path(ls_venv) / "bin" / "label-studio") if ls_venv else None,
+                  str(REPO_ROOT / ".venv-ls" / "bin" / "label-studio")]
     for cand in candidates:
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
             return Path(cand)
@@ -221,3 +225,37 @@ def prepare_data_dir(target: Path, template: Path, *, build_timeout: float = 300
     target = Path(target)
     shutil.copytree(template, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.log"))
     return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hildif.labelstudio.server``: run a local Label Studio until Ctrl-C (for rounds on one machine)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hildif.labelstudio.server", description=main.__doc__)
+    parser.add_argument("--data-dir", default="runs/label-studio", help="Label Studio's data folder (SQLite database)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--allow-local-backends", action="store_true",
+                        help="let Label Studio call an ML backend/webhook on this machine (turns SSRF protection off)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    server = LabelStudioServer(Path(args.data_dir), port=args.port, host=args.host,
+                               allow_local_backends=args.allow_local_backends)
+    server.admin_password = os.environ.get("HILDIF_LS_ADMIN_PASSWORD", server.admin_password)
+    server.admin_token = os.environ.get("HILDIF_LS_ADMIN_TOKEN", server.admin_token)
+    server.start()
+    print(f"Label Studio {LABEL_STUDIO_VERSION} at {server.url} (data {server.data_dir}, pid {server.pid}); "
+          f"log in as {server.admin_email}. For hildif: export LABEL_STUDIO_API_KEY=<the admin token "
+          "($HILDIF_LS_ADMIN_TOKEN when the data folder was created)>", flush=True)
+    try:
+        while server._proc is not None and server._proc.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
