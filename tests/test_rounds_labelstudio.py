@@ -282,3 +282,23 @@ def test_label_studio_unreachable_is_a_clear_error_and_loses_nothing(env, data_d
     res = start_round(cfg, "r2", AnchorSelection("paper", n=1), progress=False)
     assert (res.explained_now, res.pushed_now) == (False, 2)
     assert len(round_tasks(env["client"], res.project_id, "r2")) == 2
+
+
+def test_backend_start_job_explains_and_pushes_a_random_round(env):
+    """``POST /jobs {"kind": "start"}`` on the backend: influence runs in its job thread, tasks reach Label Studio."""
+    from ml_backend.app import create_app
+    from ml_backend.model import BackendRuntime
+
+    cfg = env["cfg"]
+    runtime = BackendRuntime(cfg)
+    try:
+        http = create_app(cfg, runtime=runtime).test_client()
+        r = http.post("/jobs", json={"kind": "start", "params": {
+            "round_id": "r3", "selection": {"method": "random", "n": 1, "seed": 3}}})
+        assert r.status_code == 202
+        job = runtime.jobs.wait(r.get_json()["job_id"], timeout=600)
+    finally:
+        runtime.close()
+    assert job["status"] == "done", job["error"]
+    assert (job["result"]["pushed_now"], job["result"]["n_anchors"], job["result"]["explained_now"]) == (2, 1, True)
+    assert len(round_tasks(env["client"], job["result"]["project_id"], "r3")) == 2
