@@ -1,0 +1,410 @@
+"""The paper's ablation (section 4, Figure 1): eight debugging configurations x top-p x seeds, one round (T = 1).
+
+Three binary propositions define a configuration:
+
+``HS`` human scoring    influential examples are scored by the simulated panel (:mod:`hildif.experiments.panel`,
+                        aggregated with ``feedback.aggregation``); without it (``¬HS``) every one scores 5.
+``DA`` augmentation     fine-tune on g(z, s): ``copies_per_point * s`` augmented copies plus the original
+                        (:func:`hildif.feedback.augment`). Without it (``¬DA``) "fine tuning is done on each
+                        influential sample only": ``no_augmentation = "repeat"`` (default) repeats each influential
+                        example ``copies_for_score(s)`` times, so the score still weighs it and the fine-tuning set
+                        has DA's size; ``"once"`` uses each example once (scores below the threshold drop it).
+``H``  handpicked       the paper's five anchors (``data.anchors_file``); without it (``¬H``) ``n_anchors`` random
+                        MNLI dev examples, drawn with the cell's seed.
+
+Every cell (configuration, p, seed) starts from the same baseline checkpoint: explain the anchors with FastIF
+(explanations cached per anchor set at the largest p, so p = 10 reuses the first 10 of p = 20), score, build the
+fine-tuning set, fine-tune (``cfg.finetune``, seed ``finetune.seed + seed``), evaluate on the HANS and MNLI dev samples
+(``eval.hans_sample``, ``eval.mnli_sample``). Each finished cell is written atomically to
+``<out>/cells/<key>.json`` with the digest of every setting that shapes it; a rerun skips cells whose file carries
+the current digest, so an interrupted run resumes where it stopped and a finished one recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from hildif.config import HildifConfig
+from hildif.data.example import Example
+from hildif.utils.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+NO_AUGMENTATION_MODES = ("repeat", "once")
+
+
+class AblationError(ValueError):
+    """An ablation cannot run as asked (unknown configuration, no baseline, bad settings); the message says which."""
+
+
+# ---------------------------------------------------------------------------------------------- configurations
+@dataclass(frozen=True)
+class Configuration:
+    """One of the paper's eight debugging configurations."""
+
+    human_scoring: bool
+    augmentation: bool
+    handpicked: bool
+
+    @property
+    def key(self) -> str:
+        """Shell-friendly name: ``hs-da-h`` ... ``nohs-noda-noh``."""
+        return "-".join(("" if on else "no") + name for on, name in
+                        ((self.human_scoring, "hs"), (self.augmentation, "da"), (self.handpicked, "h")))
+
+    @property
+    def label(self) -> str:
+        """The paper's notation: ``HS, DA, H`` ... ``¬HS, ¬DA, ¬H``."""
+        return ", ".join(("" if on else "¬") + name for on, name in
+                         ((self.human_scoring, "HS"), (self.augmentation, "DA"), (self.handpicked, "H")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, **dataclasses.asdict(self)}
+
+
+# The paper's order (Figure 1c): HS before ¬HS, DA before ¬DA, H before ¬H.
+CONFIGURATIONS: tuple[Configuration, ...] = tuple(
+    Configuration(hs, da, h) for hs in (True, False) for da in (True, False) for h in (True, False)
+)
+BY_KEY = {c.key: c for c in CONFIGURATIONS}
+
+
+def parse_configurations(spec: str | Sequence[str] | None) -> list[Configuration]:
+    """``"all"``/None, or keys like ``hs-da-h,nohs-noda-noh`` (comma-separated string or list), in paper order."""
+    if spec is None:
+        return list(CONFIGURATIONS)
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if not items or items == ["all"]:
+        return list(CONFIGURATIONS)
+    unknown = [s for s in items if s.lower() not in BY_KEY]
+    if unknown:
+        raise AblationError(f"unknown configuration(s) {', '.join(unknown)} (known: all, {', '.join(BY_KEY)})")
+    wanted = {s.lower() for s in items}
+    return [c for c in CONFIGURATIONS if c.key in wanted]
+
+
+@dataclass
+class AblationSettings:
+    """What to run. ``configurations`` x ``top_ps`` x ``seeds`` cells; the rest shapes every cell (and its digest)."""
+
+    configurations: list[Configuration] = field(default_factory=lambda: list(CONFIGURATIONS))
+    top_ps: list[int] = field(default_factory=lambda: [10, 20])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    n_anchors: int = 5
+    annotators: int = 3
+    annotator_noise: float = 0.5
+    no_augmentation: str = "repeat"
+
+    def __post_init__(self) -> None:
+        if not self.configurations:
+            raise AblationError("no configuration selected")
+        if not self.top_ps or any(int(p) < 1 for p in self.top_ps):
+            raise AblationError(f"top-p values must be >= 1, got {self.top_ps}")
+        if not self.seeds:
+            raise AblationError("no seed selected")
+        if self.n_anchors < 1 or self.annotators < 1:
+            raise AblationError(f"n_anchors and annotators must be >= 1 (got {self.n_anchors}, {self.annotators})")
+        if self.no_augmentation not in NO_AUGMENTATION_MODES:
+            raise AblationError(f"no_augmentation={self.no_augmentation!r}: expected one of {NO_AUGMENTATION_MODES}")
+        self.top_ps = sorted({int(p) for p in self.top_ps})
+        self.seeds = sorted({int(s) for s in self.seeds})
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings that change a cell's result (not which cells are selected)."""
+        return {"n_anchors": self.n_anchors, "annotators": self.annotators, "annotator_noise": self.annotator_noise,
+                "no_augmentation": self.no_augmentation, "explained_top_p": max(self.top_ps)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    configuration: Configuration
+    top_p: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.configuration.key}_p{self.top_p}_s{self.seed}"
+
+
+def cells_of(settings: AblationSettings) -> list[Cell]:
+    """All cells, grouped so that cells sharing an anchor set run together (H first, then ¬H by seed)."""
+    cells = [Cell(c, p, s) for c in settings.configurations for p in settings.top_ps for s in settings.seeds]
+    return sorted(cells, key=lambda c: (not c.configuration.handpicked,
+                                        c.seed if not c.configuration.handpicked else 0,
+                                        CONFIGURATIONS.index(c.configuration), c.top_p, c.seed))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- the runner
+@dataclass
+class AblationRun:
+    """What :func:`run_ablation` did: cells computed now, cells reused from disk, and the aggregated summary."""
+
+    out_dir: Path
+    computed: list[str]
+    reused: list[str]
+    summary: dict[str, Any]
+    paths: dict[str, Path]
+    seconds: float
+
+
+class _Context:
+    """Things shared by the cells of one run: the baseline, evaluation samples, explanations, augmenters."""
+
+    def __init__(self, cfg: HildifConfig, settings: AblationSettings, baseline_path: Path, out: Path,
+                 progress: bool) -> None:
+        from hildif.data.splits import load_dev, load_hans, stratified_sample
+        from hildif.model.classifier import Classifier
+
+        self.cfg, self.settings, self.baseline_path, self.out, self.progress = cfg, settings, baseline_path, out, progress
+        self.load_kwargs = dict(max_length=cfg.model.max_length, device=cfg.model.device,
+                                mixed_precision=cfg.model.mixed_precision)
+        self.baseline = Classifier.load(str(baseline_path), **self.load_kwargs)
+        self.hans = stratified_sample(load_hans(cfg.data), cfg.eval.hans_sample)
+        self.mnli = stratified_sample(load_dev(cfg.data), cfg.eval.mnli_sample, key=lambda e: e.label)
+        self._train: list[Example] | None = None
+        self._engine = None
+        self._chains = None
+        self._explanations: dict[str, list[tuple[Example, list[tuple[Example, float]]]]] = {}
+
+    @property
+    def train_examples(self) -> list[Example]:
+        if self._train is None:
+            from hildif.data.splits import load_train
+
+            self._train = load_train(self.cfg.data)
+        return self._train
+
+    def chains(self):
+        if self._chains is None:
+            from hildif.feedback import build_chains
+
+            self._chains = build_chains(self.cfg.feedback)
+        return self._chains
+
+    def anchors(self, cell: Cell) -> list[Example]:
+        from hildif.rounds.start import AnchorSelection, select_anchors
+
+        n = self.settings.n_anchors
+        selection = AnchorSelection("paper", n=n) if cell.configuration.handpicked else \
+            AnchorSelection("random", n=n, seed=cell.seed)
+        anchors = select_anchors(self.cfg, selection)
+        if len(anchors) < n:
+            raise AblationError(f"{n} anchors asked, the anchors file {self.cfg.data.anchors_file} has {len(anchors)}")
+        return anchors
+
+    def explanations(self, anchors: list[Example]) -> list[tuple[Example, list[tuple[Example, float]]]]:
+        """Per anchor, its influential training examples (most helpful first) with their influence, at the
+        largest p; computed once per anchor set and kept in ``<out>/explanations/<digest>.json``."""
+        from hildif.influence.explain import explain
+
+        top = max(self.settings.top_ps)
+        inf_cfg = dataclasses.replace(self.cfg.influence, top_p=top)
+        key = _digest({"model": self.baseline.version, "anchors": [a.id for a in anchors],
+                       "influence": dataclasses.asdict(inf_cfg), "data": dataclasses.asdict(self.cfg.data)})
+        if key in self._explanations:
+            return self._explanations[key]
+        path = self.out / "explanations" / f"{key}.json"
+        if path.exists():
+            rows = json.loads(path.read_text())["explanations"]
+        else:
+            if self._engine is None:
+                from hildif.influence.engine import InfluenceEngine
+
+                self._engine = InfluenceEngine(self.baseline, self.train_examples, self.cfg.influence,
+                                               progress=self.progress)
+            t0 = time.perf_counter()
+            found = explain(self.baseline, self.train_examples, anchors, inf_cfg,
+                            cache_dir=self.cfg.cache_path("influence"), progress=self.progress, engine=self._engine)
+            rows = [e.to_dict() for e in found]
+            write_json_atomic(path, {"model": self.baseline.version, "anchors": [a.id for a in anchors],
+                                     "influence": dataclasses.asdict(inf_cfg),
+                                     "seconds": round(time.perf_counter() - t0, 2), "explanations": rows})
+        result = [(Example.from_dict(r["anchor"]),
+                   [(Example.from_dict(i["example"]), float(i["score"])) for i in r["influential"]]) for r in rows]
+        self._explanations[key] = result
+        return result
+
+
+def _scores(cell: Cell, pairs: list[tuple[Example, Example]], settings: AblationSettings, cfg: HildifConfig
+            ) -> tuple[list[float], dict[str, Any]]:
+    """The score of each (anchor, influential example) pair: the panel's aggregate (HS) or 5 (¬HS)."""
+    if not cell.configuration.human_scoring:
+        return [5.0] * len(pairs), {"method": "constant 5 (no human scoring)"}
+    from hildif.experiments.panel import simulated_panel
+    from hildif.feedback import aggregate, simulate_ratings
+
+    panel = simulated_panel(settings.annotators, seed=cell.seed, noise=settings.annotator_noise)
+    fb = cfg.feedback
+    agg = aggregate(simulate_ratings(panel, pairs), method=fb.aggregation, min_raters=fb.min_raters,
+                    review_spread=fb.review_spread)
+    scores = [agg.pairs[(a.id, z.id)].score for a, z in pairs]
+    alpha = ((agg.agreement.to_dict() or {}).get("overall") or {}).get("alpha")
+    return [float(s) if s is not None else None for s in scores], {
+        "method": fb.aggregation, "annotators": [a.name for a in panel], "alpha": alpha,
+    }
+
+
+def fine_tuning_set(cell: Cell, scored: list[tuple[Example, float | None]], cfg: HildifConfig, mode: str,
+                    chains=None, progress: bool = False) -> tuple[list[Example], dict[str, Any]]:
+    """The examples a cell fine-tunes on (see the module docstring) and statistics about them."""
+    from hildif.feedback import augment, copies_for_score
+
+    fb = dataclasses.replace(cfg.feedback, seed=cfg.feedback.seed + cell.seed)
+    if cell.configuration.augmentation:
+        res = augment(scored, fb, chains=chains, progress=progress)
+        return res.examples, res.stats
+    examples: list[Example] = []
+    for example, score in scored:
+        n = copies_for_score(score, fb)
+        if n > 0:
+            examples += [example] * (n if mode == "repeat" else 1)
+    return examples, {"mode": mode, "items": len(scored), "examples": len(examples),
+                      "distinct": len({e.id for e in examples})}
+
+
+def run_cell(ctx: _Context, cell: Cell) -> dict[str, Any]:
+    """Explain (cached), score, build the fine-tuning set, fine-tune a fresh baseline copy, evaluate."""
+    from hildif.model.classifier import Classifier
+    from hildif.model.evaluation import evaluate
+    from hildif.model.training import train
+
+    cfg, settings = ctx.cfg, ctx.settings
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    anchors = ctx.anchors(cell)
+    explained = ctx.explanations(anchors)
+    timings["explain"] = time.perf_counter() - t0
+    pairs = [(anchor, z) for anchor, infl in explained for z, _ in infl[: cell.top_p]]
+    influence = {(anchor.id, z.id): s for anchor, infl in explained for z, s in infl[: cell.top_p]}
+    if not pairs:
+        raise AblationError(f"cell {cell.key}: influence found no training example for the anchors")
+    scores, scoring = _scores(cell, pairs, settings, cfg)
+    scored = [(z, s) for (_, z), s in zip(pairs, scores)]
+    t1 = time.perf_counter()
+    examples, build_stats = fine_tuning_set(cell, scored, cfg, settings.no_augmentation,
+                                            chains=ctx.chains() if cell.configuration.augmentation else None,
+                                            progress=ctx.progress)
+    timings["build"] = time.perf_counter() - t1
+    if not examples:
+        raise AblationError(f"cell {cell.key}: the fine-tuning set is empty (scores {scores}, "
+                            f"feedback.score_threshold = {cfg.feedback.score_threshold})")
+    t2 = time.perf_counter()
+    clf = Classifier.load(str(ctx.baseline_path), **ctx.load_kwargs)
+    ft_cfg = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + cell.seed)
+    trained = train(clf, examples, ft_cfg, progress=ctx.progress)
+    timings["fine_tune"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    result = evaluate(clf, ctx.hans, ctx.mnli, batch_size=cfg.eval.batch_size, progress=ctx.progress)
+    timings["evaluate"] = time.perf_counter() - t3
+    return {
+        "key": cell.key, "configuration": cell.configuration.to_dict(), "top_p": cell.top_p, "seed": cell.seed,
+        "anchors": [a.id for a in anchors],
+        "pairs": [{"anchor_id": a.id, "example_id": z.id, "influence": influence[(a.id, z.id)], "score": s}
+                  for (a, z), s in zip(pairs, scores)],
+        "scoring": scoring, "fine_tuning_set": {"size": len(examples), "stats": build_stats},
+        "train": trained.to_dict(), "evaluation": result,
+        "seconds": {k: round(v, 2) for k, v in timings.items()} | {"total": round(time.perf_counter() - t0, 2)},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def resolve_baseline(cfg: HildifConfig, baseline: str | Path | None) -> Path:
+    """The given checkpoint directory, or the run's current model (``<run_dir>/models/current.json``)."""
+    if baseline:
+        path = Path(baseline)
+        if not path.is_dir():
+            raise AblationError(f"baseline {path} is not a directory (give a model checkpoint folder)")
+        return path
+    from hildif.model.registry import ModelRegistry
+
+    current = ModelRegistry(cfg.run.run_dir).current_path()
+    if current is None:
+        raise AblationError(f"no baseline: {Path(cfg.run.run_dir) / 'models' / 'current.json'} does not exist; "
+                            "train one with `hildif train` or pass --baseline DIR")
+    return current
+
+
+def run_ablation(
+    cfg: HildifConfig,
+    settings: AblationSettings | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    baseline: str | Path | None = None,
+    progress: bool = True,
+) -> AblationRun:
+    """Run (or resume) the ablation and write its report. Returns what was computed and where the files are.
+
+    ``out_dir`` defaults to ``<run_dir>/experiments/ablation``; ``baseline`` to the run's current model.
+    """
+    from hildif.experiments.ablation_report import summarize, write_ablation_report
+    from hildif.model.evaluation import evaluate
+
+    start = time.perf_counter()
+    settings = settings or AblationSettings()
+    out = Path(out_dir) if out_dir else cfg.run_path("experiments", "ablation")
+    baseline_path = resolve_baseline(cfg, baseline)
+    ctx = _Context(cfg, settings, baseline_path, out, progress)
+    shaping = {
+        "baseline": ctx.baseline.version, "settings": settings.shaping(),
+        **{name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "model", "finetune", "eval", "influence",
+                                                                      "feedback")},
+    }
+    digest = _digest(shaping)
+    write_json_atomic(out / "manifest.json", {"digest": digest, "baseline_path": str(baseline_path), **shaping})
+
+    base_file = out / "baseline.json"
+    base = json.loads(base_file.read_text()) if base_file.exists() else None
+    eval_digest = _digest({"baseline": ctx.baseline.version, "eval": dataclasses.asdict(cfg.eval),
+                           "data": dataclasses.asdict(cfg.data), "model": dataclasses.asdict(cfg.model)})
+    if base is None or base.get("digest") != eval_digest:
+        base = {"digest": eval_digest, "version": ctx.baseline.version,
+                "evaluation": evaluate(ctx.baseline, ctx.hans, ctx.mnli, batch_size=cfg.eval.batch_size,
+                                       progress=progress)}
+        write_json_atomic(base_file, base)
+
+    computed, reused, done = [], [], []
+    cells = cells_of(settings)
+    bar = tqdm(cells, desc="ablation", unit="cell", disable=not progress)
+    for cell in bar:
+        path = out / "cells" / f"{cell.key}.json"
+        if path.exists():
+            try:
+                previous = json.loads(path.read_text())
+            except ValueError:
+                previous = None
+            if previous and previous.get("digest") == digest:
+                reused.append(cell.key)
+                done.append(previous)
+                continue
+            log.info("cell %s: recorded with other settings; recomputing", cell.key)
+        bar.set_postfix_str(cell.key)
+        record = {"digest": digest, **run_cell(ctx, cell)}
+        write_json_atomic(path, record)
+        computed.append(cell.key)
+        done.append(record)
+        ev = record["evaluation"]
+        log.info("cell %s done in %.0f s: MNLI %s, HANS %s", cell.key, record["seconds"]["total"],
+                 (ev.get("mnli") or {}).get("accuracy"), (ev.get("hans") or {}).get("accuracy"))
+    bar.close()
+    summary = summarize(done, base, settings)
+    summary["wall_seconds_this_run"] = round(time.perf_counter() - start, 1)
+    summary["cells_computed"], summary["cells_reused"] = computed, reused
+    paths = write_ablation_report(summary, out)
+    return AblationRun(out, computed, reused, summary, paths, time.perf_counter() - start)
+
+
+__all__ = ["AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell", "Configuration",
+           "cells_of", "fine_tuning_set", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell"]
