@@ -41,10 +41,10 @@ PIP=("$VENV/bin/python" -m pip)
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
     log "CUDA present: installing torch (CUDA build)"
-    "${PIP[@]}" install -q torch
+    "${PIP[@]}" install -q torch 2> >(grep -v "is ignored" >&2)
   else
     log "no CUDA: installing torch==2.13.0 (CPU build)"
-    "${PIP[@]}" install -q torch==2.13.0
+    "${PIP[@]}" install -q torch==2.13.0 2> >(grep -v "is ignored" >&2)
   fi
 fi
 
