@@ -156,8 +156,7 @@ class RoundState:
         return db
 
     def _init_schema(self) -> None:
-        db = self._connect()
-        try:
+        with self._read() as db:
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(SCHEMA)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -167,14 +166,20 @@ class RoundState:
                 raise RoundStateError(
                     f"{self.path}: schema version {row['value']}, this hildif expects {SCHEMA_VERSION}"
                 )
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection (autocommit), closed on exit."""
+        db = self._connect()
+        try:
+            yield db
         finally:
             db.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed on success, rolled back on any exception."""
-        db = self._connect()
-        try:
+        with self._read() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -182,16 +187,6 @@ class RoundState:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        finally:
-            db.close()
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        try:
-            yield db
-        finally:
-            db.close()
 
     # ------------------------------------------------------------------ rounds, anchors, pairs
     def create_round(
