@@ -9,7 +9,7 @@ import pytest
 from hildif.data.example import Example
 from hildif.feedback import Rating
 from hildif.rounds.state import RoundState, RoundStateError, flatten_metrics, ratings_digest
-from hildif.rounds.start import AnchorSelection, RoundError, parse_rule, read_pair_ids, validate_round_id
+from hildif.rounds.start import AnchorSelection, RoundError, validate_round_id
 
 A1 = Example("a1", "The judge advised the doctor .", "The doctor advised the judge .", 0)
 A2 = Example("a2", "The cat slept .", "The cat slept .", 1)
@@ -98,38 +98,37 @@ def test_flatten_metrics_keeps_numbers_only():
     assert flatten_metrics({"a": {"b": 1, "c": "x", "d": True}, "e": 2.5}) == {"a.b": 1.0, "e": 2.5}
 
 
-def test_selection_and_rule_validation(tmp_path):
+def test_selection_validation():
     with pytest.raises(RoundError, match="unknown"):
         AnchorSelection(method="clever")
     with pytest.raises(RoundError, match="pair-ids file"):
         AnchorSelection(method="pairids")
-    assert parse_rule("wrong, heuristic=lexical_overlap") == [("wrong", None), ("heuristic", "lexical_overlap")]
-    with pytest.raises(RoundError, match="'gold=maybe' not understood"):
-        parse_rule("gold=maybe")
+    with pytest.raises(RoundError, match="needs a rule"):
+        AnchorSelection(method="rule")
     with pytest.raises(RoundError, match="round id"):
         validate_round_id("../etc")
-    f = tmp_path / "ids.txt"
-    f.write_text("# handpicked\n98315c\n\n{\"pairID\": \"49703e\"}\n")
-    assert read_pair_ids(f) == ["98315c", "49703e"]
-    f.write_text("98315c\n98315c\n")
-    with pytest.raises(RoundError, match=r"ids.txt:2: pairID '98315c' listed twice"):
-        read_pair_ids(f)
+    assert AnchorSelection.from_dict({"method": "random", "n": 2, "extra": 1}) == AnchorSelection("random", 2)
 
 
-def test_pair_ids_selection_reads_dev_and_names_unknown_ids(tmp_path, data_dir):
+def test_pair_ids_random_and_rule_selection_on_the_real_dev_set(tmp_path, data_dir):
     from hildif.config import load_config
+    from hildif.feedback import heuristic_features
+    from hildif.influence.anchors import AnchorSelectionError
     from hildif.rounds.start import select_anchors
 
     cfg = load_config(overrides=[f"data.data_dir={data_dir}"])
     f = tmp_path / "ids.txt"
-    f.write_text("98315c\n63735n\n")
+    f.write_text("# handpicked\n98315c\n63735n  # the first dev row\n")
     chosen = select_anchors(cfg, AnchorSelection(method="pairids", pair_ids_file=str(f)))
     assert [e.id for e in chosen] == ["98315c", "63735n"]
+    assert chosen[0].metadata["heuristics"] == ["lexical_overlap", "reverse_ordering"]  # from the anchors file
     assert chosen[1].premise == "The new rights are nice enough"
     f.write_text("98315c\nnot-an-id\n")
-    with pytest.raises(RoundError, match="not-an-id"):
+    with pytest.raises(AnchorSelectionError, match="not-an-id"):
         select_anchors(cfg, AnchorSelection(method="pairids", pair_ids_file=str(f)))
     rnd = select_anchors(cfg, AnchorSelection(method="random", n=3, seed=7))
+    assert len({e.id for e in rnd}) == 3
     assert [e.id for e in rnd] == [e.id for e in select_anchors(cfg, AnchorSelection(method="random", n=3, seed=7))]
-    lo = select_anchors(cfg, AnchorSelection(method="rule", n=4, rule="gold=non-entailment,heuristic=lexical_overlap"))
+    lo = select_anchors(cfg, AnchorSelection(method="rule", n=4, rule="label:non-entailment+heuristic:lexical_overlap"))
     assert len(lo) == 4 and all(e.label == 0 for e in lo)
+    assert all(heuristic_features(e.premise, e.hypothesis)["lexical_overlap"] for e in lo)

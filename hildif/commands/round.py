@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="paper: the paper's 5 handpicked anchors; random; pairids: --pair-ids FILE; rule: --rule")
     s.add_argument("-n", "--num-anchors", type=int, default=5)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--pair-ids", help="file with one dev pairID per line (or JSON lines with pairID)")
-    s.add_argument("--rule", help="e.g. 'wrong,heuristic=lexical_overlap' or 'gold=non-entailment,predicted=entailment'")
+    s.add_argument("--pair-ids", help="file with one pairID per line (dev set or the anchors file)")
+    s.add_argument("--rule", help="e.g. 'heuristic:lexical_overlap+misclassified' or 'label:non-entailment' "
+                                  "(heuristics detected in the text of dev examples)")
     s.add_argument("--connect-backend", metavar="URL",
                    help="also connect the hildif ML backend at URL to the project (basic auth from "
                         "$HILDIF_BACKEND_USER / $HILDIF_BACKEND_PASSWORD)")

@@ -13,16 +13,13 @@ a crash between Label Studio's import and recording the ids creates no duplicate
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 from hildif.config import HildifConfig
-from hildif.data.example import LABEL_NAMES, Example
+from hildif.data.example import Example
 from hildif.rounds.state import RoundState
 
 log = logging.getLogger(__name__)
@@ -37,16 +34,17 @@ class RoundError(ValueError):
 
 @dataclass
 class AnchorSelection:
-    """How to pick anchors. ``method``:
+    """How to pick anchors (the selection itself is :func:`hildif.influence.anchors.select_anchors`). ``method``:
 
     * ``paper``: the paper's five handpicked anchors (``data.anchors_file``), the first ``n``;
     * ``random``: ``n`` dev examples drawn with ``seed``;
-    * ``pairids``: the dev (or anchors-file) examples listed in ``pair_ids_file`` (one pairID per line, ``#``
-      comments; or JSON lines with a ``pairID``/``id`` field), in file order;
-    * ``rule``: ``n`` dev examples (seeded order) satisfying every comma-separated condition of ``rule``:
-      ``wrong`` (the model mispredicts), ``right``, ``gold=entailment|non-entailment``,
-      ``predicted=entailment|non-entailment``, ``heuristic=NAME`` (``NAME`` among the example's ``heuristics``
-      metadata or flagged by :func:`hildif.feedback.heuristic_features`).
+    * ``pairids``: the examples listed in ``pair_ids_file`` (one pairID per line, ``#`` comments), in file order,
+      looked up in the anchors file and the dev set;
+    * ``rule``: ``n`` dev examples (drawn with ``seed``) matching ``rule`` in the grammar of
+      :mod:`hildif.influence.anchors` (``heuristic:NAME``, ``label:LABEL``, ``misclassified``, joined by ``+``).
+      Dev examples carry no heuristic labels, so each gets the heuristics that
+      :func:`hildif.feedback.heuristic_features` detects in its text (lexical_overlap, subsequence, constituent,
+      negation, reversed_order, ...).
     """
 
     method: str = "paper"
@@ -63,7 +61,7 @@ class AnchorSelection:
         if self.method == "pairids" and not self.pair_ids_file:
             raise RoundError("anchor selection 'pairids' needs a pair-ids file")
         if self.method == "rule" and not self.rule:
-            raise RoundError("anchor selection 'rule' needs a rule, e.g. 'wrong,heuristic=lexical_overlap'")
+            raise RoundError("anchor selection 'rule' needs a rule, e.g. 'heuristic:lexical_overlap+misclassified'")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,129 +89,35 @@ class StartResult:
 
 
 # ---------------------------------------------------------------------------------------------- anchor selection
-def read_pair_ids(path: str | Path) -> list[str]:
-    """pairIDs from a text file (one per line, ``#`` comments) or JSON lines (``pairID`` or ``id`` field)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise RoundError(f"pair-ids file {path}: cannot read it: {exc}") from exc
-    ids: list[str] = []
-    for no, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if text.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RoundError(f"{path}:{no}: not valid JSON: {exc}") from None
-            value = obj.get("pairID") or obj.get("id")
-            if not value:
-                raise RoundError(f"{path}:{no}: JSON line without a 'pairID' or 'id' field")
-            text = str(value)
-        if text in ids:
-            raise RoundError(f"{path}:{no}: pairID {text!r} listed twice")
-        ids.append(text)
-    if not ids:
-        raise RoundError(f"pair-ids file {path} lists no pairID")
-    return ids
-
-
-def _heuristics(example: Example) -> set[str]:
-    names = set(example.metadata.get("heuristics") or [])
-    if example.metadata.get("heuristic"):
-        names.add(str(example.metadata["heuristic"]))
-    return names
-
-
-def parse_rule(rule: str) -> list[tuple[str, str | None]]:
-    conditions: list[tuple[str, str | None]] = []
-    for part in (p.strip() for p in rule.split(",")):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        name, value = name.strip(), value.strip() or None
-        if name in ("wrong", "right") and value is None:
-            conditions.append((name, None))
-        elif name in ("gold", "predicted") and value in LABEL_NAMES:
-            conditions.append((name, value))
-        elif name == "heuristic" and value:
-            conditions.append((name, value))
-        else:
-            raise RoundError(
-                f"rule condition {part!r} not understood (use wrong, right, gold=LABEL, predicted=LABEL, "
-                f"heuristic=NAME; LABEL is one of {', '.join(LABEL_NAMES)})"
-            )
-    if not conditions:
-        raise RoundError(f"rule {rule!r} has no condition")
-    return conditions
-
-
-def _matches_text(example: Example, conditions: list[tuple[str, str | None]]) -> bool:
-    """The conditions that need no model."""
+def with_detected_heuristics(examples: Sequence[Example]) -> list[Example]:
+    """Copies whose ``heuristics`` metadata adds what :func:`hildif.feedback.heuristic_features` finds in the text."""
     from hildif.feedback import heuristic_features
+    from hildif.feedback.simulation import active_heuristics
 
-    for name, value in conditions:
-        if name == "gold" and LABEL_NAMES[example.label] != value:
-            return False
-        if name == "heuristic" and value not in _heuristics(example):
-            if not heuristic_features(example.premise, example.hypothesis).get(value):
-                return False
-    return True
+    out = []
+    for e in examples:
+        found = set(e.metadata.get("heuristics") or []) | active_heuristics(heuristic_features(e.premise, e.hypothesis))
+        out.append(Example(e.id, e.premise, e.hypothesis, e.label, {**e.metadata, "heuristics": sorted(found)}))
+    return out
 
 
 def select_anchors(cfg: HildifConfig, selection: AnchorSelection, classifier=None) -> list[Example]:
-    """The anchors of a round, per :class:`AnchorSelection` (the ``rule`` method needs ``classifier``)."""
+    """The anchors of a round, per :class:`AnchorSelection` (a rule with ``misclassified`` needs ``classifier``)."""
     from hildif.data.splits import load_anchors, load_dev
+    from hildif.influence.anchors import select_anchors as pick
 
     if selection.method == "paper":
         return load_anchors(cfg.data)[: selection.n]
     dev = load_dev(cfg.data)
     if selection.method == "random":
-        if selection.n > len(dev):
-            raise RoundError(f"asked for {selection.n} random anchors, the dev set has {len(dev)} examples")
-        return random.Random(selection.seed).sample(dev, selection.n)
+        return pick(dev, random_n=selection.n, seed=selection.seed)
     if selection.method == "pairids":
-        pool = {e.id: e for e in dev}
-        for e in load_anchors(cfg.data):
-            pool.setdefault(e.id, e)
-        wanted = read_pair_ids(selection.pair_ids_file)
-        missing = [i for i in wanted if i not in pool]
-        if missing:
-            raise RoundError(
-                f"pair-ids file {selection.pair_ids_file}: {len(missing)} pairID(s) not in the dev set "
-                f"({cfg.data.dev_file}) or the anchors file: {', '.join(missing[:10])}"
-            )
-        return [pool[i] for i in wanted]
-    conditions = parse_rule(selection.rule or "")
-    order = list(dev)
-    random.Random(selection.seed).shuffle(order)
-    candidates = [e for e in order if _matches_text(e, conditions)]
-    model_conditions = [(n, v) for n, v in conditions if n in ("wrong", "right", "predicted")]
-    if not model_conditions:
-        chosen = candidates[: selection.n]
-    else:
-        if classifier is None:
-            raise RoundError(f"rule {selection.rule!r} needs the model's predictions")
-        chosen = []
-        for start in range(0, len(candidates), 256):
-            chunk = candidates[start : start + 256]
-            predicted = classifier.predict(chunk).argmax(1)
-            for ex, p in zip(chunk, predicted):
-                ok = all(
-                    (n == "wrong" and p != ex.label) or (n == "right" and p == ex.label)
-                    or (n == "predicted" and LABEL_NAMES[int(p)] == v)
-                    for n, v in model_conditions
-                )
-                if ok:
-                    chosen.append(ex)
-            if len(chosen) >= selection.n:
-                break
-        chosen = chosen[: selection.n]
-    if not chosen:
-        raise RoundError(f"no dev example satisfies rule {selection.rule!r}")
-    return chosen
+        handpicked = load_anchors(cfg.data)  # preferred: they carry their heuristics
+        known = {e.id for e in handpicked}
+        pool = handpicked + [e for e in dev if e.id not in known]
+        return pick(pool, ids_file=selection.pair_ids_file)
+    pool = with_detected_heuristics(dev) if "heuristic:" in (selection.rule or "") else dev
+    return pick(pool, rule=selection.rule, random_n=selection.n, seed=selection.seed, classifier=classifier)
 
 
 # ---------------------------------------------------------------------------------------------- the round
@@ -339,5 +243,5 @@ def start_round(
     )
 
 
-__all__ = ["AnchorSelection", "StartResult", "RoundError", "start_round", "select_anchors", "read_pair_ids",
-           "push_tasks", "explain_round", "current_model", "parse_rule"]
+__all__ = ["AnchorSelection", "StartResult", "RoundError", "start_round", "select_anchors", "push_tasks",
+           "explain_round", "current_model", "with_detected_heuristics"]
