@@ -1,0 +1,59 @@
+"""``hildif demo``: one whole HILDIF round on this machine (Label Studio, ML backend, baseline, round, ratings,
+sync, before/after table). See :mod:`hildif.demo`."""
+
+from __future__ import annotations
+
+import argparse
+
+from hildif.commands.common import add_config_options, config_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="run one HILDIF round end to end: Label Studio, ML backend, baseline, ratings, before/after",
+        description="Starts Label Studio and the ML backend on 127.0.0.1, trains (or reuses) the baseline, explains "
+                    "the paper's five anchors, lets simulated annotators (default) or people rate the influential "
+                    "examples, fine-tunes and prints the before/after HANS and MNLI accuracies. Stops what it "
+                    "started, also on Ctrl-C.",
+    )
+    p.add_argument("--annotators", choices=["simulated", "human"], default="simulated",
+                   help="simulated: three simulated annotators rate through the Label Studio API (default); "
+                        "human: print the URL and wait for people to rate")
+    p.add_argument("--round", dest="round_id", default="demo", help="round id (default demo; rerun continues it)")
+    p.add_argument("--anchors-file", help="JSON lines of anchors (default data.anchors_file: the paper's five)")
+    p.add_argument("--anchors", dest="n_anchors", type=int, default=5, help="how many anchors of the file (5)")
+    p.add_argument("--p", dest="top_p", type=int, default=10, help="influential examples per anchor (10)")
+    p.add_argument("--simulated-annotators", dest="simulated", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0, help="simulated annotators' seed")
+    p.add_argument("--ls-url", help="use this running Label Studio (API key from $LABEL_STUDIO_API_KEY) instead of "
+                                    "starting one")
+    p.add_argument("--ls-port", type=int, default=8080, help="port for the Label Studio the demo starts (8080)")
+    p.add_argument("--backend-port", type=int, help="port for the ML backend (default: a free one)")
+    p.add_argument("--no-backend", action="store_true", help="do not start the ML backend")
+    p.add_argument("--wait-timeout", type=float, help="human mode: sync what is rated after this many seconds")
+    p.add_argument("--hans-sample", type=int, help="evaluate on a stratified HANS sample (eval.hans_sample)")
+    p.add_argument("--mnli-sample", type=int, help="evaluate on a stratified MNLI dev sample (eval.mnli_sample)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hildif.demo import DemoOptions, run_demo
+
+    cfg = config_from_args(args)
+    if args.hans_sample is not None:
+        cfg.eval.hans_sample = args.hans_sample
+    if args.mnli_sample is not None:
+        cfg.eval.mnli_sample = args.mnli_sample
+    opts = DemoOptions(
+        annotators=args.annotators, round_id=args.round_id, n_anchors=args.n_anchors, anchors_file=args.anchors_file,
+        top_p=args.top_p, simulated=args.simulated, seed=args.seed, ls_url=args.ls_url, ls_port=args.ls_port,
+        backend=not args.no_backend, backend_port=args.backend_port, wait_timeout_s=args.wait_timeout,
+        progress=not args.no_progress,
+    )
+    try:
+        run_demo(cfg, opts)
+    except KeyboardInterrupt:
+        return 130
+    return 0
