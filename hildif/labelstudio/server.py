@@ -18,7 +18,6 @@ was migrated once (about 3 s to start).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from hildif.utils.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,21 @@ def find_label_studio_bin(explicit: str | None = None) -> Path:
         f"{REPO_ROOT / '.venv-ls/bin/label-studio'} and PATH); install it with: "
         f"python3 -m venv .venv-ls && .venv-ls/bin/pip install label-studio=={LABEL_STUDIO_VERSION}"
     )
+
+
+def stop_process_group(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    """Stop a child started with ``start_new_session=True`` and everything it spawned: SIGTERM to its process
+    group, SIGKILL after ``timeout`` seconds. Only that group is signalled; a finished or None process is a no-op."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -179,15 +195,7 @@ class LabelStudioServer:
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the process group this object started (SIGTERM, then SIGKILL after ``timeout``)."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process_group(proc, timeout)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -211,8 +219,7 @@ def prepare_data_dir(target: Path, template: Path, *, build_timeout: float = 300
     """
     template = Path(template)
     template.parent.mkdir(parents=True, exist_ok=True)
-    with open(template.parent / f".{template.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(template.parent / f".{template.name}.lock"):
         if not (template / ".ready").exists():
             building = template.parent / f".{template.name}.building"
             shutil.rmtree(building, ignore_errors=True)

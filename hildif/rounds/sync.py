@@ -20,17 +20,16 @@ A failure in 4-7 marks the sync ``failed`` with the error and re-raises; nothing
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hildif.config import HildifConfig
 from hildif.rounds.start import RoundError
 from hildif.rounds.state import RoundState, now, ratings_digest
+from hildif.utils.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +94,11 @@ def pull_and_snapshot(cfg: HildifConfig, state: RoundState, round_id: str, clien
     return snapshot_id, ratings, changes
 
 
-@contextlib.contextmanager
-def sync_lock(cfg: HildifConfig) -> Iterator[None]:
-    """One sync at a time per run directory (the backend's job and an admin's command may overlap): the second
-    waits, then finds the ratings unchanged."""
-    path = cfg.run_path(".sync.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool = True) -> SyncResult:
     """Run one sync of ``round_id`` (see the module docstring). ``client``: a :class:`LabelStudioClient`."""
-    with sync_lock(cfg):
+    # one sync at a time per run directory (the backend's job and an admin's command may overlap): the second
+    # waits, then finds the ratings unchanged
+    with file_lock(cfg.run_path(".sync.lock")):
         return _sync_round(cfg, round_id, client=client, progress=progress)
 
 
