@@ -1,0 +1,59 @@
+"""Helpers shared by the deployment and hardening tests (browser, faults, PostgreSQL, security, load): a run
+directory with a tiny base model registered as the served version, a small-sample round configuration, and Label
+Studio annotators who can log in (invite link + signup form, the only way Community Edition makes them)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import requests
+
+KEY_ENV = "HILDIF_TEST_HARDENING_LS_KEY"
+
+
+def round_config(run_dir: Path, data_dir: Path, url: str, title: str, annotators: int = 1, extra: tuple = ()):
+    """A config small enough for tests (300 training examples, k=20, two influential examples per anchor, one
+    fine-tuning epoch, 60+60 evaluation examples); the Label Studio key comes from ``$KEY_ENV``."""
+    from hildif.config import load_config
+
+    return load_config(overrides=[
+        f"data.data_dir={data_dir}", "data.max_train_examples=300", f"run.run_dir={run_dir}", "model.device=cpu",
+        "influence.k=20", "influence.top_p=2", "influence.lissa_steps=20", "influence.grad_batch_size=16",
+        "feedback.augmenters=synonym", "feedback.copies_per_point=1", "finetune.epochs=1", "finetune.batch_size=8",
+        "eval.hans_sample=60", "eval.mnli_sample=60", "eval.batch_size=64",
+        f"labelstudio.url={url}", f"labelstudio.api_key_env={KEY_ENV}", f"labelstudio.project_title={title}",
+        f"labelstudio.annotators_per_task={annotators}", *extra,
+    ])
+
+
+def register_tiny_base(cfg) -> str:
+    """Build the tiny BERT over the round's texts and register it as the served version; returns the version."""
+    from hildif.data.splits import load_anchors, load_train
+    from hildif.model.registry import ModelRegistry
+    from hildif.model.tiny import build_tiny_classifier
+
+    texts = list(load_train(cfg.data)) + list(load_anchors(cfg.data))
+    return ModelRegistry(cfg.run.run_dir).save(build_tiny_classifier(texts, seed=0), {"kind": "base", "source": "tiny"})
+
+
+def invite_url(ls_url: str, admin_token: str) -> str:
+    """The organization's signup link (``GET /api/invite``), absolute."""
+    r = requests.get(f"{ls_url}/api/invite", headers={"Authorization": f"Token {admin_token}"}, timeout=30)
+    r.raise_for_status()
+    return ls_url + r.json()["invite_url"]
+
+
+def sign_up(ls_url: str, admin_token: str, email: str, password: str) -> requests.Session:
+    """Create an annotator through the signup form (as a browser would post it); returns its logged-in session."""
+    s = requests.Session()
+    link = invite_url(ls_url, admin_token)
+    page = s.get(link, timeout=30)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert csrf, f"no CSRF token on {link}"
+    r = s.post(link, data={"csrfmiddlewaretoken": csrf.group(1), "email": email, "password": password},
+               headers={"Referer": link}, timeout=30)
+    r.raise_for_status()
+    me = s.get(f"{ls_url}/api/current-user/whoami", timeout=30)
+    assert me.ok and me.json()["email"] == email, f"signup of {email} failed: {me.status_code} {me.text[:300]}"
+    return s
