@@ -1,7 +1,8 @@
 """Serve the backend with gunicorn: one worker process (the job queue and the loaded model live in it), several
 threads (so /health and /webhook answer while /predict runs). Binds to 127.0.0.1 unless told otherwise.
 
-Basic auth comes from the environment only: ``HILDIF_BACKEND_USER`` and ``HILDIF_BACKEND_PASSWORD``.
+Basic auth comes from the environment only: ``HILDIF_BACKEND_USER`` and ``HILDIF_BACKEND_PASSWORD``, or
+``HILDIF_BACKEND_PASSWORD_FILE`` (first line of a file, e.g. a Docker secret); never from the command line.
 Pre-annotation: ``--preannotate`` or ``HILDIF_BACKEND_PREANNOTATE=1`` (off by default, so raters are not biased).
 """
 
@@ -17,11 +18,28 @@ from ml_backend.settings import BackendSettings
 
 AUTH_USER_ENV = "HILDIF_BACKEND_USER"
 AUTH_PASSWORD_ENV = "HILDIF_BACKEND_PASSWORD"
+AUTH_PASSWORD_FILE_ENV = "HILDIF_BACKEND_PASSWORD_FILE"
 PREANNOTATE_ENV = "HILDIF_BACKEND_PREANNOTATE"
 
 
+def _password_from_env() -> str | None:
+    """``$HILDIF_BACKEND_PASSWORD``, else the first line of ``$HILDIF_BACKEND_PASSWORD_FILE``; never both."""
+    password, path = os.environ.get(AUTH_PASSWORD_ENV), os.environ.get(AUTH_PASSWORD_FILE_ENV)
+    if password and path:
+        raise ValueError(f"set ${AUTH_PASSWORD_ENV} or ${AUTH_PASSWORD_FILE_ENV}, not both")
+    if not path:
+        return password
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise ValueError(f"${AUTH_PASSWORD_FILE_ENV} {path}: cannot read it: {exc.strerror}") from None
+    if not lines or not lines[0].strip():
+        raise ValueError(f"${AUTH_PASSWORD_FILE_ENV} {path}: the file is empty")
+    return lines[0].strip()
+
+
 def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bool | None = None) -> BackendSettings:
-    user, password = os.environ.get(AUTH_USER_ENV), os.environ.get(AUTH_PASSWORD_ENV)
+    user, password = os.environ.get(AUTH_USER_ENV), _password_from_env()
     if bool(user) != bool(password):
         raise ValueError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV}")
     if preannotate is None:
