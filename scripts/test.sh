@@ -7,6 +7,8 @@ bash scripts/setup.sh
 export HILDIF_DATA_DIR=${HILDIF_DATA_DIR:-$(cd .. && pwd)/shared/data}
 export HILDIF_CACHE_DIR=${HILDIF_CACHE_DIR:-${TMPDIR:-/tmp}/hildif-cache}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# setup.sh installed Label Studio: its tests must run, not skip
+export HILDIF_REQUIRE_LABEL_STUDIO=${HILDIF_REQUIRE_LABEL_STUDIO:-1}
 mkdir -p test-artifacts
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider --junitxml=test-artifacts/junit.xml "$@"
