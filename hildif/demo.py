@@ -144,16 +144,10 @@ class BackendProcess:
             return None
 
     def stop(self, timeout: float = 20.0) -> None:
+        from hildif.labelstudio.server import stop_process_group
+
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process_group(proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

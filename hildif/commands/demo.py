@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from hildif.commands.common import add_config_options, config_from_args
+from hildif.commands.common import add_config_options
+from hildif.commands.experiment import add_eval_sample_options, config_with_eval_samples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend-port", type=int, help="port for the ML backend (default: a free one)")
     p.add_argument("--no-backend", action="store_true", help="do not start the ML backend")
     p.add_argument("--wait-timeout", type=float, help="human mode: sync what is rated after this many seconds")
-    p.add_argument("--hans-sample", type=int, help="evaluate on a stratified HANS sample (eval.hans_sample)")
-    p.add_argument("--mnli-sample", type=int, help="evaluate on a stratified MNLI dev sample (eval.mnli_sample)")
+    add_eval_sample_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_options(p)
     p.set_defaults(func=run)
@@ -41,11 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from hildif.demo import DemoOptions, run_demo
 
-    cfg = config_from_args(args)
-    if args.hans_sample is not None:
-        cfg.eval.hans_sample = args.hans_sample
-    if args.mnli_sample is not None:
-        cfg.eval.mnli_sample = args.mnli_sample
+    cfg = config_with_eval_samples(args)
     opts = DemoOptions(
         annotators=args.annotators, round_id=args.round_id, n_anchors=args.n_anchors, anchors_file=args.anchors_file,
         top_p=args.top_p, simulated=args.simulated, seed=args.seed, ls_url=args.ls_url, ls_port=args.ls_port,

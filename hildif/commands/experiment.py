@@ -20,6 +20,22 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def add_eval_sample_options(parser: argparse.ArgumentParser) -> None:
+    """``--hans-sample N`` / ``--mnli-sample N``: evaluate on stratified samples (eval.hans_sample, eval.mnli_sample)."""
+    parser.add_argument("--hans-sample", type=int, help="evaluate on a stratified HANS sample (eval.hans_sample)")
+    parser.add_argument("--mnli-sample", type=int, help="evaluate on a stratified MNLI dev sample (eval.mnli_sample)")
+
+
+def config_with_eval_samples(args: argparse.Namespace):
+    """The configuration of ``args`` with the ``--hans-sample`` / ``--mnli-sample`` overrides applied."""
+    cfg = config_from_args(args)
+    if args.hans_sample is not None:
+        cfg.eval.hans_sample = args.hans_sample
+    if args.mnli_sample is not None:
+        cfg.eval.mnli_sample = args.mnli_sample
+    return cfg
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from hildif.experiments.ablation import BY_KEY, NO_AUGMENTATION_MODES
 
@@ -40,8 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--annotator-noise", type=float, default=0.5)
     a.add_argument("--no-augmentation", choices=NO_AUGMENTATION_MODES, default="repeat",
                    help="¬DA fine-tuning set: each influential example repeated copies(s) times, or once")
-    a.add_argument("--hans-sample", type=int, help="evaluate on a stratified HANS sample (eval.hans_sample)")
-    a.add_argument("--mnli-sample", type=int, help="evaluate on a stratified MNLI dev sample (eval.mnli_sample)")
+    add_eval_sample_options(a)
     a.add_argument("--baseline", help="baseline checkpoint directory (default: the run's current model)")
     a.add_argument("--out", help="output directory (default <run_dir>/experiments/ablation)")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -54,11 +69,7 @@ def run_ablation_command(args: argparse.Namespace) -> int:
     from hildif.experiments.ablation import AblationSettings, parse_configurations, run_ablation
     from hildif.experiments.ablation_report import figure_1c_table, per_configuration_table
 
-    cfg = config_from_args(args)
-    if args.hans_sample is not None:
-        cfg.eval.hans_sample = args.hans_sample
-    if args.mnli_sample is not None:
-        cfg.eval.mnli_sample = args.mnli_sample
+    cfg = config_with_eval_samples(args)
     settings = AblationSettings(
         configurations=parse_configurations(args.configs), top_ps=args.top_ps,
         seeds=args.seed_list or list(range(args.seeds)), n_anchors=args.anchors, annotators=args.annotators,

@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
+import io
 import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hildif.model.evaluation import HEURISTICS, SHORT, plot_hans_bars
-from hildif.utils.atomic import write_json_atomic, write_text_atomic
+from hildif.utils.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 CLASSES = ("entailment", "non-entailment")
 
@@ -185,13 +186,10 @@ def plot_mnli_bars(summary: Mapping[str, Any], path: str | Path) -> Path:
     ax.set_title("MNLI accuracy per configuration (mean over seeds)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _as_result(group: Mapping[str, Any]) -> dict[str, Any]:
