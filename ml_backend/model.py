@@ -50,6 +50,9 @@ class BackendRuntime:
         self.jobs = JobQueue(self.db_path, handlers.make_handlers(self))
         self._kv_init()
         self._lock = threading.Lock()
+        # Hugging Face fast tokenizers are not thread-safe (concurrent calls change each other's padding: seen as
+        # "expected sequence of length 15 at dim 1 (got 12)" under 50 concurrent /predict): one inference at a time.
+        self.inference_lock = threading.Lock()
         self._classifier = None
         self._classifier_version: str | None = None
         self.setups: dict[int, dict[str, str]] = {}  # project id -> {"hostname", "access_token"} from /setup
@@ -97,13 +100,22 @@ class BackendRuntime:
 
     def count_event(self, project: str, event: str) -> None:
         """Count webhook events per project (``get("events")``), for diagnostics; one short transaction."""
-        db = sqlite3.connect(self.db_path, timeout=30)
-        with db:
+        # BEGIN IMMEDIATE takes the write lock before the read: without it concurrent webhooks read the same count
+        # and lose increments (50 concurrent posts counted 35).
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
             row = db.execute("SELECT value FROM kv WHERE project = ? AND key = 'events'", (project,)).fetchone()
             counts = json.loads(row[0]) if row else {}
             counts[event] = counts.get(event, 0) + 1
             db.execute("INSERT OR REPLACE INTO kv VALUES (?, 'events', ?)", (project, json.dumps(counts)))
-        db.close()
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
 
     def kv_set(self, project: str, key: str, value: Any) -> None:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -172,7 +184,8 @@ class HildifModel:
                 continue
             pair = [Example("anchor", data["anchor_premise"], data.get("anchor_hypothesis", ""), 0),
                     Example("example", data["example_premise"], data.get("example_hypothesis", ""), 0)]
-            feats = clf.features(pair)
+            with self.runtime.inference_lock:
+                feats = clf.features(pair)
             cos = float(np.dot(feats[0], feats[1]) / (np.linalg.norm(feats[0]) * np.linalg.norm(feats[1]) + 1e-12))
             score = similarity_score(cos)
             preds.append({

@@ -4,10 +4,17 @@ Studio annotators who can log in (invite link + signup form, the only way Commun
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import requests
+
+REPO = Path(__file__).resolve().parents[1]
 
 KEY_ENV = "HILDIF_TEST_HARDENING_LS_KEY"
 
@@ -57,3 +64,33 @@ def sign_up(ls_url: str, admin_token: str, email: str, password: str) -> request
     me = s.get(f"{ls_url}/api/current-user/whoami", timeout=30)
     assert me.ok and me.json()["email"] == email, f"signup of {email} failed: {me.status_code} {me.text[:300]}"
     return s
+
+
+def start_backend(run_dir: Path, env: dict[str, str], log_path: Path, *extra: str):
+    """``python -m ml_backend`` on a free loopback port; returns (process, url) once /health answers."""
+    from hildif.labelstudio.server import free_port
+
+    port = free_port()
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "ml_backend", "--port", str(port), "--run-dir", str(run_dir),
+                             "--set", "model.device=cpu", *extra], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"backend exited with {proc.returncode}: {log_path.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return proc, url
+        except requests.RequestException:
+            time.sleep(0.3)
+    stop_backend(proc)
+    pytest.fail("backend did not answer /health: " + log_path.read_text()[-3000:])
+
+
+def stop_backend(proc: subprocess.Popen, sig: int = 15) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        proc.wait(30)

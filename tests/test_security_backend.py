@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from round_env import start_backend, stop_backend
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cret-backend-Pa55-7f2c9e"
@@ -104,36 +103,6 @@ def test_wrong_label_studio_key_is_a_clear_error_without_the_key(label_studio):
 
 
 # ---------------------------------------------------------------------------------------------- the running backend
-def start_backend(run_dir: Path, env: dict[str, str], log_path: Path, *extra: str):
-    """``python -m ml_backend`` on a free loopback port; returns (process, url) once /health answers."""
-    from hildif.labelstudio.server import free_port
-
-    port = free_port()
-    log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "ml_backend", "--port", str(port), "--run-dir", str(run_dir),
-                             "--set", "model.device=cpu", *extra], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"backend exited with {proc.returncode}: {log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.3)
-    stop_backend(proc)
-    pytest.fail("backend did not answer /health: " + log_path.read_text()[-3000:])
-
-
-def stop_backend(proc: subprocess.Popen, sig: int = 15) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        proc.wait(30)
-
-
 @pytest.fixture()
 def tiny_run(tmp_path, mnli_train_sample):
     from hildif.model.registry import ModelRegistry
