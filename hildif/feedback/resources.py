@@ -20,16 +20,14 @@ Apertium
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator
 
 from hildif.utils.atomic import atomic_dir, write_json_atomic
+from hildif.utils.locks import file_lock
 
 WORDNET_SRC_DEFAULT = "/usr/share/wordnet"
 WORDNET_FILES = (
@@ -88,17 +86,6 @@ def _wordnet_source() -> Path:
     return Path(os.environ.get("HILDIF_WORDNET_SRC", WORDNET_SRC_DEFAULT))
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _source_signature(src: Path) -> dict[str, int]:
     missing = [name for name in WORDNET_FILES if not (src / name).is_file()]
     if missing:
@@ -129,7 +116,7 @@ def ensure_wordnet(data_dir: str | Path | None = None, source: str | Path | None
             return False
 
     if not built():
-        with _file_lock(data_dir / ".wordnet.lock"):
+        with file_lock(data_dir / ".wordnet.lock"):
             if not built():
                 with atomic_dir(target) as tmp:
                     for name in WORDNET_FILES:
