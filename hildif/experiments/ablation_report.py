@@ -151,6 +151,10 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "## Cells",
         "",
         "\n".join(rows_time) + "\n",
+        f"This run: {len(summary.get('cells_computed') or [])} cell(s) computed, "
+        f"{len(summary.get('cells_reused') or [])} reused from an earlier run; wall time "
+        f"{summary.get('wall_seconds_this_run', '-')} s.",
+        "",
     ])
 
 
