@@ -26,6 +26,7 @@ from hildif.data.example import Example
 from hildif.labelstudio.convert import CHOICE_SCORES, FROM_NAME, SCORE_CHOICES, TO_NAME
 from hildif.model.registry import ModelRegistry
 from hildif.rounds.state import RoundState
+from hildif.rounds.sync import recover_interrupted_syncs
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
 
@@ -46,6 +47,7 @@ class BackendRuntime:
         self.settings = settings or BackendSettings()
         self.registry = ModelRegistry(cfg.run.run_dir)
         self.state = RoundState(cfg.run_path("rounds.sqlite"))
+        recover_interrupted_syncs(cfg)  # a sync row left running by a killed backend (not if a sync runs now)
         self.db_path = Path(self.settings.db_path or cfg.run_path("backend.sqlite"))
         self.jobs = JobQueue(self.db_path, handlers.make_handlers(self))
         self._kv_init()

@@ -8,6 +8,7 @@ Tables (ids are strings; JSON columns hold :meth:`Example.to_dict` or plain dict
 * ``snapshots``     snapshot_id -> round_id, created_at, digest (of the active ratings), n_active
 * ``ratings``       (snapshot_id, source) -> anchor_id, example_id, annotator, score, status, updated_at
 * ``syncs``         sync_id -> round_id, snapshot_id, status (running | done | failed), version, report_dir, error
+                    (a sync whose process died: ``failed``, ``interrupted: ...``, set by the next sync or backend start)
 * ``scores``        (sync_id, anchor_id, example_id) -> aggregated score, n_raters, spread, flagged, pending
 * ``augmented``     (sync_id, position) -> example: the fine-tuning set S of that sync
 * ``model_versions`` version -> path, parent, round_id, sync_id, created_at, evaluation (the full evaluate() JSON)
@@ -326,6 +327,15 @@ class RoundState:
         with self._write() as db:
             db.execute("UPDATE syncs SET status = 'failed', finished_at = ?, error = ? WHERE sync_id = ?",
                        (now(), error[:4000], sync_id))
+
+    def interrupt_running_syncs(self, reason: str) -> list[int]:
+        """Mark every ``running`` sync ``failed`` with ``"interrupted: <reason>"``; returns their ids. Only for a
+        caller that knows no sync runs (it holds the sync lock): a sync left ``running`` then died with its process."""
+        with self._write() as db:
+            ids = [r[0] for r in db.execute("SELECT sync_id FROM syncs WHERE status = 'running' ORDER BY sync_id")]
+            db.executemany("UPDATE syncs SET status = 'failed', finished_at = ?, error = ? WHERE sync_id = ?",
+                           [(now(), f"interrupted: {reason}", i) for i in ids])
+        return ids
 
     def finish_sync(
         self,

@@ -16,6 +16,8 @@ Order, chosen so that a crash at any point leaves the previous model serving and
 8. switch ``models/current.json`` to the new version (atomic rename) - last.
 
 A failure in 4-7 marks the sync ``failed`` with the error and re-raises; nothing served changes.
+A process killed mid-sync cannot mark anything: its row stays ``running`` until the next sync (holding the lock)
+or the backend's start (when the lock is free) marks it ``failed``, ``interrupted: ...``.
 """
 
 from __future__ import annotations
@@ -94,11 +96,31 @@ def pull_and_snapshot(cfg: HildifConfig, state: RoundState, round_id: str, clien
     return snapshot_id, ratings, changes
 
 
+INTERRUPTED = "its process stopped during the sync (killed or crashed); nothing it did is served: sync again"
+
+
+def recover_interrupted_syncs(cfg: HildifConfig) -> list[int]:
+    """Mark syncs left ``running`` by a process that died as failed (``interrupted: ...``), unless a sync is running
+    now (its lock is held: then nothing is touched). Returns the ids marked; for the backend's start."""
+    with file_lock(cfg.run_path(".sync.lock"), blocking=False) as free:
+        if not free:
+            return []
+        return _recover(cfg)
+
+
+def _recover(cfg: HildifConfig) -> list[int]:
+    ids = RoundState(cfg.run_path("rounds.sqlite")).interrupt_running_syncs(INTERRUPTED)
+    if ids:
+        log.warning("marked interrupted sync(s) %s as failed", ids)
+    return ids
+
+
 def sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool = True) -> SyncResult:
     """Run one sync of ``round_id`` (see the module docstring). ``client``: a :class:`LabelStudioClient`."""
     # one sync at a time per run directory (the backend's job and an admin's command may overlap): the second
-    # waits, then finds the ratings unchanged
+    # waits, then finds the ratings unchanged. Holding the lock, a sync still marked running is one that died.
     with file_lock(cfg.run_path(".sync.lock")):
+        _recover(cfg)
         return _sync_round(cfg, round_id, client=client, progress=progress)
 
 
@@ -199,4 +221,4 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
             "n_augmented": len(aug.examples), "headline": summary["metrics"]}
 
 
-__all__ = ["SyncResult", "sync_round", "pull_and_snapshot", "headline"]
+__all__ = ["SyncResult", "sync_round", "recover_interrupted_syncs", "pull_and_snapshot", "headline"]
