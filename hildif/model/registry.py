@@ -63,6 +63,8 @@ class ModelRegistry:
     def versions(self) -> list[dict[str, Any]]:
         out = []
         for d in sorted(self.root.glob("*/hildif.json")):
+            if d.parent.name.startswith("."):  # a staging folder of a save in progress (or cut off by a crash)
+                continue
             meta = json.loads(d.read_text())
             out.append({"version": d.parent.name, **{k: meta.get(k) for k in ("created_at", "kind", "parent")}})
         return out
