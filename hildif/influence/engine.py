@@ -164,11 +164,13 @@ class InfluenceEngine:
                 pos = order[start : start + chunk]
                 batch = self.split.collate([items[j] for j in pos], [self.train[indices[j]].label for j in pos])
                 if method == "jvp":
-                    d = self.objective.dots(vec, batch)
+                    d = self.objective.dots(vec, batch, penalty=False)
                 else:
-                    d = self.objective.per_example_grads(batch) @ vec
+                    d = self.objective.per_example_grads(batch) @ vec - self.objective.penalty_dot(vec)
                 out[pos] = d.double().cpu().numpy()
-        return out
+        # the weight-decay term is the same for every candidate: added in float64 so that it does not swamp the
+        # candidates' differences in float32
+        return out + float(self.objective.penalty_dot(vec.double()))
 
     def influence(self, s_test: torch.Tensor, indices: Sequence[int], method: str | None = None) -> np.ndarray:
         """I(z, x) = - s_test . grad L(z) for each training index; negative = helpful."""

@@ -77,11 +77,11 @@ class Objective:
         """vec . grad(penalty) = 2 * weight_decay * (vec . theta_decayed), the same for every example."""
         return 2.0 * self.weight_decay * (vec * self.decay * self.theta).sum()
 
-    def dots(self, vec: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def dots(self, vec: torch.Tensor, batch: Batch, penalty: bool = True) -> torch.Tensor:
         """vec . grad L(z) for every example z of the batch, shape (B,), in one forward-mode pass (no per-example
-        gradient is materialised). Includes the weight-decay term of each example's loss."""
+        gradient is materialised). Includes the weight-decay term of each example's loss unless ``penalty=False``."""
         _, d = torch.func.jvp(lambda t: self.per_example_loss(t, batch), (self.theta,), (vec,))
-        return d.detach() + self.penalty_dot(vec)
+        return d.detach() + self.penalty_dot(vec) if penalty else d.detach()
 
     def per_example_grads(self, batch: Batch) -> torch.Tensor:
         """grad L(z) for every example of the batch, shape (B, P), by ``vmap(grad)`` (weight-decay term included)."""
