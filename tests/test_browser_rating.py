@@ -49,7 +49,10 @@ def rate_similar_in_browser(page, ls_url: str, admin_token: str, project_id: int
     page.fill("input[name=password]", RATER_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/user/signup" not in url)
-    page.context.clear_cookies()  # log out: a returning annotator logs in
+    # Log out on the server (a request still in flight after signup could otherwise bring the session cookie back,
+    # and the login page would then redirect home), then drop the cookies: a returning annotator logs in.
+    page.goto(f"{ls_url}/logout")
+    page.context.clear_cookies()
     page.goto(f"{ls_url}/user/login/")
     page.fill("input[name=email]", RATER)
     page.fill("input[name=password]", RATER_PASSWORD)
