@@ -44,15 +44,19 @@ def rate_similar_in_browser(page, ls_url: str, admin_token: str, project_id: int
     Returns the screenshot taken before submitting."""
     from playwright.sync_api import expect
 
-    page.goto(invite_url(ls_url, admin_token))
-    page.fill("input[name=email]", RATER)
-    page.fill("input[name=password]", RATER_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/user/signup" not in url)
-    # Log out on the server (a request still in flight after signup could otherwise bring the session cookie back,
-    # and the login page would then redirect home), then drop the cookies: a returning annotator logs in.
-    page.goto(f"{ls_url}/logout")
-    page.context.clear_cookies()
+    # Sign up in a browser context of its own, then log in from `page`'s context, which never held a session: a
+    # returning annotator logs in (clearing cookies in the same context was not enough: the session came back).
+    signup = page.context.browser.new_context()
+    try:
+        sp = signup.new_page()
+        sp.set_default_timeout(60_000)
+        sp.goto(invite_url(ls_url, admin_token))
+        sp.fill("input[name=email]", RATER)
+        sp.fill("input[name=password]", RATER_PASSWORD)
+        sp.click("button[type=submit]")
+        sp.wait_for_url(lambda url: "/user/signup" not in url)
+    finally:
+        signup.close()
     page.goto(f"{ls_url}/user/login/")
     page.fill("input[name=email]", RATER)
     page.fill("input[name=password]", RATER_PASSWORD)
