@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
 from hildif.commands.common import add_config_options, config_from_args
 

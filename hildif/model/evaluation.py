@@ -7,6 +7,7 @@ overall. MNLI is dev_matched 2-class accuracy. All accuracies are percentages.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -183,7 +184,7 @@ def write_report(
         if (res.get("hans") or {}).get("by_subcase"):
             md += [f"## HANS per subcase: {name}", "", subcase_markdown(res)]
     if extra:
-        md += ["## details", "", "```json", __import__("json").dumps(extra, indent=2, default=str), "```", ""]
+        md += ["## details", "", "```json", json.dumps(extra, indent=2, default=str), "```", ""]
     paths["markdown"] = write_text_atomic(out / f"{title}.md", "\n".join(md))
     if any(r.get("hans") for r in results.values()):
         paths["plot"] = plot_hans_bars(results, out / f"{title}.png", title)
