@@ -12,6 +12,7 @@ and atomically, so a crash at any point leaves the previous model current.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,6 @@ class ModelRegistry:
         version = clf.save(staging, metadata)
         target = self.root / version
         if target.exists():
-            import shutil
-
             shutil.rmtree(staging)
         else:
             staging.replace(target)
