@@ -69,6 +69,7 @@ def test_fastif_pattern_on_roberta_layout():
 def test_tail_of_prefix_equals_model_logits(clf4, train, spec, kind):
     split = SplitModel(clf4, select_parameters(clf4.model, spec))
     assert split.kind == kind
+    assert split.tail.first_token_last == (kind != "head")  # the last block runs for [CLS] only
     items = split.prefix(train[:12], batch_size=5)
     batch = split.collate(items, [e.label for e in train[:12]])
     obj = Objective(split, 0.005)
@@ -76,6 +77,38 @@ def test_tail_of_prefix_equals_model_logits(clf4, train, spec, kind):
     with torch.no_grad():
         ref = clf4.model(**clf4.encode(train[:12])).logits
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta"])
+def test_first_token_block_equals_the_whole_block_at_the_first_token(arch):
+    """The last block computed for [CLS] only gives the block's output at position 0, padding included."""
+    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+    from hildif.influence.split import additive_mask, first_token_block, first_token_block_supported
+
+    kw = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
+              max_position_embeddings=40, attn_implementation="eager")
+    torch.manual_seed(0)
+    model = (BertModel(BertConfig(**kw)) if arch == "bert" else RobertaModel(RobertaConfig(**kw))).eval()
+    layer = model.encoder.layer[-1]
+    assert first_token_block_supported(model, layer)
+    hidden = torch.randn(3, 7, 16)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    add = additive_mask(mask, hidden.dtype)
+    with torch.no_grad():
+        full = layer(hidden, add)
+        full = full[0] if isinstance(full, tuple) else full
+        torch.testing.assert_close(first_token_block(layer, hidden, add), full[:, :1], atol=1e-6, rtol=1e-5)
+
+
+def test_first_token_block_is_not_used_for_unknown_heads():
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from hildif.influence.split import first_token_block_supported
+
+    model = DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32))
+    assert not first_token_block_supported(model, model.transformer.layer[0])
 
 
 def _reference_grads(clf, examples, names, wd):
@@ -106,7 +139,7 @@ def test_padded_batched_gradients_match_unpadded_single_backward(clf4, train, sp
     torch.testing.assert_close(obj.dots(vec, batch), ref @ vec, atol=1e-5, rtol=1e-4)
 
 
-def test_engine_gradient_dots_jvp_equals_vmap_in_candidate_order(clf4, train):
+def test_engine_gradient_dots_jvp_and_vmap_equal_reference_in_candidate_order(clf4, train):
     cfg = InfluenceConfig(grad_batch_size=7)
     eng = InfluenceEngine(clf4, train, cfg)
     vec = torch.randn(eng.objective.size, generator=torch.Generator().manual_seed(2))

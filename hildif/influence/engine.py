@@ -89,6 +89,14 @@ class InfluenceEngine:
     def batch(self, indices: Sequence[int]) -> Batch:
         return self.split.collate(self.items(indices), [self.train[i].label for i in indices])
 
+    def length_sorted_chunks(self, indices: Sequence[int]) -> list[list[int]]:
+        """Positions into ``indices`` in chunks of ``grad_batch_size``, longest examples first, so that a padded batch
+        holds examples of similar length (any grouping gives the same sums; this one wastes the least padding)."""
+        items = self.items(indices)
+        order = sorted(range(len(indices)), key=lambda j: -next(iter(items[j].values())).shape[0])
+        chunk = max(1, self.cfg.grad_batch_size)
+        return [order[start : start + chunk] for start in range(0, len(order), chunk)]
+
     def example_batch(self, examples: Sequence[Example]) -> Batch:
         with self._mode():
             items = self.split.prefix(examples)
@@ -109,11 +117,10 @@ class InfluenceEngine:
 
     def hvp(self, vec: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
         """Hessian of the mean loss over ``indices`` times ``vec``, in chunks of ``grad_batch_size``."""
-        chunk = max(1, self.cfg.grad_batch_size)
         total = torch.zeros_like(vec)
         with self._mode():
-            for start in range(0, len(indices), chunk):
-                part = list(indices[start : start + chunk])
+            for pos in self.length_sorted_chunks(indices):
+                part = [indices[j] for j in pos]
                 total += self.objective.hvp(vec, self.batch(part)) * (len(part) / len(indices))
         return total
 
@@ -155,14 +162,10 @@ class InfluenceEngine:
         out = np.zeros(len(indices), dtype=np.float64)
         if not indices:
             return out
-        items = self.items(indices)
-        order = sorted(range(len(indices)), key=lambda j: -next(iter(items[j].values())).shape[0])
-        chunk = max(1, self.cfg.grad_batch_size)
         with self._mode():
-            for start in tqdm(range(0, len(order), chunk), desc="candidate gradients", disable=not self.progress,
-                              leave=False, unit="batch"):
-                pos = order[start : start + chunk]
-                batch = self.split.collate([items[j] for j in pos], [self.train[indices[j]].label for j in pos])
+            for pos in tqdm(self.length_sorted_chunks(indices), desc="candidate gradients", disable=not self.progress,
+                            leave=False, unit="batch"):
+                batch = self.batch([indices[j] for j in pos])
                 if method == "jvp":
                     d = self.objective.dots(vec, batch, penalty=False)
                 else:

@@ -14,6 +14,10 @@ Hessian-vector products and candidate scores then run the tail only. Three kinds
 
 Within a tail batch items are padded to the longest and masked, which gives the same logits and gradients as
 unpadded examples (the padding positions receive zero attention weight).
+
+The heads of BERT-style classifiers read the first ([CLS]) token of the last block only, so the tail computes that
+block for the first token alone (its keys and values still come from every token): the same logits and gradients,
+and for a two-block tail about 40% less arithmetic. Layouts it cannot verify run the whole block.
 """
 
 from __future__ import annotations
@@ -63,6 +67,44 @@ def _layer_out(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
+# model types whose classification head reads the first token of the last hidden state and nothing else
+FIRST_TOKEN_HEADS = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "electra"})
+
+
+def first_token_block_supported(model: nn.Module, layer: nn.Module) -> bool:
+    """Whether :func:`first_token_block` reproduces ``layer`` for ``model`` (a BERT-layout encoder block whose
+    output the head reads at the first token only)."""
+    config = getattr(model, "config", None)
+    att = getattr(getattr(layer, "attention", None), "self", None)
+    return (
+        getattr(config, "model_type", None) in FIRST_TOKEN_HEADS
+        and not getattr(config, "is_decoder", False)
+        and all(hasattr(att, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size"))
+        and hasattr(layer.attention, "output")
+        and hasattr(layer, "feed_forward_chunk")
+    )
+
+
+def first_token_block(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A BERT encoder block evaluated for the first token only.
+
+    Args:
+        hidden: (B, T, H) block input; mask: (B, 1, 1, T) additive attention mask.
+    Returns:
+        (B, 1, H): equal to ``layer(hidden, mask)[:, :1]``; the first token attends to every token as usual.
+    """
+    att = layer.attention.self
+    b, t, _ = hidden.shape
+    heads, size = att.num_attention_heads, att.attention_head_size
+    scaling = getattr(att, "scaling", size ** -0.5)
+    query = att.query(hidden[:, :1]).view(b, 1, heads, size).transpose(1, 2)
+    key = att.key(hidden).view(b, t, heads, size).transpose(1, 2)
+    value = att.value(hidden).view(b, t, heads, size).transpose(1, 2)
+    weights = torch.softmax(query @ key.transpose(2, 3) * scaling + mask, dim=-1)
+    context = (weights @ value).transpose(1, 2).reshape(b, 1, heads * size)
+    return layer.feed_forward_chunk(layer.attention.output(context, hidden[:, :1]))
+
+
 class _Tail(nn.Module):
     """The differentiable part, as a module so that ``torch.func.functional_call`` can swap its parameters."""
 
@@ -71,6 +113,11 @@ class _Tail(nn.Module):
         self.model = split.model
         self.kind = split.kind
         self.first_layer = split.first_layer
+        layers = getattr(getattr(self.model.base_model, "encoder", None), "layer", None) or []
+        self.first_token_last = (
+            self.kind in ("layers", "tokens") and len(layers) > (self.first_layer or 0)
+            and first_token_block_supported(self.model, layers[-1])
+        )
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         base = self.model.base_model
@@ -87,8 +134,12 @@ class _Tail(nn.Module):
                 **{k: batch[k] for k in ("input_ids", "token_type_ids") if k in batch}
             )
             mask = additive_mask(batch["attention_mask"], hidden.dtype)
-            for layer in self.model.base_model.encoder.layer[self.first_layer :]:
+            blocks = list(self.model.base_model.encoder.layer[self.first_layer :])
+            last = blocks.pop() if blocks and self.first_token_last else None
+            for layer in blocks:
                 hidden = _layer_out(layer(hidden, mask))
+            if last is not None:
+                hidden = first_token_block(last, hidden, mask)
             return self.head(hidden)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs).logits
