@@ -175,6 +175,25 @@ def test_hvp_matches_explicit_hessian_and_cg_matches_exact(clf4, train):
     assert float((small.s_test - exact_small).norm() / exact_small.norm()) < 1e-3
 
 
+def test_kept_hessian_graph_gives_the_same_products_and_is_reused(clf4, train):
+    kept = InfluenceEngine(clf4, train, InfluenceConfig(hessian_samples=24, grad_batch_size=7))
+    fresh = InfluenceEngine(clf4, train, InfluenceConfig(hessian_samples=24, grad_batch_size=7,
+                                                         keep_hessian_graph=False))
+    sample = kept.hessian_sample()
+    op = kept.hessian_operator(sample)
+    graphs = kept._hessian
+    for seed in (4, 5):  # several products through the same kept graphs
+        vec = torch.randn(kept.objective.size, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(op(vec), fresh.hvp(vec, sample), atol=1e-6, rtol=1e-5)
+    v = kept.anchor_gradient(train[2])
+    a, b = kept.s_test(v, "cg"), fresh.s_test(v, "cg")
+    assert kept._hessian is graphs  # the second anchor's solve reused the graphs built for the first operator
+    assert fresh._hessian is None and a.hvps == b.hvps
+    torch.testing.assert_close(a.s_test, b.s_test, atol=1e-7, rtol=1e-5)
+    kept.hessian_operator(sample[:10])
+    assert kept._hessian[0] == tuple(sample[:10])  # another sample replaces the kept graphs
+
+
 LISSA_SETTINGS = [
     # FastIF's MNLI defaults (damping 5e-3, scale 1e4, 1,000 batch-1 steps): minutes on a busy CPU
     pytest.param({}, 1000, marks=pytest.mark.integration, id="fastif-defaults"),

@@ -15,7 +15,7 @@ in memory, so later anchors reuse it.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -59,6 +59,7 @@ class InfluenceEngine:
         self.split = SplitModel(classifier, self.selection)
         self.objective = Objective(self.split, cfg.weight_decay)
         self._items: dict[int, Item] = {}
+        self._hessian: tuple[tuple[int, ...], list] | None = None
 
     @property
     def damping_total(self) -> float:
@@ -82,7 +83,7 @@ class InfluenceEngine:
         missing = sorted({int(i) for i in indices if int(i) not in self._items})
         if missing:
             with self._mode():
-                fresh = self.split.prefix([self.train[i] for i in missing], batch_size=max(self.cfg.grad_batch_size, 64))
+                fresh = self.split.prefix([self.train[i] for i in missing], batch_size=self.cfg.grad_batch_size)
             self._items.update(zip(missing, fresh))
         return [self._items[int(i)] for i in indices]
 
@@ -115,6 +116,35 @@ class InfluenceEngine:
         with self._mode():
             return self.objective.grad(self.example_batch([anchor]))
 
+    def hessian_operator(self, indices: Sequence[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``vec -> H vec`` for the mean Hessian over ``indices`` (the cg/exact solvers' fixed sample).
+
+        With ``keep_hessian_graph`` (default) the sample's forward and first backward passes run once per engine
+        and their graphs are kept (memory: the sample's activations), so each product is one backward pass and
+        later anchors reuse them; otherwise every product is a fresh :meth:`hvp`.
+        """
+        indices = [int(i) for i in indices]
+        if not self.cfg.keep_hessian_graph:
+            return lambda vec: self.hvp(vec, indices)
+        key = tuple(indices)
+        if self._hessian is None or self._hessian[0] != key:
+            self._hessian = None  # free the previous sample's graphs first
+            with self._mode():
+                parts = [
+                    (len(pos) / len(indices), self.objective.hessian(self.batch([indices[j] for j in pos])))
+                    for pos in self.length_sorted_chunks(indices)
+                ]
+            self._hessian = (key, parts)
+        parts = self._hessian[1]
+
+        def product(vec: torch.Tensor) -> torch.Tensor:
+            total = torch.zeros_like(vec)
+            for weight, part in parts:
+                total += part(vec) * weight
+            return total
+
+        return product
+
     def hvp(self, vec: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
         """Hessian of the mean loss over ``indices`` times ``vec``, in chunks of ``grad_batch_size``."""
         total = torch.zeros_like(vec)
@@ -138,14 +168,14 @@ class InfluenceEngine:
                 batch_size=cfg.lissa_batch_size, repetitions=cfg.lissa_repetitions, seed=cfg.seed, pool=sample,
                 progress=self.progress,
             )
-        sample = list(sample) if sample is not None else self.hessian_sample()
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown solver {solver!r}: expected one of {SOLVERS}")
+        hessian = self.hessian_operator(sample if sample is not None else self.hessian_sample())
         if solver == "cg":
             return conjugate_gradient(
-                lambda p: self.hvp(p, sample) + self.damping_total * p, v, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter
+                lambda p: hessian(p) + self.damping_total * p, v, tol=cfg.cg_tol, max_iter=cfg.cg_max_iter
             )
-        if solver == "exact":
-            return exact_solve(lambda e: self.hvp(e, sample), v, self.damping_total, progress=self.progress)
-        raise ValueError(f"unknown solver {solver!r}: expected one of {SOLVERS}")
+        return exact_solve(hessian, v, self.damping_total, progress=self.progress)
 
     # ------------------------------------------------------------------ candidates
     def gradient_dots(self, vec: torch.Tensor, indices: Sequence[int], method: str | None = None) -> np.ndarray:

@@ -12,6 +12,8 @@ All vectors are flat 1-D tensors of length P (the number of selected parameters)
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -66,12 +68,26 @@ class Objective:
         (g,) = torch.autograd.grad(self.loss(theta, batch), theta)
         return g.detach()
 
-    def hvp(self, vec: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Hessian of :meth:`loss` on ``batch`` times ``vec`` (P,) by double backward; needs eager attention."""
+    def hessian(self, batch: Batch) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The Hessian of :meth:`loss` on ``batch`` as a reusable operator ``vec (P,) -> H vec (P,)``.
+
+        Building it runs the forward pass and the first backward pass with ``create_graph`` (needs eager
+        attention); each product is then one backward pass through that kept graph, so several products on the
+        same batch (CG, the explicit Hessian) pay the forward only once. The operator holds the batch's
+        activations until it is dropped.
+        """
         theta = self.theta.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(self.loss(theta, batch), theta, create_graph=True)
-        (hv,) = torch.autograd.grad(g, theta, grad_outputs=vec)
-        return hv.detach()
+
+        def product(vec: torch.Tensor) -> torch.Tensor:
+            (hv,) = torch.autograd.grad(g, theta, grad_outputs=vec, retain_graph=True)
+            return hv.detach()
+
+        return product
+
+    def hvp(self, vec: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Hessian of :meth:`loss` on ``batch`` times ``vec`` (P,) by double backward; needs eager attention."""
+        return self.hessian(batch)(vec)
 
     def penalty_dot(self, vec: torch.Tensor) -> torch.Tensor:
         """vec . grad(penalty) = 2 * weight_decay * (vec . theta_decayed), the same for every example."""
