@@ -136,6 +136,9 @@ class InfluenceConfig:
     # ((1 - damping)^steps = 6.7e-3) and, with damping * scale = 50, usually takes two Hessian-vector products
     cg_tol: float = 1e-3
     cg_max_iter: int = 50
+    # memory for keeping the frozen prefix of the whole training set, computed with the kNN features (MiniLM on
+    # 32k MNLI pairs: about 2 GB); a larger set has each candidate's prefix computed when first needed
+    prefix_memory_mb: int = 4096
     keep_hessian_graph: bool = True  # cg/exact: keep the sample's autograd graph, so each product is one backward
     gradient_method: str = "jvp"  # jvp (one forward-mode pass per batch) | vmap (per-example gradients)
 

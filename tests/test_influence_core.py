@@ -79,6 +79,34 @@ def test_tail_of_prefix_equals_model_logits(clf4, train, spec, kind):
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("spec", ["fastif", "head"])
+def test_prefix_and_features_give_the_prefix_and_the_classifier_features(clf4, train, spec):
+    split = SplitModel(clf4, select_parameters(clf4.model, spec))
+    items, feats = split.prefix_and_features(train[:15], batch_size=4)
+    for got, ref in zip(items, split.prefix(train[:15], batch_size=6)):
+        assert got.keys() == ref.keys()
+        for key in got:
+            torch.testing.assert_close(got[key], ref[key], atol=1e-6, rtol=1e-5)
+    assert feats.dtype == np.float32
+    np.testing.assert_allclose(feats, clf4.features(train[:15]), atol=1e-5, rtol=1e-4)
+
+
+def test_engine_pool_features_keep_every_prefix_within_the_memory_budget(clf4, train):
+    eng = InfluenceEngine(clf4, train, InfluenceConfig())
+    feats = eng.pool_features()
+    assert feats.shape == (len(train), clf4.model.config.hidden_size) and len(eng._items) == len(train)
+    np.testing.assert_allclose(feats, clf4.features(train), atol=1e-5, rtol=1e-4)
+    vec = torch.randn(eng.objective.size, generator=torch.Generator().manual_seed(6))
+    lazy = InfluenceEngine(clf4, train, InfluenceConfig())
+    np.testing.assert_allclose(eng.gradient_dots(vec, range(20)), lazy.gradient_dots(vec, range(20)), rtol=1e-5,
+                               atol=1e-6)
+    tight = InfluenceEngine(clf4, train, InfluenceConfig(prefix_memory_mb=0))
+    assert tight.pool_features() is None and not tight._items
+    assert InfluenceEngine(clf4, train, InfluenceConfig(params="all")).pool_features() is None
+    with pytest.raises(ValueError, match="cannot give kNN features"):
+        SplitModel(clf4, select_parameters(clf4.model, "all")).prefix_and_features(train[:3])
+
+
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
 def test_first_token_block_equals_the_whole_block_at_the_first_token(arch):
     """The last block computed for [CLS] only gives the block's output at position 0, padding included."""

@@ -17,7 +17,9 @@ def test_explain_ranks_most_negative_first_and_is_deterministic(tiny_clf, mnli_t
     train = list(mnli_train_sample[:120])
     anchors = list(hans_sample[:2])
     cfg = InfluenceConfig(k=30, top_p=5, solver="cg", hessian_samples=16, grad_batch_size=16)
-    res = explain(tiny_clf, train, anchors, cfg, cache_dir=tmp_path, progress=False)
+    engine = InfluenceEngine(tiny_clf, train, cfg)
+    res = explain(tiny_clf, train, anchors, cfg, cache_dir=tmp_path, progress=False, engine=engine)
+    assert len(engine._items) == len(train)  # the index pass kept every example's frozen prefix
     assert [r.anchor.id for r in res] == [a.id for a in anchors]
     for r in res:
         scores = [i.score for i in r.influential]
@@ -31,8 +33,10 @@ def test_explain_ranks_most_negative_first_and_is_deterministic(tiny_clf, mnli_t
     ids = {e.id: i for i, e in enumerate(train)}
     direct = eng.influence(s, [ids[i.example.id] for i in res[0].influential])
     np.testing.assert_allclose(direct, [i.score for i in res[0].influential], rtol=1e-5, atol=1e-9)
-    again = explain(tiny_clf, train, anchors, cfg, cache_dir=tmp_path, progress=False)
+    fresh = InfluenceEngine(tiny_clf, train, cfg)
+    again = explain(tiny_clf, train, anchors, cfg, cache_dir=tmp_path, progress=False, engine=fresh)
     assert again[0].details["index"]["from_cache"]
+    assert len(fresh._items) < len(train)  # a cached index: only the Hessian sample and candidates were computed
     assert [i.to_dict() for i in again[0].influential] == [i.to_dict() for i in res[0].influential]
     harmful = explain(tiny_clf, train, anchors[:1], cfg, cache_dir=tmp_path, harmful=True, progress=False)[0]
     hs = [i.score for i in harmful.influential]

@@ -9,12 +9,14 @@ the training loss grows by eps). HILDIF shows the most negative ones. L includes
 (:mod:`hildif.influence.objective`), lambda = damping * scale (FastIF: 5e-3 * 1e4 = 50).
 
 The engine computes the frozen prefix of each training example once (:mod:`hildif.influence.split`) and keeps it
-in memory, so later anchors reuse it.
+in memory, so later anchors reuse it; :meth:`InfluenceEngine.pool_features` computes it for the whole training set
+in the pass that gives the kNN index its features.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -28,6 +30,8 @@ from hildif.influence.params import select_parameters
 from hildif.influence.solvers import SolveResult, conjugate_gradient, exact_solve, lissa
 from hildif.influence.split import Batch, Item, SplitModel, eager_attention
 from hildif.model.classifier import Classifier
+
+log = logging.getLogger(__name__)
 
 SOLVERS = ("lissa", "cg", "exact")
 GRADIENT_METHODS = ("jvp", "vmap")
@@ -86,6 +90,29 @@ class InfluenceEngine:
                 fresh = self.split.prefix([self.train[i] for i in missing], batch_size=self.cfg.grad_batch_size)
             self._items.update(zip(missing, fresh))
         return [self._items[int(i)] for i in indices]
+
+    def pool_features(self) -> np.ndarray | None:
+        """kNN features of the whole training set ((N, hidden) float32, as :meth:`Classifier.features`) from the same
+        pass that computes and keeps every example's frozen prefix: building the kNN index then leaves no candidate
+        prefix to compute per anchor.
+
+        Returns None, keeping nothing, when the split cannot give features (all parameters or an unknown layout) or
+        the prefixes would take more than ``cfg.prefix_memory_mb``; the caller then computes the features alone.
+        """
+        if not self.split.gives_features:
+            return None
+        lengths = self.classifier.token_lengths(self.train)
+        need_mb = sum(self.split.item_floats(n) for n in lengths) * 4 / 2**20
+        if need_mb > self.cfg.prefix_memory_mb:
+            log.info("frozen prefix of %d examples needs %.0f MB > influence.prefix_memory_mb=%d: computed per "
+                     "candidate instead", len(self.train), need_mb, self.cfg.prefix_memory_mb)
+            return None
+        with self._mode():
+            items, feats = self.split.prefix_and_features(
+                self.train, batch_size=self.cfg.grad_batch_size, progress=self.progress
+            )
+        self._items.update(enumerate(items))
+        return feats
 
     def batch(self, indices: Sequence[int]) -> Batch:
         return self.split.collate(self.items(indices), [self.train[i].label for i in indices])

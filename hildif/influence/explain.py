@@ -107,8 +107,10 @@ def explain(
     """
     if not anchors:
         return []
-    index = FeatureIndex.build_or_load(classifier, train_examples, cfg.index, cache_dir, progress=progress)
     engine = engine or InfluenceEngine(classifier, train_examples, cfg, progress=progress)
+    # a fresh index gets its features from the pass that also computes every example's frozen prefix
+    index = FeatureIndex.build_or_load(classifier, train_examples, cfg.index, cache_dir, progress=progress,
+                                       features=engine.pool_features)
     candidates = candidate_indices(classifier, index, anchors, cfg.k, cfg.query)
     probs = classifier.predict(anchors)
     out: list[AnchorExplanation] = []

@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import faiss
 import numpy as np
@@ -117,9 +117,15 @@ class FeatureIndex:
         cache_dir: str | Path | None = None,
         batch_size: int = 128,
         progress: bool = False,
+        features: Callable[[], np.ndarray | None] | None = None,
     ) -> "FeatureIndex":
         """The index for this model and training set: read from ``cache_dir`` when its key matches, else built from
-        the features (and saved there)."""
+        the features (and saved there).
+
+        ``features``: computes the training set's features when the index has to be built (e.g.
+        :meth:`InfluenceEngine.pool_features`, which keeps the frozen prefix from the same pass); when it is absent
+        or returns None, :meth:`Classifier.features` does.
+        """
         if kind not in INDEX_KINDS:
             raise ValueError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
         key = cls.cache_key(classifier, examples, kind)
@@ -131,7 +137,9 @@ class FeatureIndex:
                 log.info("kNN index read from %s", path)
                 return cls(cls._to_device(index, use_gpu), key, kind, True, path)
             log.warning("cached index %s has %d vectors, expected %d: rebuilding", path, index.ntotal, len(examples))
-        feats = classifier.features(examples, batch_size=batch_size, progress=progress)
+        feats = features() if features is not None else None
+        if feats is None:
+            feats = classifier.features(examples, batch_size=batch_size, progress=progress)
         built = cls.build(feats, kind, use_gpu, key)
         built.path = path
         if path is not None:

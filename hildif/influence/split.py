@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -126,6 +127,21 @@ class _Tail(nn.Module):
             return self.model.classifier(pooler(hidden))  # dropout is the identity in eval mode
         return self.model.classifier(hidden)  # RoBERTa/ELECTRA-style heads read the [CLS] state themselves
 
+    def blocks(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Blocks ``first_layer ..`` on (B, T, H) inputs with a (B, 1, 1, T) additive mask; the last block for the
+        first token only where the head reads nothing else (then the result is (B, 1, H))."""
+        blocks = list(self.model.base_model.encoder.layer[self.first_layer :])
+        last = blocks.pop() if blocks and self.first_token_last else None
+        for layer in blocks:
+            hidden = _layer_out(layer(hidden, mask))
+        return first_token_block(last, hidden, mask) if last is not None else hidden
+
+    def features(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The kNN features (:meth:`Classifier.features`: pooler output, else the [CLS] state) from block inputs."""
+        hidden = self.blocks(hidden, mask)
+        pooler = getattr(self.model.base_model, "pooler", None)
+        return pooler(hidden) if pooler is not None else hidden[:, 0]
+
     def forward(self, batch: Batch) -> torch.Tensor:
         if self.kind == "head":
             return self.model.classifier(batch["pooled"])
@@ -133,14 +149,7 @@ class _Tail(nn.Module):
             hidden = batch["hidden"] if self.kind == "layers" else self.model.base_model.embeddings(
                 **{k: batch[k] for k in ("input_ids", "token_type_ids") if k in batch}
             )
-            mask = additive_mask(batch["attention_mask"], hidden.dtype)
-            blocks = list(self.model.base_model.encoder.layer[self.first_layer :])
-            last = blocks.pop() if blocks and self.first_token_last else None
-            for layer in blocks:
-                hidden = _layer_out(layer(hidden, mask))
-            if last is not None:
-                hidden = first_token_block(last, hidden, mask)
-            return self.head(hidden)
+            return self.head(self.blocks(hidden, additive_mask(batch["attention_mask"], hidden.dtype)))
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs).logits
 
@@ -181,36 +190,68 @@ class SplitModel:
         return "layers", sel.first_layer
 
     # ------------------------------------------------------------------ prefix (no gradients)
+    @property
+    def gives_features(self) -> bool:
+        """Whether :meth:`prefix_and_features` works: the ``layers`` and ``head`` splits."""
+        return self.kind in ("layers", "head")
+
+    def item_floats(self, num_tokens: int) -> int:
+        """Floats one example's tail input holds (for memory budgets)."""
+        hidden = int(getattr(self.model.config, "hidden_size", 0) or 0)
+        return hidden if self.kind == "head" else num_tokens * hidden
+
     @torch.no_grad()
-    def _prefix_batch(self, enc: dict[str, torch.Tensor]) -> list[Item]:
+    def _prefix_batch(self, enc: dict[str, torch.Tensor], with_features: bool) -> tuple[list[Item], torch.Tensor | None]:
         mask = enc["attention_mask"]
         keep = mask.bool()
         if self.kind == "head":
             pooled = self.classifier._pooled(enc)
-            return [{"pooled": pooled[i]} for i in range(pooled.shape[0])]
+            return [{"pooled": pooled[i]} for i in range(pooled.shape[0])], pooled
         if self.kind in ("full", "tokens"):
-            return [{k: v[i][keep[i]] for k, v in enc.items() if k != "attention_mask"} for i in range(mask.shape[0])]
+            items = [{k: v[i][keep[i]] for k, v in enc.items() if k != "attention_mask"} for i in range(mask.shape[0])]
+            return items, None
         base = self.model.base_model
         emb_kwargs = {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
         hidden = base.embeddings(**emb_kwargs)
         add = additive_mask(mask, hidden.dtype)
         for layer in base.encoder.layer[: self.first_layer]:
             hidden = _layer_out(layer(hidden, add))
-        return [{"hidden": hidden[i][keep[i]]} for i in range(hidden.shape[0])]
+        items = [{"hidden": hidden[i][keep[i]]} for i in range(hidden.shape[0])]
+        return items, (self.tail.features(hidden, add) if with_features else None)
 
-    def prefix(self, examples: Sequence[Example], batch_size: int = 64, progress: bool = False) -> list[Item]:
-        """Tail inputs for ``examples`` (same order), computed in length-sorted batches without gradients."""
+    def _run(self, examples: Sequence[Example], batch_size: int, progress: bool, with_features: bool):
         out: list[Item | None] = [None] * len(examples)
-        if not examples:
-            return []
+        feats: list[np.ndarray | None] = [None] * len(examples)
         lengths = self.classifier.token_lengths(examples)
         batches = list(length_sorted_batches(lengths, batch_size))
+        desc = "frozen prefix + kNN features" if with_features else "frozen prefix"
         with eager_attention(self.model):
-            for idx in tqdm(batches, desc="frozen prefix", disable=not progress, unit="batch", leave=False):
-                items = self._prefix_batch(self.classifier.encode([examples[i] for i in idx]))
-                for i, item in zip(idx, items):
+            for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch", leave=False):
+                items, pooled = self._prefix_batch(self.classifier.encode([examples[i] for i in idx]), with_features)
+                values = pooled.float().cpu().numpy() if with_features else None
+                for row, (i, item) in enumerate(zip(idx, items)):
                     out[i] = item
-        return out  # type: ignore[return-value]
+                    if values is not None:
+                        feats[i] = values[row]
+        return out, feats
+
+    def prefix(self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False) -> list[Item]:
+        """Tail inputs for ``examples`` (same order), computed in length-sorted batches without gradients."""
+        if not examples:
+            return []
+        return self._run(examples, batch_size, progress, False)[0]  # type: ignore[return-value]
+
+    def prefix_and_features(
+        self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False
+    ) -> tuple[list[Item], np.ndarray]:
+        """:meth:`prefix` and the kNN features of the same examples (as :meth:`Classifier.features`, (n, hidden)
+        float32) from one pass: the blocks above the split run without gradients on the prefix just computed."""
+        if not self.gives_features:
+            raise ValueError(f"a {self.kind!r} split cannot give kNN features (only 'layers' and 'head' splits)")
+        if not examples:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        items, feats = self._run(examples, batch_size, progress, True)
+        return items, np.stack(feats).astype(np.float32)  # type: ignore[return-value, arg-type]
 
     # ------------------------------------------------------------------ tail batches
     def collate(self, items: Sequence[Item], labels: Sequence[int]) -> Batch:
