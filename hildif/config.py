@@ -122,7 +122,10 @@ class InfluenceConfig:
     params: str = "fastif"  # fastif | head | all
     index: str = "flat"  # flat (exact L2) | ivf (approximate)
     query: str = "per_anchor"  # per_anchor | mean
-    solver: str = "lissa"  # lissa | cg | exact
+    # s_test solver: cg (exact HVPs on a fixed sample of hessian_samples rows; the same fixed point
+    # (H + damping * scale * I)^-1 v as LiSSA in about two products) | lissa (FastIF's recursion; the paper
+    # profile) | exact (explicit Hessian, small parameter sets only)
+    solver: str = "cg"
     damping: float = 5e-3
     scale: float = 1e4
     lissa_steps: int = 1000
@@ -209,6 +212,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"name_or_path": "bert-base-cased", "max_length": 128},
         "train": {"learning_rate": 2e-5, "epochs": 2.0, "batch_size": 32, "weight_decay": 0.005},
         "finetune": {"learning_rate": 1e-5, "epochs": 2.0, "batch_size": 16},
+        "influence": {"solver": "lissa"},  # FastIF's s_test, as in the paper
         "run": {"run_dir": "runs/paper"},
     },
 }

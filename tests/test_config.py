@@ -12,6 +12,8 @@ def test_default_and_paper_profiles_differ_where_the_paper_says():
     assert (p.train.learning_rate, p.train.epochs, p.train.batch_size, p.model.max_length) == (2e-5, 2.0, 32, 128)
     assert p.train.weight_decay == 0.005
     assert p.data.train_files == ["mnli/train.tsv"]
+    assert (d.influence.solver, p.influence.solver) == ("cg", "lissa")  # FastIF's LiSSA in the paper's setting
+    assert (p.influence.damping, p.influence.scale, p.influence.lissa_steps) == (5e-3, 1e4, 1000)
 
 
 def test_file_then_overrides_are_applied_in_order(tmp_path):
