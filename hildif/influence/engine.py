@@ -109,7 +109,7 @@ class InfluenceEngine:
             return None
         with self._mode():
             items, feats = self.split.prefix_and_features(
-                self.train, batch_size=self.cfg.grad_batch_size, progress=self.progress
+                self.train, batch_size=self.cfg.grad_batch_size, progress=self.progress, lengths=lengths
             )
         self._items.update(enumerate(items))
         return feats
@@ -156,29 +156,27 @@ class InfluenceEngine:
         key = tuple(indices)
         if self._hessian is None or self._hessian[0] != key:
             self._hessian = None  # free the previous sample's graphs first
-            with self._mode():
-                parts = [
-                    (len(pos) / len(indices), self.objective.hessian(self.batch([indices[j] for j in pos])))
-                    for pos in self.length_sorted_chunks(indices)
-                ]
-            self._hessian = (key, parts)
+            self._hessian = (key, list(self._chunk_hessians(indices)))
         parts = self._hessian[1]
-
-        def product(vec: torch.Tensor) -> torch.Tensor:
-            total = torch.zeros_like(vec)
-            for weight, part in parts:
-                total += part(vec) * weight
-            return total
-
-        return product
+        return lambda vec: self._weighted_sum(vec, parts)
 
     def hvp(self, vec: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
-        """Hessian of the mean loss over ``indices`` times ``vec``, in chunks of ``grad_batch_size``."""
+        """Hessian of the mean loss over ``indices`` times ``vec``, in chunks of ``grad_batch_size`` (each chunk's
+        graph is dropped once its product is taken)."""
+        return self._weighted_sum(vec, self._chunk_hessians([int(i) for i in indices]))
+
+    def _chunk_hessians(self, indices: list[int]) -> Iterator[tuple[float, Callable[[torch.Tensor], torch.Tensor]]]:
+        """(weight, Hessian operator) per length-sorted chunk of ``indices``; the weights sum to 1."""
+        for pos in self.length_sorted_chunks(indices):
+            with self._mode():
+                op = self.objective.hessian(self.batch([indices[j] for j in pos]))
+            yield len(pos) / len(indices), op
+
+    @staticmethod
+    def _weighted_sum(vec: torch.Tensor, parts) -> torch.Tensor:
         total = torch.zeros_like(vec)
-        with self._mode():
-            for pos in self.length_sorted_chunks(indices):
-                part = [indices[j] for j in pos]
-                total += self.objective.hvp(vec, self.batch(part)) * (len(part) / len(indices))
+        for weight, product in parts:
+            total += product(vec) * weight
         return total
 
     def s_test(self, v: torch.Tensor, solver: str | None = None, sample: Sequence[int] | None = None) -> SolveResult:

@@ -219,10 +219,13 @@ class SplitModel:
         items = [{"hidden": hidden[i][keep[i]]} for i in range(hidden.shape[0])]
         return items, (self.tail.features(hidden, add) if with_features else None)
 
-    def _run(self, examples: Sequence[Example], batch_size: int, progress: bool, with_features: bool):
+    def _run(
+        self, examples: Sequence[Example], batch_size: int, progress: bool, with_features: bool,
+        lengths: Sequence[int] | None = None,
+    ):
         out: list[Item | None] = [None] * len(examples)
         feats: list[np.ndarray | None] = [None] * len(examples)
-        lengths = self.classifier.token_lengths(examples)
+        lengths = self.classifier.token_lengths(examples) if lengths is None else lengths
         batches = list(length_sorted_batches(lengths, batch_size))
         desc = "frozen prefix + kNN features" if with_features else "frozen prefix"
         with eager_attention(self.model):
@@ -242,15 +245,17 @@ class SplitModel:
         return self._run(examples, batch_size, progress, False)[0]  # type: ignore[return-value]
 
     def prefix_and_features(
-        self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False
+        self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False,
+        lengths: Sequence[int] | None = None,
     ) -> tuple[list[Item], np.ndarray]:
         """:meth:`prefix` and the kNN features of the same examples (as :meth:`Classifier.features`, (n, hidden)
-        float32) from one pass: the blocks above the split run without gradients on the prefix just computed."""
+        float32) from one pass: the blocks above the split run without gradients on the prefix just computed.
+        ``lengths``: the examples' token lengths when the caller has them (:meth:`Classifier.token_lengths`)."""
         if not self.gives_features:
             raise ValueError(f"a {self.kind!r} split cannot give kNN features (only 'layers' and 'head' splits)")
         if not examples:
             return [], np.zeros((0, 0), dtype=np.float32)
-        items, feats = self._run(examples, batch_size, progress, True)
+        items, feats = self._run(examples, batch_size, progress, True, lengths)
         return items, np.stack(feats).astype(np.float32)  # type: ignore[return-value, arg-type]
 
     # ------------------------------------------------------------------ tail batches
