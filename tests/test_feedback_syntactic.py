@@ -1,0 +1,103 @@
+"""Syntactic augmentation (hildif.feedback.augmentation.syntactic) with the real spaCy parser, checked against HANS:
+HANS's own templates are the transformations, so its premise/hypothesis pairs are exact references."""
+
+from __future__ import annotations
+
+import pytest
+
+from hildif.data.example import Example
+from hildif.feedback.augmentation.syntactic import load_parser, syntactic_examples, transformations
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return load_parser()
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace(" .", ".").split()).casefold()
+
+
+def _by_subcase(data_dir, subcase: str, n: int = 150):
+    from hildif.config import DataConfig
+    from hildif.data import load_hans
+
+    rows = [e for e in load_hans(DataConfig(data_dir=str(data_dir))) if e.metadata.get("subcase") == subcase]
+    assert rows, subcase
+    return rows[:n]
+
+
+def _ops(nlp, sentence: str, premise_side: bool = True) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for op, hyp in transformations(nlp(sentence), premise_side=premise_side):
+        out.setdefault(op, []).append(hyp)
+    return out
+
+
+def test_swap_reproduces_hans_subject_object_swap(nlp, data_dir):
+    rows = _by_subcase(data_dir, "ln_subject/object_swap")
+    hits = sum(any(_norm(h) == _norm(e.hypothesis) for h in _ops(nlp, e.premise).get("swap", [])) for e in rows)
+    assert hits >= 0.9 * len(rows), f"{hits}/{len(rows)}"
+
+
+def test_passive_reproduces_hans_passive_premises(nlp, data_dir):
+    # le_passive: premise "The athlete was recognized by the professors", hypothesis its active form (entailed)
+    rows = [e for e in _by_subcase(data_dir, "le_passive", 300) if e.hypothesis.split()[2].endswith("ed")]
+    assert len(rows) > 50
+    hits = sum(any(_norm(h) == _norm(e.premise) for h in _ops(nlp, e.hypothesis).get("passive", [])) for e in rows)
+    assert hits >= 0.9 * len(rows), f"{hits}/{len(rows)}"
+
+
+@pytest.mark.parametrize("subcase", ["cn_embedded_under_verb", "cn_embedded_under_if"])
+def test_embedded_reproduces_hans_non_entailed_clauses(nlp, data_dir, subcase):
+    rows = _by_subcase(data_dir, subcase)
+    ops = [_ops(nlp, e.premise) for e in rows]
+    hits = sum(any(_norm(h) == _norm(e.hypothesis) for h in o.get("embedded", [])) for e, o in zip(rows, ops))
+    assert hits >= 0.6 * len(rows), f"{hits}/{len(rows)}"
+    # and the clause under the condition or the verb is never offered as entailed
+    assert not any(_norm(h) == _norm(e.hypothesis) for e, o in zip(rows, ops) for h in o.get("clause", []))
+
+
+def test_factive_and_asserted_clauses_are_not_called_non_entailed(nlp, data_dir):
+    for subcase in ("ce_embedded_under_verb", "ce_after_since_clause"):
+        for e in _by_subcase(data_dir, subcase, 60):
+            assert not any(_norm(h) == _norm(e.hypothesis) for h in _ops(nlp, e.premise).get("embedded", [])), e
+
+
+@pytest.mark.parametrize("sentence", [
+    "The doctor did not advise the lawyer .",          # negation
+    "The doctor might advise the lawyer .",            # modal
+    "He advised the lawyer .",                         # pronoun subject: "the lawyer advised he"
+    "The doctor married the lawyer .",                 # symmetric verb: the swap would be entailed
+    "If the actor slept , the doctor advised the lawyer .",  # a conditional main clause is not asserted
+])
+def test_unsafe_clauses_give_no_swap_passive_or_clause(nlp, sentence):
+    ops = _ops(nlp, sentence)
+    assert not ops.get("swap") and not ops.get("passive") and not ops.get("clause"), ops
+
+
+def test_examples_labels_ids_caps_and_dedup(nlp):
+    ex = [
+        Example("a", "The doctor advised the lawyers in the morning .", "The doctor advised someone .", 1,
+                {"score": 4}),
+        Example("a~aug0", "The doctor advised the lawyers in the morning .", "A doctor advised someone .", 1,
+                {"augmented_from": "a", "score": 4}),
+        Example("b", "It rained .", "It was wet .", 1),
+    ]
+    res = syntactic_examples(ex, per_example=3, parser=nlp)
+    by_op = {e.metadata["syntactic"]: e for e in res.examples if e.metadata["transformed_from"] == "a"}
+    assert _norm(by_op["swap"].hypothesis) == _norm("The lawyers advised the doctor.") and by_op["swap"].label == 0
+    assert _norm(by_op["passive"].hypothesis) == _norm("The lawyers were advised by the doctor.")
+    assert by_op["passive"].label == 1 and by_op["clause"].label == 1
+    assert all(e.premise == ex[0].premise for e in res.examples)
+    # the copy has the same premise: its transformations would repeat the original's and are dropped
+    assert not [e for e in res.examples if e.metadata["transformed_from"] == "a~aug0"]
+    assert [e.id for e in res.examples] == [f"a~syn{i}" for i in range(len(res.examples))]
+    assert res.stats["produced"] == len(res.examples) == 3 and res.stats["requested"] == 9
+    assert res.stats["sources_without_transform"] == 2
+    assert res.stats["by_label"] == {"entailment": 2, "non-entailment": 1}
+    one = syntactic_examples(ex[:1], per_example=1, parser=nlp)
+    assert len(one.examples) == 1
+    assert syntactic_examples(ex, per_example=0, parser=nlp).examples == []
+    with pytest.raises(ValueError, match="unknown operation"):
+        syntactic_examples(ex, operations=["swap", "cleft"], parser=nlp)
