@@ -101,6 +101,9 @@ class FineTuneConfig(LoopConfig):
     learning_rate: float = 1e-5
     epochs: float = 2.0
     batch_size: int = 16
+    # rehearsal: add rehearsal_ratio x (size of the fine-tuning set) original training rows with the training
+    # pool's class distribution, so one round cannot forget MNLI; 0 = off
+    rehearsal_ratio: float = 0.0
 
 
 @dataclass

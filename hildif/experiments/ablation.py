@@ -258,21 +258,51 @@ def _scores(cell: Cell, pairs: list[tuple[Example, Example]], settings: Ablation
 
 
 def fine_tuning_set(cell: Cell, scored: list[tuple[Example, float | None]], cfg: HildifConfig, mode: str,
-                    chains=None, progress: bool = False) -> tuple[list[Example], dict[str, Any]]:
+                    chains=None, progress: bool = False, train_pool: Sequence[Example] | None = None
+                    ) -> tuple[list[Example], dict[str, Any]]:
     """The examples a cell fine-tunes on (see the module docstring) and statistics about them."""
     from hildif.feedback import augment, copies_for_score
 
     fb = dataclasses.replace(cfg.feedback, seed=cfg.feedback.seed + cell.seed)
     if cell.configuration.augmentation:
         res = augment(scored, fb, chains=chains, progress=progress)
-        return res.examples, res.stats
-    examples: list[Example] = []
-    for example, score in scored:
-        n = copies_for_score(score, fb)
-        if n > 0:
-            examples += [example] * (n if mode == "repeat" else 1)
-    return examples, {"mode": mode, "items": len(scored), "examples": len(examples),
-                      "distinct": len({e.id for e in examples})}
+        examples, stats = list(res.examples), dict(res.stats)
+    else:
+        examples = []
+        for example, score in scored:
+            n = copies_for_score(score, fb)
+            if n > 0:
+                examples += [example] * (n if mode == "repeat" else 1)
+        stats = {"mode": mode, "items": len(scored), "examples": len(examples),
+                 "distinct": len({e.id for e in examples})}
+    if fb.syntactic and examples:
+        from hildif.feedback.augmentation.syntactic import syntactic_examples
+
+        syn = syntactic_examples(examples, per_example=fb.syntactic_per_example, operations=fb.syntactic)
+        examples += syn.examples
+        stats["syntactic"] = syn.stats
+    if cfg.finetune.rehearsal_ratio > 0 and examples and train_pool is not None:
+        rows = rehearsal_rows(train_pool, round(cfg.finetune.rehearsal_ratio * len(examples)),
+                              {z.id for z, _ in scored}, seed=cfg.finetune.seed + cell.seed)
+        examples += rows
+        stats["rehearsal"] = len(rows)
+    return examples, stats
+
+
+def rehearsal_rows(pool: Sequence[Example], n: int, exclude: set[str], seed: int) -> list[Example]:
+    """``n`` rows of the training pool (not in ``exclude``) with the pool's class distribution, seeded."""
+    import random
+
+    rng = random.Random(seed)
+    by_label: dict[int, list[Example]] = {}
+    for e in pool:
+        if e.id not in exclude:
+            by_label.setdefault(e.label, []).append(e)
+    total = sum(len(v) for v in by_label.values())
+    out: list[Example] = []
+    for _, rows in sorted(by_label.items()):
+        out += rng.sample(rows, min(len(rows), round(n * len(rows) / total)))
+    return out
 
 
 def run_cell(ctx: _Context, cell: Cell) -> dict[str, Any]:
@@ -296,7 +326,7 @@ def run_cell(ctx: _Context, cell: Cell) -> dict[str, Any]:
     t1 = time.perf_counter()
     examples, build_stats = fine_tuning_set(cell, scored, cfg, settings.no_augmentation,
                                             chains=ctx.chains() if cell.configuration.augmentation else None,
-                                            progress=ctx.progress)
+                                            progress=ctx.progress, train_pool=ctx.train_examples)
     timings["build"] = time.perf_counter() - t1
     if not examples:
         raise AblationError(f"cell {cell.key}: the fine-tuning set is empty (scores {scores}, "

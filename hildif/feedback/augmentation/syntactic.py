@@ -105,9 +105,11 @@ def _number(token) -> str:
     return "plural" if token.tag_ in ("NNS", "NNPS") else "singular"
 
 
-def _main_clause(verb, max_phrase_tokens: int) -> Clause | None:
-    """The verb's ``X V Y`` when it is safe to transform (see the module docstring), else None."""
-    if verb.pos_ != "VERB" or verb.lemma_.lower() in SYMMETRIC or _condition_marker(verb):
+def _main_clause(verb, max_phrase_tokens: int, asserted: bool = True) -> Clause | None:
+    """The verb's ``X V Y`` when it is safe to transform (see the module docstring), else None. ``asserted``: the
+    clause must be asserted by the sentence (no condition on it), as ``clause`` and ``passive`` need; a swapped
+    clause is not entailed wherever it stands."""
+    if verb.pos_ != "VERB" or verb.lemma_.lower() in SYMMETRIC or (asserted and _condition_marker(verb)):
         return None
     children = list(verb.children)
     aux = [c for c in children if c.dep_ == "aux"]
@@ -115,7 +117,7 @@ def _main_clause(verb, max_phrase_tokens: int) -> Clause | None:
         return None
     if any(a.lower_ not in SAFE_AUX for a in aux) or len(aux) > 1:
         return None
-    if any(c.dep_ in ("advcl", "ccomp") and _condition_marker(c) for c in children):
+    if asserted and any(c.dep_ in ("advcl", "ccomp") and _condition_marker(c) for c in children):
         return None
     subj = [c for c in children if c.dep_ == "nsubj"]
     obj = [c for c in children if c.dep_ == "dobj"]
@@ -205,6 +207,13 @@ def transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 8) -> l
         if premise_side:
             out.append(("clause", _sentence(f"{clause.subject} {clause.verb} {clause.obj}")))
     if premise_side:
+        # any other clause with a subject and an object (relative, subordinate, embedded): swapped, not entailed
+        main = {root.i} | {c.i for c in root.children if c.dep_ == "conj"}
+        for verb in sents[0]:
+            if verb.pos_ == "VERB" and verb.i not in main:
+                clause = _main_clause(verb, max_phrase_tokens, asserted=False)
+                if clause is not None:
+                    out.append(("swap", _sentence(f"{clause.obj} {clause.verb} {clause.subject}")))
         out += [("embedded", h) for h in _embedded(sents[0], max_phrase_tokens)]
     return out
 

@@ -1,0 +1,103 @@
+"""Exploration for issue 11: which fine-tuning set makes one round better? Side by side from one baseline.
+
+One round's rated pairs (the paper's five anchors, p influential examples each, the simulated panel's scores) are
+turned into several fine-tuning sets that differ in one thing at a time; each is fine-tuned from the same baseline
+with the same recipe (``cfg.finetune``) and scored on the same stratified HANS sample and a natural-distribution
+MNLI dev sample. Exploration only (samples, one seed per call): the tables that decide defaults come from
+``hildif experiment ablation`` on the full sets.
+
+    HILDIF_DATA_DIR=../shared/data python benchmarks/finetune_recipes.py --run-dir runs/default \
+        --variants da,da+rehearsal,da+syntactic,da+syntactic+rehearsal --out runs/default/experiments/recipes
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from hildif.config import load_config
+from hildif.utils.atomic import write_json_atomic
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run-dir", default="runs/default")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--variants", default="da,da+rehearsal,da+syntactic,da+syntactic+rehearsal")
+    ap.add_argument("--p", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hans-sample", type=int, default=3000)
+    ap.add_argument("--mnli-sample", type=int, default=2000)
+    ap.add_argument("--rehearsal-ratio", type=float, default=1.0)
+    ap.add_argument("--set", action="append", default=[], dest="overrides")
+    args = ap.parse_args()
+
+    from hildif.experiments.ablation import (AblationSettings, Cell, CONFIGURATIONS, Configuration, _Context,
+                                             _scores, fine_tuning_set, resolve_baseline)
+    from hildif.data.splits import load_dev, load_hans, stratified_sample
+    from hildif.feedback.augmentation.syntactic import OPERATIONS
+    from hildif.model.classifier import Classifier
+    from hildif.model.evaluation import evaluate
+    from hildif.model.training import train
+
+    cfg = load_config(overrides=[f"run.run_dir={args.run_dir}", *args.overrides])
+    out = Path(args.out or Path(args.run_dir) / "experiments" / "recipes")
+    settings = AblationSettings(top_ps=[args.p], seeds=[args.seed])
+    baseline_path = resolve_baseline(cfg, None)
+    ctx = _Context(cfg, settings, baseline_path, out, progress=True)
+    hans = stratified_sample(load_hans(cfg.data), args.hans_sample)
+    dev = load_dev(cfg.data)
+    mnli = random.Random(0).sample(dev, min(args.mnli_sample, len(dev)))
+    cell = Cell(CONFIGURATIONS[0], args.p, args.seed)  # HS, DA, H
+    explained = ctx.explanations(ctx.anchors(cell))
+    pairs = [(a, z) for a, infl in explained for z, _ in infl[: args.p]]
+    scores, scoring = _scores(cell, pairs, settings, cfg)
+    scored = [(z, s) for (_, z), s in zip(pairs, scores)]
+    print("scores", Counter(scores))
+
+    results: dict[str, dict] = {}
+    base_file = out / f"baseline_h{args.hans_sample}_m{args.mnli_sample}.json"
+    if base_file.exists():
+        results["baseline"] = json.loads(base_file.read_text())
+    else:
+        results["baseline"] = {"evaluation": evaluate(ctx.baseline, hans, mnli, batch_size=cfg.eval.batch_size,
+                                                      progress=True)}
+        write_json_atomic(base_file, results["baseline"])
+    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        path = out / f"{variant}_p{args.p}_s{args.seed}.json"
+        if path.exists():
+            results[variant] = json.loads(path.read_text())
+            continue
+        parts = set(variant.split("+"))
+        vcfg = dataclasses.replace(cfg, feedback=dataclasses.replace(
+            cfg.feedback, syntactic=list(OPERATIONS) if "syntactic" in parts else []), finetune=dataclasses.replace(
+            cfg.finetune, rehearsal_ratio=args.rehearsal_ratio if "rehearsal" in parts else 0.0))
+        vcell = Cell(Configuration(True, "da" in parts, True), args.p, args.seed)
+        examples, stats = fine_tuning_set(vcell, scored, vcfg, "repeat", chains=ctx.chains(), progress=True,
+                                          train_pool=ctx.train_examples)
+        stats["labels"] = dict(Counter(e.label for e in examples))
+        t0 = time.perf_counter()
+        clf = Classifier.load(str(baseline_path), **ctx.load_kwargs)
+        tr = train(clf, examples, dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + args.seed), progress=True)
+        ev = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=True)
+        results[variant] = {"variant": variant, "size": len(examples), "stats": stats, "train": tr.to_dict(),
+                            "evaluation": ev, "seconds": round(time.perf_counter() - t0, 1)}
+        write_json_atomic(path, results[variant])
+        print(variant, results[variant]["size"], ev["hans"]["accuracy"], ev["mnli"]["accuracy"])
+
+    print(f"\n| fine-tuning set | size | MNLI | HANS | LO (ent, non-ent) | SUB | CON |\n|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        ev = r["evaluation"]
+        h = ev["hans"]["by_heuristic"]
+        cells = " | ".join(f"({h[k]['entailment']:.1f}, {h[k]['non-entailment']:.1f})"
+                           for k in ("lexical_overlap", "subsequence", "constituent"))
+        print(f"| {name} | {r.get('size', '-')} | {ev['mnli']['accuracy']:.2f} | {ev['hans']['accuracy']:.2f} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
