@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--hans-sample", type=int, default=3000)
     ap.add_argument("--mnli-sample", type=int, default=2000)
     ap.add_argument("--rehearsal-ratio", type=float, default=1.0)
+    ap.add_argument("--tag", default="", help="suffix of this run's result files (e.g. the overrides it tries)")
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     args = ap.parse_args()
 
@@ -69,9 +70,9 @@ def main() -> None:
                                                       progress=True)}
         write_json_atomic(base_file, results["baseline"])
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        path = out / f"{variant}_p{args.p}_s{args.seed}.json"
+        path = out / f"{variant}_p{args.p}_s{args.seed}{args.tag}.json"
         if path.exists():
-            results[variant] = json.loads(path.read_text())
+            results[variant + args.tag] = json.loads(path.read_text())
             continue
         parts = set(variant.split("+"))
         vcfg = dataclasses.replace(cfg, feedback=dataclasses.replace(
@@ -85,10 +86,10 @@ def main() -> None:
         clf = Classifier.load(str(baseline_path), **ctx.load_kwargs)
         tr = train(clf, examples, dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + args.seed), progress=True)
         ev = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=True)
-        results[variant] = {"variant": variant, "size": len(examples), "stats": stats, "train": tr.to_dict(),
+        results[variant + args.tag] = {"variant": variant, "size": len(examples), "stats": stats, "train": tr.to_dict(),
                             "evaluation": ev, "seconds": round(time.perf_counter() - t0, 1)}
-        write_json_atomic(path, results[variant])
-        print(variant, results[variant]["size"], ev["hans"]["accuracy"], ev["mnli"]["accuracy"])
+        write_json_atomic(path, results[variant + args.tag])
+        print(variant, len(examples), ev["hans"]["accuracy"], ev["mnli"]["accuracy"])
 
     print(f"\n| fine-tuning set | size | MNLI | HANS | LO (ent, non-ent) | SUB | CON |\n|---|---|---|---|---|---|---|")
     for name, r in results.items():

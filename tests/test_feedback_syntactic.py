@@ -67,13 +67,26 @@ def test_factive_and_asserted_clauses_are_not_called_non_entailed(nlp, data_dir)
 @pytest.mark.parametrize("sentence", [
     "The doctor did not advise the lawyer .",          # negation
     "The doctor might advise the lawyer .",            # modal
-    "He advised the lawyer .",                         # pronoun subject: "the lawyer advised he"
+    "Everyone advised the lawyer .",                   # a pronoun without an object form
     "The doctor married the lawyer .",                 # symmetric verb: the swap would be entailed
     "If the actor slept , the doctor advised the lawyer .",  # a conditional main clause is not asserted
 ])
 def test_unsafe_clauses_give_no_swap_passive_or_clause(nlp, sentence):
     ops = _ops(nlp, sentence)
     assert not ops.get("swap") and not ops.get("passive") and not ops.get("clause"), ops
+
+
+def test_pronouns_change_case_when_they_change_role(nlp):
+    ops = _ops(nlp, "He advised the lawyers in the morning .")
+    assert ops["swap"] == ["The lawyers advised him ."]
+    assert ops["passive"] == ["The lawyers were advised by him ."]
+    assert ops["clause"] == ["He advised the lawyers ."]
+
+
+def test_long_noun_phrases_keep_their_core(nlp):
+    ops = _ops(nlp, "The senator who lived near the old harbour in the north praised the young artists .")
+    assert ops["swap"] == ["The young artists praised the senator ."]
+    assert ops["clause"] == ["The senator praised the young artists ."]
 
 
 def test_examples_labels_ids_caps_and_dedup(nlp):

@@ -79,13 +79,27 @@ class Clause:
     verb_lemma: str
     object_plural: bool
     regular: bool  # the past tense ends in -ed, so it is also the past participle
+    subject_moved: str = ""  # the subject in object position ("him" for "he"); the object's is obj_moved
+    obj_moved: str = ""
 
 
-def _phrase(token, sentence_start: int) -> str | None:
+PRONOUN_CASE = {"he": "him", "him": "he", "she": "her", "they": "them", "them": "they", "i": "me", "me": "I",
+                "we": "us", "us": "we", "it": "it", "you": "you"}
+
+
+def _phrase(token, sentence_start: int, max_tokens: int, role_change: bool = True) -> str | None:
+    """The noun phrase of ``token``: its whole subtree when short, else its core (determiners, modifiers and the
+    head, without what follows the head: a prepositional phrase or relative clause); a pronoun changes case when it
+    changes role (``role_change``: "he" as an object is "him")."""
+    if token.pos_ == "PRON":
+        form = PRONOUN_CASE.get(token.lower_)
+        if form is None:
+            return None
+        return form if role_change else token.text if token.text == "I" else token.lower_
     toks = list(token.subtree)
-    if not toks or len(toks) > 8:
-        return None
-    if any(t.is_punct and t.text not in ("'", "-") for t in toks):
+    if len(toks) > max_tokens or any(t.is_punct and t.text not in ("'", "-") for t in toks):
+        toks = [t for t in toks if t.i <= token.i and t.i >= token.left_edge.i]
+    if not toks or len(toks) > max_tokens or any(t.is_punct and t.text not in ("'", "-") for t in toks):
         return None
     words = []
     for t in toks:
@@ -124,27 +138,30 @@ def _main_clause(verb, max_phrase_tokens: int, asserted: bool = True) -> Clause 
     if len(subj) != 1 or len(obj) != 1:
         return None
     subj, obj = subj[0], obj[0]
-    if subj.pos_ not in ("NOUN", "PROPN") or obj.pos_ not in ("NOUN", "PROPN"):
+    if subj.pos_ not in ("NOUN", "PROPN", "PRON") or obj.pos_ not in ("NOUN", "PROPN", "PRON"):
         return None
     if not (subj.i < verb.i < obj.i):
         return None
-    # swapping must keep subject-verb agreement: past tense, or both phrases of the same number
-    agrees = (verb.tag_ == "VBD" and not aux) or _number(subj) == _number(obj)
+    past = verb.tag_ == "VBD" and not aux
+    pronoun = "PRON" in (subj.pos_, obj.pos_)
+    # swapping must keep subject-verb agreement: past tense, or both noun phrases of the same number
+    agrees = past or (not pronoun and _number(subj) == _number(obj))
     if verb.tag_ not in ("VBD", "VBZ", "VBP", "VBN") or not agrees or (verb.tag_ == "VBN" and not aux):
         return None
-    if len(list(subj.subtree)) > max_phrase_tokens or len(list(obj.subtree)) > max_phrase_tokens:
-        return None
     start = verb.sent.start
-    s, o = _phrase(subj, start), _phrase(obj, start)
-    if not s or not o:
+    s, o = _phrase(subj, start, max_phrase_tokens), _phrase(obj, start, max_phrase_tokens)
+    s_kept, o_kept = (_phrase(subj, start, max_phrase_tokens, role_change=False),
+                      _phrase(obj, start, max_phrase_tokens, role_change=False))
+    if not s or not o or not s_kept or not o_kept:
         return None
     prt = [c for c in children if c.dep_ == "prt"]
     words = [t for t in aux + [verb] + prt]
     words.sort(key=lambda t: t.i)
     verb_text = " ".join(t.text for t in words)
     past = verb.tag_ == "VBD" and not aux
-    return Clause(s, verb_text, o, verb.lemma_, obj.tag_ in ("NNS", "NNPS"),
-                  past and verb.lower_.endswith("ed"))
+    plural = obj.tag_ in ("NNS", "NNPS") or obj.lower_ in ("they", "them", "we", "us", "you")
+    return Clause(s_kept, verb_text, o_kept, verb.lemma_, plural, past and verb.lower_.endswith("ed"),
+                  subject_moved=s, obj_moved=o)
 
 
 def _sentence(words: str) -> str:
@@ -200,10 +217,10 @@ def transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 8) -> l
         clause = _main_clause(verb, max_phrase_tokens)
         if clause is None:
             continue
-        out.append(("swap", _sentence(f"{clause.obj} {clause.verb} {clause.subject}")))
+        out.append(("swap", _sentence(f"{clause.obj_moved} {clause.verb} {clause.subject_moved}")))
         if clause.regular:
             be = "were" if clause.object_plural else "was"
-            out.append(("passive", _sentence(f"{clause.obj} {be} {clause.verb} by {clause.subject}")))
+            out.append(("passive", _sentence(f"{clause.obj_moved} {be} {clause.verb} by {clause.subject_moved}")))
         if premise_side:
             out.append(("clause", _sentence(f"{clause.subject} {clause.verb} {clause.obj}")))
     if premise_side:
@@ -213,7 +230,7 @@ def transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 8) -> l
             if verb.pos_ == "VERB" and verb.i not in main:
                 clause = _main_clause(verb, max_phrase_tokens, asserted=False)
                 if clause is not None:
-                    out.append(("swap", _sentence(f"{clause.obj} {clause.verb} {clause.subject}")))
+                    out.append(("swap", _sentence(f"{clause.obj_moved} {clause.verb} {clause.subject_moved}")))
         out += [("embedded", h) for h in _embedded(sents[0], max_phrase_tokens)]
     return out
 
