@@ -358,8 +358,9 @@ def run_ablation(
     ctx = _Context(cfg, settings, baseline_path, out, progress)
     shaping = {
         "baseline": ctx.baseline.version, "settings": settings.shaping(),
-        **{name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "model", "finetune", "eval", "influence",
-                                                                      "feedback")},
+        **{name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "model", "eval", "influence", "feedback")},
+        # the promotion gate decides what a sync serves, not what a cell measures
+        "finetune": {k: v for k, v in dataclasses.asdict(cfg.finetune).items() if not k.startswith("gate_")},
     }
     digest = _digest(shaping)
     write_json_atomic(out / "manifest.json", {"digest": digest, "baseline_path": str(baseline_path), **shaping})
