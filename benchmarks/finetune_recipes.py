@@ -38,8 +38,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     args = ap.parse_args()
 
-    from hildif.experiments.ablation import (AblationSettings, Cell, CONFIGURATIONS, Configuration, _Context,
-                                             _scores, fine_tuning_set, resolve_baseline)
+    from hildif.experiments.ablation import (AblationSettings, Cell, CONFIGURATIONS, _Context, _scores,
+                                             resolve_baseline)
+    from hildif.rounds.finetune import build_finetuning_set
     from hildif.data.splits import load_dev, load_hans, stratified_sample
     from hildif.feedback.augmentation.syntactic import OPERATIONS
     from hildif.model.classifier import Classifier
@@ -78,10 +79,10 @@ def main() -> None:
         vcfg = dataclasses.replace(cfg, feedback=dataclasses.replace(
             cfg.feedback, syntactic=list(OPERATIONS) if "syntactic" in parts else []), finetune=dataclasses.replace(
             cfg.finetune, rehearsal_ratio=args.rehearsal_ratio if "rehearsal" in parts else 0.0))
-        vcell = Cell(Configuration(True, "da" in parts, True), args.p, args.seed)
-        examples, stats = fine_tuning_set(vcell, scored, vcfg, "repeat", chains=ctx.chains(), progress=True,
-                                          train_pool=ctx.train_examples)
-        stats["labels"] = dict(Counter(e.label for e in examples))
+        fts = build_finetuning_set(scored, vcfg, train_pool=ctx.train_examples, seed=args.seed,
+                                   augmentation="da" in parts, chains=ctx.chains(), fill_chains=ctx.fill_chains(),
+                                   progress=True)
+        examples, stats = fts.examples, fts.stats
         t0 = time.perf_counter()
         clf = Classifier.load(str(baseline_path), **ctx.load_kwargs)
         tr = train(clf, examples, dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + args.seed), progress=True)

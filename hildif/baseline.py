@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from hildif.config import HildifConfig
-from hildif.data import load_dev, load_hans, load_train, stratified_sample
+from hildif.data import evaluation_sets, load_dev, load_train, stratified_sample
 from hildif.model.classifier import Classifier
 from hildif.model.evaluation import evaluate, figure_1c_markdown, write_report
 from hildif.model.registry import ModelRegistry
@@ -58,9 +58,7 @@ def evaluate_current(cfg: HildifConfig, title: str = "evaluation", model: str | 
         clf = load_classifier(cfg, model)
     else:
         clf = ModelRegistry(cfg.run.run_dir).load_current(device=cfg.model.device)
-    hans = stratified_sample(load_hans(cfg.data), cfg.eval.hans_sample)
-    mnli = stratified_sample(load_dev(cfg.data), cfg.eval.mnli_sample, key=lambda e: e.label)
-    result = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=True)
+    result = evaluate(clf, *evaluation_sets(cfg.data, cfg.eval), batch_size=cfg.eval.batch_size, progress=True)
     paths = write_report({clf.version: result}, Path(cfg.run.run_dir) / "reports", title)
     print(figure_1c_markdown({clf.version: result}))
     print("reports: " + ", ".join(str(p) for p in paths.values()))

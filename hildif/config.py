@@ -101,9 +101,20 @@ class FineTuneConfig(LoopConfig):
     learning_rate: float = 1e-5
     epochs: float = 2.0
     batch_size: int = 16
-    # rehearsal: add rehearsal_ratio x (size of the fine-tuning set) original training rows with the training
-    # pool's class distribution, so one round cannot forget MNLI; 0 = off
+    # rehearsal (hildif.rounds.finetune): add round(rehearsal_ratio x size of the rated/augmented set) original
+    # training rows, drawn (seeded) from the training pool without the rated examples; 0 = off. Class balance:
+    # "train" (the training pool's class distribution), "balanced" (equal per class), "match" (the augmented set's
+    # distribution), "complement" (the classes the augmented set lacks first, so the union is as balanced as it
+    # can be)
     rehearsal_ratio: float = 0.0
+    rehearsal_balance: str = "train"
+    # promotion gate (hildif.rounds.gate): a sync serves its model only when MNLI (the evaluated dev sample) drops
+    # by at most gate_max_mnli_drop points and HANS changes by at least gate_min_hans_gain points, compared with the
+    # round's base model (None = that check off); and, when gate_lineage is on, only while the served model is the
+    # round's base or a model of this round made from it (the served model only moves forward)
+    gate_max_mnli_drop: float | None = 1.0
+    gate_min_hans_gain: float | None = 0.0
+    gate_lineage: bool = True
 
 
 @dataclass
@@ -157,6 +168,10 @@ class FeedbackConfig:
     copies_per_point: int = 10  # copies = copies_per_point * score
     score_threshold: int = 1  # scores below this give no copies
     augmenters: list[str] = field(default_factory=lambda: ["synonym", "backtranslation"])
+    # when augmenters cannot make enough distinct copies: word-level EDA operations on the premise (swap, delete,
+    # insert; chains like "synonym>swap" too), tried after them for the missing copies; [] = off (report shortfall)
+    fill_augmenters: list[str] = field(default_factory=lambda: ["swap", "delete"])
+    eda_p: float = 0.1  # fraction of the premise's words a fill operation touches (at least one)
     similarity_filter: float | None = None
     seed: int = 0
     copies_table: list[int] | None = None  # copies for scores 1..5; overrides copies_per_point when set

@@ -397,6 +397,9 @@ def _run(cfg: HildifConfig, opts: DemoOptions, demo_dir: Path, started: list, t0
     write_json_atomic(demo_dir / "demo.json", result.to_dict())
     write_text_atomic(demo_dir / "demo.md", _markdown(result))
     say(7, f"sync {synced.status}: model {start.base_version} -> {synced.version}")
+    if synced.status == "trained" and not synced.served:
+        say(7, f"{synced.version} is NOT served (promotion gate): " + "; ".join(synced.gate.get("reasons") or [])
+            + f"; `hildif round promote --round {opts.round_id}` serves it anyway")
     print("\nHANS accuracy (entailment %, non-entailment %) per heuristic; HANS and MNLI dev accuracy %:\n")
     print(table)
     mnli_b, mnli_a = (before.get("mnli") or {}).get("accuracy"), (after.get("mnli") or {}).get("accuracy")

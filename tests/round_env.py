@@ -17,6 +17,9 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 
 KEY_ENV = "HILDIF_TEST_HARDENING_LS_KEY"
+# the promotion gate's MNLI/HANS checks off: on 60-example samples a tiny model's accuracy moves by whole examples,
+# and these tests are about serving what a sync trains (the gate has its own tests: test_rounds_gate.py)
+NO_METRIC_GATE = ("finetune.gate_max_mnli_drop=none", "finetune.gate_min_hans_gain=none")
 
 
 def round_config(run_dir: Path, data_dir: Path, url: str, title: str, annotators: int = 1, extra: tuple = ()):
@@ -30,7 +33,7 @@ def round_config(run_dir: Path, data_dir: Path, url: str, title: str, annotators
         "feedback.augmenters=synonym", "feedback.copies_per_point=1", "finetune.epochs=1", "finetune.batch_size=8",
         "eval.hans_sample=60", "eval.mnli_sample=60", "eval.batch_size=64",
         f"labelstudio.url={url}", f"labelstudio.api_key_env={KEY_ENV}", f"labelstudio.project_title={title}",
-        f"labelstudio.annotators_per_task={annotators}", *extra,
+        f"labelstudio.annotators_per_task={annotators}", *NO_METRIC_GATE, *extra,
     ])
 
 

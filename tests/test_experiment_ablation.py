@@ -14,9 +14,9 @@ import statistics
 import pytest
 
 from hildif.experiments.ablation import (
-    BY_KEY, CONFIGURATIONS, AblationError, AblationSettings, Cell, Configuration, cells_of, fine_tuning_set,
-    parse_configurations,
+    BY_KEY, CONFIGURATIONS, AblationError, AblationSettings, cells_of, parse_configurations,
 )
+from hildif.rounds.finetune import build_finetuning_set
 
 OVERRIDES = [
     "data.max_train_examples=300", "model.device=cpu", "influence.k=20", "influence.lissa_steps=10",
@@ -58,12 +58,12 @@ def test_without_augmentation_each_influential_example_is_repeated_by_score_or_u
     cfg = load_config(overrides=["feedback.copies_per_point=2", "feedback.score_threshold=2"])
     a, b, c = (Example(i, f"premise {i}", f"hypothesis {i}", 1) for i in "abc")
     scored = [(a, 5.0), (b, 1.0), (c, 2.5)]
-    cell = Cell(Configuration(True, False, True), 10, 0)
-    examples, stats = fine_tuning_set(cell, scored, cfg, "repeat")
-    assert [e.id for e in examples] == ["a"] * 10 + ["c"] * 5  # round(2 * s); b is below the threshold
-    assert stats == {"mode": "repeat", "items": 3, "examples": 15, "distinct": 2}
-    once, _ = fine_tuning_set(cell, scored, cfg, "once")
-    assert [e.id for e in once] == ["a", "c"]
+    fts = build_finetuning_set(scored, cfg, augmentation=False, no_augmentation="repeat")
+    assert [e.id for e in fts.examples] == ["a"] * 10 + ["c"] * 5  # round(2 * s); b is below the threshold
+    assert fts.stats["no_augmentation"] == {"mode": "repeat", "items": 3, "examples": 15, "distinct": 2}
+    assert fts.stats["parts"] == {"rated": 2, "copies": 13, "rehearsal": 0} and fts.stats["size"] == 15
+    once = build_finetuning_set(scored, cfg, augmentation=False, no_augmentation="once")
+    assert [e.id for e in once.examples] == ["a", "c"]
 
 
 # ---------------------------------------------------------------------------------------------- integration
@@ -125,7 +125,8 @@ def test_ablation_cells_tables_and_plots(env):
     # ¬HS: every pair scores 5; ¬DA (repeat): each influential example 5 x copies_per_point (= 1) times
     noh = cells["nohs-noda-noh_p4_s0"]
     assert {p["score"] for p in noh["pairs"]} == {5.0}
-    assert noh["fine_tuning_set"]["size"] == 5 * 8 and noh["fine_tuning_set"]["stats"]["mode"] == "repeat"
+    assert noh["fine_tuning_set"]["size"] == 5 * 8
+    assert noh["fine_tuning_set"]["stats"]["no_augmentation"]["mode"] == "repeat"
     # HS: the median of the three simulated annotators' ratings, recomputed here from the annotators directly
     hs = cells["hs-da-h_p4_s0"]
     train_by_id = {e.id: e for e in load_train(cfg.data)}
@@ -136,7 +137,7 @@ def test_ablation_cells_tables_and_plots(env):
         mine = sorted(r.score for r in ratings if (r.anchor_id, r.example_id) == (a.id, z.id))
         assert len(mine) == 3 and p["score"] == float(mine[1])
     # DA: originals plus synonym copies (round(1 x score) per pair)
-    stats = hs["fine_tuning_set"]["stats"]
+    stats = hs["fine_tuning_set"]["stats"]["augmentation"]
     assert hs["fine_tuning_set"]["size"] == stats["originals"] + stats["produced"] > len(hs["pairs"])
     assert stats["requested"] == sum(int(p["score"] + 0.5) for p in hs["pairs"])
     assert hs["train"]["steps"] >= 1 and hs["evaluation"]["hans"]["n"] == 60 and hs["evaluation"]["mnli"]["n"] == 60

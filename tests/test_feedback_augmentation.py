@@ -148,7 +148,7 @@ def test_copies_per_score_labels_kept_and_text_changed(chains):
     assert {e.metadata["augmenter"] for e in res.examples if "augmenter" in e.metadata} == {
         "synonym", "backtranslation"
     }
-    assert res.stats["per_score"]["3"] == {"items": 1, "requested": 6, "produced": 6}
+    assert res.stats["per_score"]["3"] == {"items": 1, "requested": 6, "produced": 6, "missing": 0}
 
 
 def test_synonyms_are_consistent_between_premise_and_hypothesis(chains):
@@ -217,3 +217,67 @@ def test_similarity_filter_with_a_classifier(chains, tiny_clf):
 def test_unknown_method_is_rejected(cache_dir):
     with pytest.raises(ValueError, match="unknown method 'eda'"):
         build_chains(FeedbackConfig(augmenters=["synonym>eda"]))
+
+
+# ---------------------------------------------------------------- filling with EDA operations
+
+# names are never replaced by synonyms and "met" is the only word with WordNet synonyms (15 distinct single words):
+# 20 copies cannot come from synonyms alone
+FEW_SYNONYMS = Example("f1", "Yesterday John , Mary , Bill and Sue met Tom in Paris near Rome .", "John met Tom .", 1)
+
+
+@pytest.fixture(scope="module")
+def fill_chains(cache_dir):
+    from hildif.feedback import build_fill_chains
+
+    return build_fill_chains(FeedbackConfig(fill_augmenters=["swap", "delete", "insert"]))
+
+
+def test_without_filling_the_shortfall_is_reported_per_score_and_example(chains):
+    syn = [c for c in chains if c[0] == "synonym"]
+    cfg = FeedbackConfig(copies_per_point=4, augmenters=["synonym"], fill_augmenters=[])
+    res = augment([(FEW_SYNONYMS, 5.0), (Z[1], 1.0)], cfg, chains=syn)
+    st = res.stats
+    assert st["requested"] == 24 and st["produced"] < 24
+    missing = 20 - sum(1 for e in res.examples if e.metadata.get("augmented_from") == "f1")
+    assert missing > 0 and st["shortfall"] == [{"id": "f1", "occurrence": 0, "missing": missing}]
+    assert st["per_score"]["5.0"] == {"items": 1, "requested": 20, "produced": 20 - missing, "missing": missing}
+    assert st["per_score"]["1.0"]["missing"] == 0
+    assert st["fill"] == {"augmenters": [], "produced": 0} and set(st["by_augmenter"]) == {"synonym"}
+
+
+def test_filling_reaches_the_requested_count_label_safely(chains, fill_chains):
+    syn = [c for c in chains if c[0] == "synonym"]
+    fill = [c for c in fill_chains if c[0] in ("swap", "delete")]
+    cfg = FeedbackConfig(copies_per_point=4, augmenters=["synonym"], fill_augmenters=["swap", "delete"])
+    res = augment([(FEW_SYNONYMS, 5.0)], cfg, chains=syn, fill_chains=fill)
+    st = res.stats
+    copies = [e for e in res.examples if e.metadata.get("augmented_from") == "f1"]
+    assert st["requested"] == st["produced"] == len(copies) == 20 and st["shortfall"] == []
+    assert st["per_score"]["5.0"]["missing"] == 0
+    filled = [e for e in copies if e.metadata.get("phase") == "fill"]
+    assert filled and st["fill"]["produced"] == len(filled) == st["by_augmenter"].get("swap", 0) + st["by_augmenter"].get("delete", 0)
+    assert st["by_augmenter"]["synonym"] == 20 - len(filled)
+    assert len({(e.premise, e.hypothesis) for e in copies}) == 20  # distinct
+    for e in filled:  # premise only; the hypothesis and the words it shares with the premise stay, in order
+        assert e.hypothesis == FEW_SYNONYMS.hypothesis and e.label == FEW_SYNONYMS.label
+        words = e.premise.split()
+        assert [w for w in words if w in ("John", "met", "Tom")] == ["John", "met", "Tom"]
+    again = augment([(FEW_SYNONYMS, 5.0)], cfg, chains=syn, fill_chains=fill)
+    assert [(e.premise, e.metadata.get("augmenter")) for e in again.examples] == \
+        [(e.premise, e.metadata.get("augmenter")) for e in res.examples]  # deterministic
+
+
+def test_eda_operations_never_touch_negations_or_the_hypothesis_words(fill_chains):
+    premise = "The tall doctor did not see the old actor near the big museum in a quiet town , and nobody danced there ."
+    hypothesis = "The doctor saw the actor ."
+    kept = ["doctor", "not", "actor", "nobody"]  # in premise order
+    for name, (op,) in fill_chains:
+        outs = {op.augment_pair(premise, hypothesis, seed)[0] for seed in range(30)}
+        assert len(outs - {premise}) >= 3, name
+        for out in outs:
+            words = out.lower().replace(",", " ").split()
+            assert [w for w in words if w in kept] == kept, (name, out)
+            assert op.augment_pair(premise, hypothesis, 3) == op.augment_pair(premise, hypothesis, 3)
+    with pytest.raises(ValueError, match="unknown method 'shuffle'"):
+        build_chains(FeedbackConfig(), ["shuffle"], "feedback.fill_augmenters")

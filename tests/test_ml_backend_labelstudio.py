@@ -43,6 +43,7 @@ def served(label_studio, tmp_path_factory, data_dir):
         "feedback.augmenters=synonym", "feedback.copies_per_point=1", "finetune.epochs=1", "finetune.batch_size=8",
         "eval.hans_sample=30", "eval.mnli_sample=30", f"labelstudio.url={label_studio.url}",
         f"labelstudio.api_key_env={KEY_ENV}", "labelstudio.project_title=HILDIF backend test",
+        "finetune.gate_max_mnli_drop=none", "finetune.gate_min_hans_gain=none",  # the gate: test_rounds_gate.py
     ])
     train = load_train(cfg.data)
     anchors = load_anchors(cfg.data)[:1]

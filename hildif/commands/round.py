@@ -1,4 +1,4 @@
-"""``hildif round start | status | sync``: run a HILDIF round through Label Studio.
+"""``hildif round start | status | sync | promote``: run a HILDIF round through Label Studio.
 
 The Label Studio URL comes from ``labelstudio.url`` (``--set labelstudio.url=...`` or ``--ls-url``); the API key
 from ``$LABEL_STUDIO_API_KEY`` (``labelstudio.api_key_env``) or ``labelstudio.api_key_file``, never the command line.
@@ -39,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sy = rsub.add_parser("sync", help="pull ratings, aggregate, augment, fine-tune, evaluate, serve the new model")
     _common(sy)
     sy.set_defaults(func=run_sync)
+
+    pr = rsub.add_parser("promote", help="serve a model a sync of the round trained, whatever the promotion gate said")
+    pr.add_argument("--round", dest="round_id", required=True, help="round id")
+    pr.add_argument("--version", help="model version (default: the round's last successful sync's model)")
+    add_config_options(pr)
+    pr.set_defaults(func=run_promote)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -89,4 +95,13 @@ def run_sync(args: argparse.Namespace) -> int:
 
     result = sync_round(_cfg(args), args.round_id)
     print(json.dumps(result.to_dict(), indent=2, default=str))
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    from hildif.rounds.sync import promote
+
+    result = promote(config_from_args(args), args.round_id, args.version)
+    print(f"round {result['round_id']}: now serving {result['version']} (sync {result['sync_id']}; was "
+          f"{result['previous_version'] or 'none'})")
     return 0

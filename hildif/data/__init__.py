@@ -4,6 +4,8 @@ from hildif.data.example import ENTAILMENT, LABEL_NAMES, NON_ENTAILMENT, Example
 from hildif.data.loaders import DataFormatError, LoadStats, load_examples
 from hildif.data.splits import (
     DataDirError,
+    cached_train,
+    evaluation_sets,
     load_anchors,
     load_dev,
     load_hans,
@@ -15,5 +17,5 @@ from hildif.data.splits import (
 __all__ = [
     "ENTAILMENT", "LABEL_NAMES", "NON_ENTAILMENT", "Example", "binary_label", "stable_id",
     "DataFormatError", "LoadStats", "load_examples",
-    "DataDirError", "load_anchors", "load_dev", "load_hans", "load_train", "resolve_data_dir", "stratified_sample",
+    "DataDirError", "cached_train", "evaluation_sets", "load_anchors", "load_dev", "load_hans", "load_train", "resolve_data_dir", "stratified_sample",
 ]

@@ -11,7 +11,7 @@ import random
 import re
 from pathlib import Path
 
-from hildif.config import DataConfig
+from hildif.config import DataConfig, EvalConfig
 from hildif.data.example import Example
 from hildif.data.loaders import LoadStats, load_examples
 
@@ -116,3 +116,28 @@ def stratified_sample(examples: list[Example], n: int | None, key=lambda e: (e.m
         g = groups[k]
         out += g if len(g) <= per else rng.sample(g, per)
     return out
+
+
+def evaluation_sets(data: DataConfig, ev: EvalConfig) -> tuple[list[Example], list[Example]]:
+    """The evaluation sets every model is scored on (base, round and ablation models alike): HANS stratified by
+    heuristic x label to ``ev.hans_sample`` (None = all 30,000) and MNLI dev_matched stratified by label to
+    ``ev.mnli_sample`` (None = all, natural class distribution). Returns ``(hans, mnli)``."""
+    hans = stratified_sample(load_hans(data), ev.hans_sample)
+    mnli = stratified_sample(load_dev(data), ev.mnli_sample, key=lambda e: e.label)
+    return hans, mnli
+
+
+_TRAIN_CACHE: dict[str, list[Example]] = {}
+
+
+def cached_train(cfg: DataConfig) -> list[Example]:
+    """:func:`load_train`, loaded once per process and data configuration (the rehearsal pool of every sync).
+    Callers must not modify the returned list."""
+    import dataclasses
+    import json
+
+    key = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str) + f"|{os.environ.get('HILDIF_DATA_DIR')}"
+    if key not in _TRAIN_CACHE:
+        _TRAIN_CACHE.clear()  # one training set at a time: it is the largest thing a process keeps
+        _TRAIN_CACHE[key] = load_train(cfg)
+    return _TRAIN_CACHE[key]

@@ -13,9 +13,10 @@ Three binary propositions define a configuration:
                         MNLI dev examples, drawn with the cell's seed.
 
 Every cell (configuration, p, seed) starts from the same baseline checkpoint: explain the anchors with FastIF
-(explanations cached per anchor set at the largest p, so p = 10 reuses the first 10 of p = 20), score, build the
-fine-tuning set, fine-tune (``cfg.finetune``, seed ``finetune.seed + seed``), evaluate on the HANS and MNLI dev samples
-(``eval.hans_sample``, ``eval.mnli_sample``). Each finished cell is written atomically to
+(explanations cached per anchor set at the largest p, so p = 10 reuses the first 10 of p = 20), score, then the very
+fine-tuning step a round's sync runs (:mod:`hildif.rounds.finetune`: build the fine-tuning set, with rehearsal when
+``finetune.rehearsal_ratio`` > 0; fine-tune, seed ``finetune.seed + seed``; evaluate on
+:func:`hildif.data.splits.evaluation_sets`, ``eval.hans_sample``, ``eval.mnli_sample``). Each finished cell is written atomically to
 ``<out>/cells/<key>.json`` with the digest of every setting that shapes it; a rerun skips cells whose file carries
 the current digest, so an interrupted run resumes where it stopped and a finished one recomputes nothing.
 """
@@ -35,11 +36,11 @@ from tqdm.auto import tqdm
 
 from hildif.config import HildifConfig
 from hildif.data.example import Example
+from hildif.rounds.finetune import NO_AUGMENTATION_MODES  # re-exported for the CLI
 from hildif.utils.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-NO_AUGMENTATION_MODES = ("repeat", "once")
 
 
 class AblationError(ValueError):
@@ -165,26 +166,26 @@ class _Context:
 
     def __init__(self, cfg: HildifConfig, settings: AblationSettings, baseline_path: Path, out: Path,
                  progress: bool) -> None:
-        from hildif.data.splits import load_dev, load_hans, stratified_sample
+        from hildif.data.splits import evaluation_sets
         from hildif.model.classifier import Classifier
+        from hildif.rounds.finetune import load_kwargs
 
         self.cfg, self.settings, self.baseline_path, self.out, self.progress = cfg, settings, baseline_path, out, progress
-        self.load_kwargs = dict(max_length=cfg.model.max_length, device=cfg.model.device,
-                                mixed_precision=cfg.model.mixed_precision)
+        self.load_kwargs = load_kwargs(cfg)
         self.baseline = Classifier.load(str(baseline_path), **self.load_kwargs)
-        self.hans = stratified_sample(load_hans(cfg.data), cfg.eval.hans_sample)
-        self.mnli = stratified_sample(load_dev(cfg.data), cfg.eval.mnli_sample, key=lambda e: e.label)
+        self.hans, self.mnli = evaluation_sets(cfg.data, cfg.eval)
         self._train: list[Example] | None = None
         self._engine = None
         self._chains = None
+        self._fill_chains = None
         self._explanations: dict[str, list[tuple[Example, list[tuple[Example, float]]]]] = {}
 
     @property
     def train_examples(self) -> list[Example]:
         if self._train is None:
-            from hildif.data.splits import load_train
+            from hildif.data.splits import cached_train
 
-            self._train = load_train(self.cfg.data)
+            self._train = cached_train(self.cfg.data)
         return self._train
 
     def chains(self):
@@ -193,6 +194,13 @@ class _Context:
 
             self._chains = build_chains(self.cfg.feedback)
         return self._chains
+
+    def fill_chains(self):
+        if self._fill_chains is None:
+            from hildif.feedback import build_fill_chains
+
+            self._fill_chains = build_fill_chains(self.cfg.feedback)
+        return self._fill_chains
 
     def anchors(self, cell: Cell) -> list[Example]:
         from hildif.rounds.start import AnchorSelection, select_anchors
@@ -257,59 +265,10 @@ def _scores(cell: Cell, pairs: list[tuple[Example, Example]], settings: Ablation
     }
 
 
-def fine_tuning_set(cell: Cell, scored: list[tuple[Example, float | None]], cfg: HildifConfig, mode: str,
-                    chains=None, progress: bool = False, train_pool: Sequence[Example] | None = None
-                    ) -> tuple[list[Example], dict[str, Any]]:
-    """The examples a cell fine-tunes on (see the module docstring) and statistics about them."""
-    from hildif.feedback import augment, copies_for_score
-
-    fb = dataclasses.replace(cfg.feedback, seed=cfg.feedback.seed + cell.seed)
-    if cell.configuration.augmentation:
-        res = augment(scored, fb, chains=chains, progress=progress)
-        examples, stats = list(res.examples), dict(res.stats)
-    else:
-        examples = []
-        for example, score in scored:
-            n = copies_for_score(score, fb)
-            if n > 0:
-                examples += [example] * (n if mode == "repeat" else 1)
-        stats = {"mode": mode, "items": len(scored), "examples": len(examples),
-                 "distinct": len({e.id for e in examples})}
-    if fb.syntactic and examples:
-        from hildif.feedback.augmentation.syntactic import syntactic_examples
-
-        syn = syntactic_examples(examples, per_example=fb.syntactic_per_example, operations=fb.syntactic)
-        examples += syn.examples
-        stats["syntactic"] = syn.stats
-    if cfg.finetune.rehearsal_ratio > 0 and examples and train_pool is not None:
-        rows = rehearsal_rows(train_pool, round(cfg.finetune.rehearsal_ratio * len(examples)),
-                              {z.id for z, _ in scored}, seed=cfg.finetune.seed + cell.seed)
-        examples += rows
-        stats["rehearsal"] = len(rows)
-    return examples, stats
-
-
-def rehearsal_rows(pool: Sequence[Example], n: int, exclude: set[str], seed: int) -> list[Example]:
-    """``n`` rows of the training pool (not in ``exclude``) with the pool's class distribution, seeded."""
-    import random
-
-    rng = random.Random(seed)
-    by_label: dict[int, list[Example]] = {}
-    for e in pool:
-        if e.id not in exclude:
-            by_label.setdefault(e.label, []).append(e)
-    total = sum(len(v) for v in by_label.values())
-    out: list[Example] = []
-    for _, rows in sorted(by_label.items()):
-        out += rng.sample(rows, min(len(rows), round(n * len(rows) / total)))
-    return out
-
-
 def run_cell(ctx: _Context, cell: Cell) -> dict[str, Any]:
-    """Explain (cached), score, build the fine-tuning set, fine-tune a fresh baseline copy, evaluate."""
-    from hildif.model.classifier import Classifier
-    from hildif.model.evaluation import evaluate
-    from hildif.model.training import train
+    """Explain (cached), score, then the round's own fine-tuning step (:mod:`hildif.rounds.finetune`): build the
+    fine-tuning set, fine-tune a fresh baseline copy, evaluate."""
+    from hildif.rounds.finetune import build_finetuning_set, evaluate_model, fine_tune
 
     cfg, settings = ctx.cfg, ctx.settings
     timings: dict[str, float] = {}
@@ -324,31 +283,41 @@ def run_cell(ctx: _Context, cell: Cell) -> dict[str, Any]:
     scores, scoring = _scores(cell, pairs, settings, cfg)
     scored = [(z, s) for (_, z), s in zip(pairs, scores)]
     t1 = time.perf_counter()
-    examples, build_stats = fine_tuning_set(cell, scored, cfg, settings.no_augmentation,
-                                            chains=ctx.chains() if cell.configuration.augmentation else None,
-                                            progress=ctx.progress, train_pool=ctx.train_examples)
+    da = cell.configuration.augmentation
+    fts = build_finetuning_set(
+        scored, cfg, train_pool=ctx.train_examples if cfg.finetune.rehearsal_ratio > 0 else None, seed=cell.seed,
+        augmentation=da, no_augmentation=settings.no_augmentation, chains=ctx.chains() if da else None,
+        fill_chains=ctx.fill_chains() if da else None, progress=ctx.progress)
     timings["build"] = time.perf_counter() - t1
-    if not examples:
+    if not fts.examples:
         raise AblationError(f"cell {cell.key}: the fine-tuning set is empty (scores {scores}, "
                             f"feedback.score_threshold = {cfg.feedback.score_threshold})")
     t2 = time.perf_counter()
-    clf = Classifier.load(str(ctx.baseline_path), **ctx.load_kwargs)
-    ft_cfg = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + cell.seed)
-    trained = train(clf, examples, ft_cfg, progress=ctx.progress)
+    clf, trained = fine_tune(ctx.baseline_path, fts, cfg, seed=cell.seed, progress=ctx.progress)
     timings["fine_tune"] = time.perf_counter() - t2
     t3 = time.perf_counter()
-    result = evaluate(clf, ctx.hans, ctx.mnli, batch_size=cfg.eval.batch_size, progress=ctx.progress)
+    result = evaluate_model(clf, cfg, (ctx.hans, ctx.mnli), progress=ctx.progress)
     timings["evaluate"] = time.perf_counter() - t3
     return {
         "key": cell.key, "configuration": cell.configuration.to_dict(), "top_p": cell.top_p, "seed": cell.seed,
         "anchors": [a.id for a in anchors],
         "pairs": [{"anchor_id": a.id, "example_id": z.id, "influence": influence[(a.id, z.id)], "score": s}
                   for (a, z), s in zip(pairs, scores)],
-        "scoring": scoring, "fine_tuning_set": {"size": len(examples), "stats": build_stats},
+        "scoring": scoring, "fine_tuning_set": {"size": len(fts.examples), "stats": fts.stats},
         "train": trained.to_dict(), "evaluation": result,
         "seconds": {k: round(v, 2) for k, v in timings.items()} | {"total": round(time.perf_counter() - t0, 2)},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def cell_progress(running: str | None, last: dict[str, Any] | None) -> str:
+    """The progress bar's note: the cell running now and the last finished cell's HANS and MNLI accuracy."""
+    parts = [running] if running else []
+    if last:
+        ev = last.get("evaluation") or {}
+        acc = lambda name: (ev.get(name) or {}).get("accuracy")  # noqa: E731
+        parts.append(f"last {last['key']}: HANS {acc('hans')}, MNLI {acc('mnli')}")
+    return "; ".join(parts)
 
 
 def resolve_baseline(cfg: HildifConfig, baseline: str | Path | None) -> Path:
@@ -380,7 +349,7 @@ def run_ablation(
     ``out_dir`` defaults to ``<run_dir>/experiments/ablation``; ``baseline`` to the run's current model.
     """
     from hildif.experiments.ablation_report import summarize, write_ablation_report
-    from hildif.model.evaluation import evaluate
+    from hildif.rounds.finetune import evaluate_model
 
     start = time.perf_counter()
     settings = settings or AblationSettings()
@@ -389,8 +358,9 @@ def run_ablation(
     ctx = _Context(cfg, settings, baseline_path, out, progress)
     shaping = {
         "baseline": ctx.baseline.version, "settings": settings.shaping(),
-        **{name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "model", "finetune", "eval", "influence",
-                                                                      "feedback")},
+        **{name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "model", "eval", "influence", "feedback")},
+        # the promotion gate decides what a sync serves, not what a cell measures
+        "finetune": {k: v for k, v in dataclasses.asdict(cfg.finetune).items() if not k.startswith("gate_")},
     }
     digest = _digest(shaping)
     write_json_atomic(out / "manifest.json", {"digest": digest, "baseline_path": str(baseline_path), **shaping})
@@ -401,8 +371,7 @@ def run_ablation(
                            "data": dataclasses.asdict(cfg.data), "model": dataclasses.asdict(cfg.model)})
     if base is None or base.get("digest") != eval_digest:
         base = {"digest": eval_digest, "version": ctx.baseline.version,
-                "evaluation": evaluate(ctx.baseline, ctx.hans, ctx.mnli, batch_size=cfg.eval.batch_size,
-                                       progress=progress)}
+                "evaluation": evaluate_model(ctx.baseline, cfg, (ctx.hans, ctx.mnli), progress=progress)}
         write_json_atomic(base_file, base)
 
     computed, reused, done = [], [], []
@@ -420,11 +389,12 @@ def run_ablation(
                 done.append(previous)
                 continue
             log.info("cell %s: recorded with other settings; recomputing", cell.key)
-        bar.set_postfix_str(cell.key)
+        bar.set_postfix_str(cell_progress(cell.key, done[-1] if done else None))
         record = {"digest": digest, **run_cell(ctx, cell)}
         write_json_atomic(path, record)
         computed.append(cell.key)
         done.append(record)
+        bar.set_postfix_str(cell_progress(None, record))
         ev = record["evaluation"]
         log.info("cell %s done in %.0f s: MNLI %s, HANS %s", cell.key, record["seconds"]["total"],
                  (ev.get("mnli") or {}).get("accuracy"), (ev.get("hans") or {}).get("accuracy"))
@@ -437,4 +407,4 @@ def run_ablation(
 
 
 __all__ = ["AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell", "Configuration",
-           "cells_of", "fine_tuning_set", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell"]
+           "cells_of", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell"]

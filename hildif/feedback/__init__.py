@@ -5,14 +5,14 @@ Pure functions over plain records; no model or server needed (the similarity fil
 
 from hildif.feedback.aggregation import METHODS, AggregatedPair, AggregationResult, aggregate
 from hildif.feedback.agreement import Agreement, compute_agreement, ordinal_alpha
-from hildif.feedback.augmentation import AugmentResult, augment, build_chains, copies_for_score
+from hildif.feedback.augmentation import AugmentResult, augment, build_chains, build_fill_chains, copies_for_score
 from hildif.feedback.ratings import NormalizedRatings, Rating, RatingError, normalize
 from hildif.feedback.resources import ResourceMissingError
 from hildif.feedback.simulation import SimulatedAnnotator, heuristic_features, simulate_ratings
 
 __all__ = [
     "METHODS", "AggregatedPair", "AggregationResult", "aggregate", "Agreement", "compute_agreement",
-    "ordinal_alpha", "AugmentResult", "augment", "build_chains", "copies_for_score", "NormalizedRatings", "Rating",
+    "ordinal_alpha", "AugmentResult", "augment", "build_chains", "build_fill_chains", "copies_for_score", "NormalizedRatings", "Rating",
     "RatingError", "normalize", "ResourceMissingError", "SimulatedAnnotator", "heuristic_features",
     "simulate_ratings",
 ]

@@ -7,6 +7,8 @@ from typing import Any
 
 from hildif.utils.atomic import write_json_atomic, write_text_atomic
 
+HANS_CLASSES = ("entailment", "non-entailment")
+
 
 def _pct(value: Any) -> str:
     return "-" if value is None else f"{float(value):.2f}"
@@ -23,9 +25,25 @@ def metrics_table(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     row("MNLI dev accuracy %", before.get("mnli_accuracy"), after.get("mnli_accuracy"))
     row("HANS accuracy %", before.get("hans_accuracy"), after.get("hans_accuracy"))
     for h, classes in sorted((after.get("hans_by_heuristic") or {}).items()):
-        for cls, value in sorted(classes.items()):
-            b = ((before.get("hans_by_heuristic") or {}).get(h) or {}).get(cls)
-            row(f"HANS {h} / {cls} %", b, value)
+        for cls in HANS_CLASSES:  # only the class accuracies; by_heuristic also holds counts ("n")
+            if cls in classes:
+                b = ((before.get("hans_by_heuristic") or {}).get(h) or {}).get(cls)
+                row(f"HANS {h} / {cls} %", b, classes[cls])
+    return lines
+
+
+def serving_lines(summary: dict[str, Any]) -> list[str]:
+    """Whether the sync serves its model and, if not, why (the promotion gate) and how to serve it anyway."""
+    gate = summary.get("gate")
+    if not gate:
+        return []
+    if gate.get("serve"):
+        return [f"Served: **{summary['version']}** passed the promotion gate (MNLI held, HANS did not fall, the "
+                "served model moves forward)."]
+    lines = [f"Not served: the previous model {summary.get('previous_version') or '-'} keeps serving, because:", ""]
+    lines += [f"- {reason}" for reason in gate.get("reasons") or []]
+    lines += ["", f"An admin can serve it anyway: `hildif round promote --round {summary['round_id']} --version "
+              f"{summary['version']}`."]
     return lines
 
 
@@ -50,6 +68,7 @@ def write_round_report(out_dir: str | Path, summary: dict[str, Any], aggregation
         f"Agreement (Krippendorff's ordinal alpha): {'n/a' if alpha is None else f'{alpha:.3f}'} over "
         f"{agreement.get('n_units', 0)} pairs rated by two or more annotators.",
         "",
+        *(serving_lines(summary) + [""] if summary.get("gate") else []),
         "## Evaluation",
         "",
         *metrics_table(m.get("before") or {}, m.get("after") or {}),
@@ -66,6 +85,9 @@ def write_round_report(out_dir: str | Path, summary: dict[str, Any], aggregation
         "```",
         "",
     ]
+    if summary.get("fine_tuning_set"):
+        md += ["## Fine-tuning set", "", "```json",
+               __import__("json").dumps(summary["fine_tuning_set"], indent=2, default=str), "```", ""]
     if aggregation is not None:
         md += [aggregation.to_markdown().replace("# Aggregated ratings", "## Aggregated ratings", 1)]
     paths["markdown"] = write_text_atomic(out / "round.md", "\n".join(md) + "\n")

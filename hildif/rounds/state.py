@@ -381,6 +381,15 @@ class RoundState:
                 db.execute("UPDATE model_versions SET evaluation = ? WHERE version = ?", (json.dumps(metrics), version))
                 self._put_metrics(db, version, metrics)
 
+    def update_sync_summary(self, sync_id: int, patch: dict[str, Any]) -> None:
+        """Merge ``patch`` into a sync's summary JSON (e.g. an admin's promotion), in one transaction."""
+        with self._write() as db:
+            row = db.execute("SELECT summary FROM syncs WHERE sync_id = ?", (sync_id,)).fetchone()
+            if row is None:
+                raise RoundStateError(f"unknown sync {sync_id}")
+            summary = {**(json.loads(row[0]) if row[0] else {}), **patch}
+            db.execute("UPDATE syncs SET summary = ? WHERE sync_id = ?", (json.dumps(summary, default=str), sync_id))
+
     def syncs(self, round_id: str) -> list[dict[str, Any]]:
         with self._read() as db:
             rows = [dict(r) for r in db.execute("SELECT * FROM syncs WHERE round_id = ? ORDER BY sync_id", (round_id,))]

@@ -60,7 +60,8 @@ def round_status(cfg: HildifConfig, round_id: str, *, client=None, live: bool = 
         if r.status in ("skipped", "cancelled"):
             annotators.setdefault(r.annotator, {"submitted": 0, "skipped": 0})["skipped"] += 1
     syncs = [{k: s[k] for k in ("sync_id", "status", "version", "started_at", "finished_at", "report_dir", "error")}
-             | {"metrics": (s.get("summary") or {}).get("metrics")} for s in state.syncs(round_id)]
+             | {k: (s.get("summary") or {}).get(k) for k in ("metrics", "served", "gate", "promoted")}
+             for s in state.syncs(round_id)]
     return {
         "round_id": round_id, "project_id": info["project_id"], "base_version": info["base_version"],
         "source": source,
@@ -102,4 +103,16 @@ def format_status(status: dict[str, Any]) -> str:
         for s in status["syncs"]:
             lines.append(f"  #{s['sync_id']} {s['status']:<8} version {s['version'] or '-'}  {s['finished_at'] or ''}"
                          + (f"  error: {s['error'].splitlines()[0]}" if s.get("error") else ""))
+            lines += _gate_lines(s, status["round_id"])
     return "\n".join(lines)
+
+
+def _gate_lines(sync: dict[str, Any], round_id: str) -> list[str]:
+    """The promotion gate's word on a sync: not served and why (and how to promote), or promoted by an admin."""
+    if sync.get("promoted"):
+        return [f"      promoted by an admin at {sync['promoted'].get('at')}"]
+    if sync.get("served") is False:
+        reasons = (sync.get("gate") or {}).get("reasons") or []
+        return [f"      not served (promotion gate): {r}" for r in reasons] + [
+            f"      serve it anyway: hildif round promote --round {round_id} --version {sync['version']}"]
+    return []

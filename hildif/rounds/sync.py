@@ -7,13 +7,16 @@ Order, chosen so that a crash at any point leaves the previous model serving and
 2. snapshot them (one transaction); deletions are found by comparing with the previous snapshot;
 3. if the ratings say the same as at the last successful sync (same digest): stop, nothing changes;
 4. aggregate per pair -> scores; augment each rated influential example (``copies_per_point * score`` copies);
-5. fine-tune a fresh copy of the round's base model (the model the explanations came from) on the augmented set,
-   so a re-sync after edited ratings recomputes the round from the latest ratings instead of stacking on itself;
+5. fine-tune a fresh copy of the round's base model (the model the explanations came from) on the fine-tuning set
+   (augmented copies, plus rehearsal rows when ``finetune.rehearsal_ratio`` > 0), so a re-sync after edited
+   ratings recomputes the round from the latest ratings instead of stacking on itself; steps 4-6 are
+   :mod:`hildif.rounds.finetune`, the code the ablation runs too;
 6. evaluate on HANS and MNLI dev samples (``eval.hans_sample``, ``eval.mnli_sample``), the base model too (once,
-   cached in the ``metrics`` table);
+   cached in the ``metrics`` table); the promotion gate (:mod:`hildif.rounds.gate`) decides whether to serve it;
 7. save the model version (atomic directory rename), write the round report, record scores, the augmented set, the
-   version and its metrics (one transaction);
-8. switch ``models/current.json`` to the new version (atomic rename) - last.
+   version, its metrics and the gate's decision (one transaction);
+8. when the gate passes, switch ``models/current.json`` to the new version (atomic rename) - last. Otherwise the
+   previous model keeps serving and ``hildif round promote`` can serve the new one.
 
 A failure in 4-7 marks the sync ``failed`` with the error and re-raises; nothing served changes.
 A process killed mid-sync cannot mark anything: its row stays ``running`` until the next sync (holding the lock)
@@ -37,7 +40,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SyncResult:
-    """``status``: ``trained`` (a new version is served), ``unchanged`` (same ratings as the last successful sync),
+    """``status``: ``trained`` (a new version is trained and recorded; served when ``served``, else ``gate`` says
+    why the previous model keeps serving), ``unchanged`` (same ratings as the last successful sync),
     or ``no_ratings`` (nothing rated yet, nothing to train on)."""
 
     round_id: str
@@ -52,17 +56,11 @@ class SyncResult:
     n_scored_pairs: int = 0
     n_augmented: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
+    served: bool = False  # whether this sync's version is served (False: the gate kept the previous one; see gate)
+    gate: dict[str, Any] = field(default_factory=dict)  # hildif.rounds.gate.GateDecision.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _eval_sets(cfg: HildifConfig):
-    from hildif.data.splits import load_dev, load_hans, stratified_sample
-
-    hans = stratified_sample(load_hans(cfg.data), cfg.eval.hans_sample)
-    mnli = stratified_sample(load_dev(cfg.data), cfg.eval.mnli_sample, key=lambda e: e.label)
-    return hans, mnli
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -124,15 +122,24 @@ def sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool 
 
 
 def _sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool = True) -> SyncResult:
-    from hildif.model.registry import ModelRegistry
-
     state = RoundState(cfg.run_path("rounds.sqlite"))
-    info = state.round(round_id)
+    state.round(round_id)  # unknown round: a clear error before Label Studio is asked
     if client is None:
         from hildif.labelstudio.client import LabelStudioClient
 
         client = LabelStudioClient.from_config(cfg.labelstudio)
     snapshot_id, ratings, changes = pull_and_snapshot(cfg, state, round_id, client)
+    return sync_snapshot(cfg, round_id, snapshot_id, ratings, changes, progress=progress)
+
+
+def sync_snapshot(cfg: HildifConfig, round_id: str, snapshot_id: int, ratings: list, changes: dict[str, int], *,
+                  progress: bool = True) -> SyncResult:
+    """Steps 3-8 on ratings already stored as snapshot ``snapshot_id`` (:meth:`RoundState.add_snapshot`). The
+    caller holds the run's sync lock (:func:`sync_round` does)."""
+    from hildif.model.registry import ModelRegistry
+
+    state = RoundState(cfg.run_path("rounds.sqlite"))
+    info = state.round(round_id)
     digest = ratings_digest(ratings)
     registry = ModelRegistry(cfg.run.run_dir)
     previous_version = registry.current()
@@ -141,6 +148,8 @@ def _sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool
     if last is not None:
         if state.snapshot(last["snapshot_id"])["digest"] == digest:
             base.sync_id, base.version, base.report_dir = last["sync_id"], last["version"], last["report_dir"]
+            base.served = last["version"] == previous_version
+            base.gate = (last.get("summary") or {}).get("gate") or {}
             log.info("round %s: ratings unchanged since sync %d; model %s stays", round_id, last["sync_id"], last["version"])
             return base
     if not any(r.status == "submitted" for r in ratings):
@@ -153,21 +162,29 @@ def _sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool
     except BaseException as exc:
         state.fail_sync(sync_id, f"{type(exc).__name__}: {exc}")
         raise
-    registry.set_current(result["version"])  # last: only now does the backend serve the new model
-    log.info("round %s: sync %d served model %s (was %s)", round_id, sync_id, result["version"], previous_version)
+    gate = result["gate"]
+    if gate["serve"]:
+        registry.set_current(result["version"])  # last: only now does the backend serve the new model
+        log.info("round %s: sync %d served model %s (was %s)", round_id, sync_id, result["version"], previous_version)
+    else:
+        log.warning("round %s: sync %d trained model %s but keeps serving %s: %s; `hildif round promote --round %s "
+                    "--version %s` serves it anyway", round_id, sync_id, result["version"], previous_version,
+                    "; ".join(gate["reasons"]), round_id, result["version"])
     return SyncResult(
         round_id, "trained", snapshot_id, digest, changes, sync_id=sync_id, version=result["version"],
         previous_version=previous_version, report_dir=result["report_dir"], n_scored_pairs=result["n_scored"],
-        n_augmented=result["n_augmented"], metrics=result["headline"],
+        n_augmented=result["n_augmented"], metrics=result["headline"], served=gate["serve"], gate=gate,
     )
 
 
 def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
                       ratings: list, progress: bool) -> dict[str, Any]:
-    from hildif.feedback import aggregate, augment
+    from hildif.data.splits import cached_train, evaluation_sets
+    from hildif.feedback import aggregate
     from hildif.model.classifier import Classifier
-    from hildif.model.evaluation import evaluate, write_report
-    from hildif.model.training import train
+    from hildif.model.evaluation import write_report
+    from hildif.rounds import gate as promotion
+    from hildif.rounds.finetune import build_finetuning_set, evaluate_model, fine_tune, load_kwargs
     from hildif.rounds.report import write_round_report
 
     round_id = info["round_id"]
@@ -178,46 +195,88 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
               if not pair.pending and pair.score is not None and key in examples]
     if not scored:
         raise RoundError(f"round {round_id}: no pair has enough ratings (feedback.min_raters = {fb.min_raters})")
-    aug = augment(scored, fb)
-    if not aug.examples:
+    pool = cached_train(cfg.data) if cfg.finetune.rehearsal_ratio > 0 else None
+    fts = build_finetuning_set(scored, cfg, train_pool=pool, progress=progress)
+    aug_stats = fts.stats.get("augmentation") or {}
+    if not fts.stats["parts"]["rated"] + fts.stats["parts"]["copies"]:
         raise RoundError(f"round {round_id}: augmentation produced no example (scores {[s for _, s in scored]}, "
                          f"feedback.score_threshold = {fb.score_threshold})")
-    load = dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
-    hans, mnli = _eval_sets(cfg)
+    sets = evaluation_sets(cfg.data, cfg.eval)
     before = state.evaluation(info["base_version"])
     if before is None:  # evaluated once per base version (same samples: eval.* settings)
-        base_clf = Classifier.load(info["base_path"], **load)
-        before = evaluate(base_clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
+        base_clf = Classifier.load(info["base_path"], **load_kwargs(cfg))
+        before = evaluate_model(base_clf, cfg, sets, progress=progress)
         state.record_version(info["base_version"], info["base_path"], metrics=before)
         del base_clf
-    clf = Classifier.load(info["base_path"], **load)
     t0 = time.perf_counter()
-    train_result = train(clf, aug.examples, cfg.finetune, progress=progress)
-    after = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
+    clf, train_result = fine_tune(info["base_path"], fts, cfg, progress=progress)
+    after = evaluate_model(clf, cfg, sets, progress=progress)
     version = registry.save(clf, {
         "kind": "round", "parent": info["base_version"], "round_id": round_id, "sync_id": sync_id,
         "ratings_digest": ratings_digest(ratings), "created_at": now(),
     }, make_current=False)
+    versions = {v["version"]: v for v in state.model_versions()}
+    decision = promotion.decide(before, after, cfg.finetune, round_id=round_id, base_version=info["base_version"],
+                                current_version=registry.current(), versions=versions).to_dict()
     report_dir = cfg.run_path("rounds", round_id, f"sync-{sync_id:03d}")
     eval_results = {"before": before, "after": after}
     eval_paths = write_report(eval_results, report_dir, title="evaluation")
     summary = {
         "round_id": round_id, "sync_id": sync_id, "base_version": info["base_version"], "version": version,
-        "ratings_digest": ratings_digest(ratings), "aggregation": agg.to_dict(), "augmentation": aug.stats,
-        "n_scored_pairs": len(scored), "n_augmented": len(aug.examples), "train": train_result.to_dict(),
+        "ratings_digest": ratings_digest(ratings), "aggregation": agg.to_dict(), "augmentation": aug_stats,
+        "fine_tuning_set": {k: v for k, v in fts.stats.items() if k != "augmentation"},
+        "n_scored_pairs": len(scored), "n_augmented": len(fts.examples), "train": train_result.to_dict(),
         "seconds": round(time.perf_counter() - t0, 2),
         "metrics": {"before": headline(eval_results["before"]), "after": headline(after)},
         "evaluation_files": {k: str(v) for k, v in eval_paths.items()},
+        "gate": decision, "served": decision["serve"], "previous_version": registry.current(),
     }
     write_round_report(report_dir, summary, agg)
     scores = [(p.anchor_id, p.example_id, p.score, p.n_raters, p.spread, p.flagged, p.pending) for p in agg.pairs.values()]
     state.finish_sync(
-        sync_id, scores=scores, augmented=aug.examples, version=version, version_path=str(registry.path(version)),
+        sync_id, scores=scores, augmented=fts.examples, version=version, version_path=str(registry.path(version)),
         parent=info["base_version"], metrics=after, report_dir=str(report_dir),
-        summary={k: summary[k] for k in ("n_scored_pairs", "n_augmented", "metrics", "ratings_digest")},
+        summary={k: summary[k] for k in ("n_scored_pairs", "n_augmented", "metrics", "ratings_digest", "gate",
+                                         "served")},
     )
     return {"version": version, "report_dir": str(report_dir), "n_scored": len(scored),
-            "n_augmented": len(aug.examples), "headline": summary["metrics"]}
+            "n_augmented": len(fts.examples), "headline": summary["metrics"], "gate": decision}
 
 
-__all__ = ["SyncResult", "sync_round", "recover_interrupted_syncs", "pull_and_snapshot", "headline"]
+class PromoteError(ValueError):
+    """``hildif round promote`` cannot serve the version asked for; the message says why."""
+
+
+def promote(cfg: HildifConfig, round_id: str, version: str | None = None) -> dict[str, Any]:
+    """Serve ``version`` (default: the round's last successful sync's model) whatever the gate said: the admin's
+    explicit promotion. The version must be one a successful sync of ``round_id`` made. Records the promotion in
+    that sync's summary (``promoted``) and returns ``{"round_id", "version", "previous_version", "sync_id"}``."""
+    from hildif.model.registry import ModelRegistry
+
+    with file_lock(cfg.run_path(".sync.lock")):
+        state = RoundState(cfg.run_path("rounds.sqlite"))
+        state.round(round_id)
+        done = [s for s in state.syncs(round_id) if s["status"] == "done"]
+        if not done:
+            raise PromoteError(f"round {round_id!r} has no successful sync: nothing to promote")
+        chosen = done[-1] if version is None else next((s for s in reversed(done) if s["version"] == version), None)
+        if chosen is None:
+            made = ", ".join(dict.fromkeys(s["version"] for s in done))
+            raise PromoteError(f"version {version!r} was not made by a successful sync of round {round_id!r} "
+                               f"(its versions: {made})")
+        registry = ModelRegistry(cfg.run.run_dir)
+        try:
+            registry.path(chosen["version"])
+        except FileNotFoundError as exc:
+            raise PromoteError(str(exc)) from None
+        previous = registry.current()
+        promoted = {"at": now(), "previous_version": previous}
+        state.update_sync_summary(chosen["sync_id"], {"promoted": promoted})
+        registry.set_current(chosen["version"])
+        log.info("round %s: promoted %s (sync %d), was %s", round_id, chosen["version"], chosen["sync_id"], previous)
+        return {"round_id": round_id, "version": chosen["version"], "previous_version": previous,
+                "sync_id": chosen["sync_id"]}
+
+
+__all__ = ["PromoteError", "SyncResult", "sync_round", "sync_snapshot", "promote", "recover_interrupted_syncs",
+           "pull_and_snapshot", "headline"]

@@ -1,0 +1,240 @@
+"""The one fine-tuning step of a round, from scored influential examples to a trained and evaluated model.
+
+A sync (:mod:`hildif.rounds.sync`, so the demo and the ML backend too) and the ablation
+(:mod:`hildif.experiments.ablation`) both run exactly these functions, so the experiment measures what a round does:
+
+1. :func:`build_finetuning_set`: the scored examples -> the fine-tuning set S:
+
+   * with augmentation (DA, a round always): g(z, s), the rated example and ``copies(s)`` augmented copies
+     (:func:`hildif.feedback.augment`, with ``feedback.fill_augmenters`` filling what synonyms and back
+     translation cannot make);
+   * without (the ablation's ¬DA): each example repeated ``copies(s)`` times (``no_augmentation="repeat"``: the score
+     still weighs it and S has DA's size) or used once (``"once"``); scores below the threshold drop it;
+   * syntactic augmentation (``feedback.syntactic`` not empty; beyond the paper): up to
+     ``feedback.syntactic_per_example`` pairs per example of the set above whose label holds by construction
+     (:mod:`hildif.feedback.augmentation.syntactic`: subject/object swap, passive, main clause, embedded clause);
+   * rehearsal (``finetune.rehearsal_ratio`` > 0): ``round(ratio x |S|)`` original training rows, drawn with the
+     seed from the training pool without the rated examples, in the class balance ``finetune.rehearsal_balance``
+     (:data:`REHEARSAL_BALANCES`), marked ``metadata["rehearsal"] = True``.
+
+2. :func:`fine_tune`: a fresh copy of the base checkpoint trained on S (``cfg.finetune``, seed
+   ``finetune.seed + seed``).
+3. :func:`evaluate_model`: HANS and MNLI dev on :func:`hildif.data.splits.evaluation_sets`.
+
+``seed`` is an offset (0 in a sync; the cell's seed in the ablation) added to ``feedback.seed`` (augmentation,
+rehearsal draw) and ``finetune.seed`` (training order, dropout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from hildif.config import HildifConfig
+from hildif.data.example import LABEL_NAMES, Example
+
+NO_AUGMENTATION_MODES = ("repeat", "once")
+# train: the training pool's class distribution; balanced: equal per class; match: the class distribution of S
+# (before rehearsal); complement: each row to the class S has least of, so S + rehearsal is as balanced as it can be
+REHEARSAL_BALANCES = ("train", "balanced", "match", "complement")
+
+
+class FineTuneError(ValueError):
+    """The fine-tuning step cannot run as asked (bad setting, empty set, no training pool); the message says why."""
+
+
+@dataclass
+class FineTuningSet:
+    """``examples``: what the model is fine-tuned on (the rated/augmented part first, then rehearsal rows).
+
+    ``stats``: ``size``; ``parts`` (``rated``: rated examples included, ``copies``: augmented copies or repeats,
+    ``syntactic``: transformed pairs (when on),
+    ``rehearsal``: training rows added); ``labels`` (count per class name); ``augmentation`` (the augmenter's stats,
+    DA only) or ``no_augmentation`` (``mode``, ``items``, ``examples``, ``distinct``; ¬DA only); ``rehearsal``
+    (``ratio``, ``balance``, ``requested``, ``per_class``, ``short``, ``pool``, ``excluded``)."""
+
+    examples: list[Example]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _label_counts(examples: Sequence[Example]) -> dict[str, int]:
+    counts = Counter(e.label for e in examples)
+    return {LABEL_NAMES[c]: counts.get(c, 0) for c in range(len(LABEL_NAMES))}
+
+
+def _proportional(n: int, weights: dict[int, float]) -> dict[int, int]:
+    """``n`` split in proportion to ``weights`` (largest remainder; ties to the lower label): sums to ``n``."""
+    total = sum(weights.values())
+    if n <= 0:
+        return {c: 0 for c in weights}
+    if total <= 0:
+        weights, total = {c: 1.0 for c in weights}, float(len(weights))
+    exact = {c: n * w / total for c, w in weights.items()}
+    counts = {c: int(v) for c, v in exact.items()}
+    for c in sorted(weights, key=lambda c: (-(exact[c] - counts[c]), c))[: n - sum(counts.values())]:
+        counts[c] += 1
+    return counts
+
+
+def rehearsal_counts(n: int, balance: str, *, pool: dict[int, int], current: dict[int, int]) -> dict[int, int]:
+    """Rows per class (0 = non-entailment, 1 = entailment) for ``n`` rehearsal rows under ``balance``; ``pool`` and
+    ``current`` are the class counts of the training pool and of the set being completed. Sums to ``n``."""
+    labels = range(len(LABEL_NAMES))
+    if balance == "train":
+        return _proportional(n, {c: float(pool.get(c, 0)) for c in labels})
+    if balance == "balanced":
+        return _proportional(n, {c: 1.0 for c in labels})
+    if balance == "match":
+        return _proportional(n, {c: float(current.get(c, 0)) for c in labels})
+    if balance == "complement":
+        have = {c: current.get(c, 0) for c in labels}
+        added = {c: 0 for c in labels}
+        for _ in range(n):
+            c = min(labels, key=lambda c: (have[c] + added[c], c))
+            added[c] += 1
+        return added
+    raise FineTuneError(f"finetune.rehearsal_balance={balance!r}: expected one of {', '.join(REHEARSAL_BALANCES)}")
+
+
+def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Sequence[Example],
+                   exclude: Sequence[Example], seed: int) -> tuple[list[Example], dict[str, Any]]:
+    """``n`` training rows from ``pool`` in the class balance ``balance`` (see :data:`REHEARSAL_BALANCES`), none of
+    ``exclude`` (by id or by text), drawn with ``random.Random(seed)`` class by class; each a copy of the row with
+    ``metadata["rehearsal"] = True``. A class with fewer rows than asked gives all it has (``short`` says how many
+    are missing). Returns (rows, stats)."""
+    from hildif.data.splits import pair_key
+
+    excluded_ids = {e.id for e in exclude}
+    excluded_text = {pair_key(e) for e in exclude}
+    available = [e for e in pool if e.id not in excluded_ids and pair_key(e) not in excluded_text]
+    by_class: dict[int, list[Example]] = {}
+    for e in available:
+        by_class.setdefault(e.label, []).append(e)
+    counts = rehearsal_counts(n, balance, pool={c: len(v) for c, v in by_class.items()},
+                              current=Counter(e.label for e in current))
+    rng = random.Random(seed)
+    rows: list[Example] = []
+    short: dict[str, int] = {}
+    for c in sorted(counts):
+        candidates = by_class.get(c, [])
+        k = min(counts[c], len(candidates))
+        if k < counts[c]:
+            short[LABEL_NAMES[c]] = counts[c] - k
+        rows += [Example(e.id, e.premise, e.hypothesis, e.label, {**e.metadata, "rehearsal": True})
+                 for e in rng.sample(candidates, k)]
+    stats = {"balance": balance, "requested": n, "per_class": {LABEL_NAMES[c]: counts[c] for c in sorted(counts)},
+             "short": short, "pool": len(pool), "excluded": len(pool) - len(available), "seed": seed}
+    return rows, stats
+
+
+def build_finetuning_set(
+    scored: Sequence[tuple[Example, float | None]],
+    cfg: HildifConfig,
+    *,
+    train_pool: Sequence[Example] | None = None,
+    seed: int = 0,
+    augmentation: bool = True,
+    no_augmentation: str = "repeat",
+    chains: list | None = None,
+    fill_chains: list | None = None,
+    encoder: Any = None,
+    progress: bool = False,
+) -> FineTuningSet:
+    """The fine-tuning set S of scored influential examples (see the module docstring).
+
+    Args:
+        scored: ``(influential example, aggregated score or None)``; one entry per (anchor, example) pair.
+        cfg: uses ``cfg.feedback`` (copies, augmenters, fill) and ``cfg.finetune`` (rehearsal).
+        train_pool: the training examples rehearsal draws from; required when ``finetune.rehearsal_ratio`` > 0.
+        seed: offset added to ``feedback.seed`` (augmentation and the rehearsal draw).
+        augmentation: DA (g(z, s)); False is the ablation's ¬DA, with ``no_augmentation`` "repeat" or "once".
+        chains, fill_chains: prebuilt augmenter chains (:func:`hildif.feedback.build_chains`,
+            :func:`hildif.feedback.build_fill_chains`), to reuse their caches across calls.
+        encoder: for ``feedback.similarity_filter`` (see :func:`hildif.feedback.augment`).
+    """
+    from hildif.feedback import augment, copies_for_score
+    from hildif.feedback.augmentation.seeding import derive_seed
+
+    fb = dataclasses.replace(cfg.feedback, seed=cfg.feedback.seed + seed)
+    stats: dict[str, Any] = {}
+    if augmentation:
+        res = augment(scored, fb, encoder, chains=chains, fill_chains=fill_chains, progress=progress)
+        core = res.examples
+        stats["augmentation"] = res.stats
+        parts = {"rated": res.stats["originals"], "copies": res.stats["produced"]}
+    else:
+        if no_augmentation not in NO_AUGMENTATION_MODES:
+            raise FineTuneError(f"no_augmentation={no_augmentation!r}: expected one of {NO_AUGMENTATION_MODES}")
+        core = []
+        for example, score in scored:
+            n = copies_for_score(score, fb)
+            if n > 0:
+                core += [example] * (n if no_augmentation == "repeat" else 1)
+        included = sum(1 for example, score in scored if copies_for_score(score, fb) > 0)
+        stats["no_augmentation"] = {"mode": no_augmentation, "items": len(scored), "examples": len(core),
+                                    "distinct": len({e.id for e in core})}
+        parts = {"rated": included, "copies": len(core) - included}
+
+    if fb.syntactic and core:
+        from hildif.feedback.augmentation.syntactic import syntactic_examples
+
+        syn = syntactic_examples(core, per_example=fb.syntactic_per_example, operations=fb.syntactic)
+        core = core + syn.examples
+        stats["syntactic"] = syn.stats
+        parts["syntactic"] = len(syn.examples)
+
+    ft = cfg.finetune
+    ratio = float(getattr(ft, "rehearsal_ratio", 0.0) or 0.0)
+    rehearsal: list[Example] = []
+    if ratio < 0:
+        raise FineTuneError(f"finetune.rehearsal_ratio={ratio}: must be >= 0 (0 = off)")
+    if ratio > 0 and core:
+        if train_pool is None:
+            raise FineTuneError("finetune.rehearsal_ratio > 0 needs the training pool (train_pool)")
+        n = int(round(ratio * len(core)))
+        rehearsal, rstats = rehearsal_rows(train_pool, n, getattr(ft, "rehearsal_balance", "train"), current=core,
+                                           exclude=[e for e, _ in scored], seed=derive_seed("rehearsal", fb.seed))
+        stats["rehearsal"] = {"ratio": ratio, **rstats}
+    parts["rehearsal"] = len(rehearsal)
+    examples = core + rehearsal
+    return FineTuningSet(examples, {"size": len(examples), "parts": parts, "labels": _label_counts(examples),
+                                    **stats})
+
+
+def load_kwargs(cfg: HildifConfig) -> dict[str, Any]:
+    """How every checkpoint of a run is loaded (``cfg.model``'s max length, device, mixed precision)."""
+    return dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
+
+
+def fine_tune(base_path: str | Path, fine_tuning_set: FineTuningSet | Sequence[Example], cfg: HildifConfig, *,
+              seed: int = 0, progress: bool = False):
+    """FINE_TUNE: a fresh copy of the checkpoint ``base_path`` trained on the set (``cfg.finetune``, seed
+    ``finetune.seed + seed``). Returns ``(classifier, TrainResult)``."""
+    from hildif.model.classifier import Classifier
+    from hildif.model.training import train
+
+    examples = fine_tuning_set.examples if isinstance(fine_tuning_set, FineTuningSet) else list(fine_tuning_set)
+    if not examples:
+        raise FineTuneError("the fine-tuning set is empty")
+    clf = Classifier.load(str(base_path), **load_kwargs(cfg))
+    ft = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + seed)
+    return clf, train(clf, examples, ft, progress=progress)
+
+
+def evaluate_model(clf, cfg: HildifConfig, sets: tuple[Sequence[Example], Sequence[Example]] | None = None, *,
+                   progress: bool = False) -> dict[str, Any]:
+    """:func:`hildif.model.evaluation.evaluate` on ``sets`` (``(hans, mnli)``; default
+    :func:`hildif.data.splits.evaluation_sets` of ``cfg``) with ``eval.batch_size``."""
+    from hildif.data.splits import evaluation_sets
+    from hildif.model.evaluation import evaluate
+
+    hans, mnli = sets if sets is not None else evaluation_sets(cfg.data, cfg.eval)
+    return evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
+
+
+__all__ = ["FineTuneError", "FineTuningSet", "NO_AUGMENTATION_MODES", "REHEARSAL_BALANCES", "build_finetuning_set",
+           "evaluate_model", "fine_tune", "load_kwargs", "rehearsal_counts", "rehearsal_rows"]
