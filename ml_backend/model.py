@@ -25,7 +25,7 @@ from hildif.config import HildifConfig
 from hildif.data.example import Example
 from hildif.labelstudio.convert import CHOICE_SCORES, FROM_NAME, SCORE_CHOICES, TO_NAME
 from hildif.model.registry import ModelRegistry
-from hildif.rounds.state import RoundState
+from hildif.rounds.state import RoundState, round_for_project
 from hildif.rounds.sync import recover_interrupted_syncs
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
@@ -198,17 +198,17 @@ class HildifModel:
         return {"predictions": preds, "model_version": version}
 
     def fit(self, event: str, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Webhook events. START_TRAINING queues a sync of the project's latest round and returns at once."""
+        """Webhook events. START_TRAINING queues a sync of the project's round and returns at once."""
         self.runtime.count_event(self.project_id or str(project_id_of(data.get("project")) or ""), event)
         if event == TRAIN_EVENT:
             pid = project_id_of(data.get("project")) or project_id_of(self.project_id)
             if pid is None:
                 return {"status": "ignored", "reason": "START_TRAINING without a project id"}
-            rounds = self.runtime.state.rounds_of_project(pid)
-            if not rounds:
+            round_id = round_for_project(self.runtime.state, pid)
+            if round_id is None:
                 return {"status": "ignored", "reason": f"no hildif round uses Label Studio project {pid}"}
-            job_id, created = self.runtime.jobs.submit("sync", {"round_id": rounds[-1], "project_id": pid})
-            return {"status": "queued" if created else "already queued", "job_id": job_id, "round_id": rounds[-1]}
+            job_id, created = self.runtime.jobs.submit("sync", {"round_id": round_id, "project_id": pid})
+            return {"status": "queued" if created else "already queued", "job_id": job_id, "round_id": round_id}
         if event in ANNOTATION_EVENTS or event.startswith("ANNOTATION"):
             return {"status": "noted", "event": event}
         return {"status": "ignored", "event": event}

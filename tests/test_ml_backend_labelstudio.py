@@ -55,8 +55,9 @@ def served(label_studio, tmp_path_factory, data_dir):
     state.create_round("b1", base, str(registry.path(base)), {"method": "paper", "n": 1}, {}, [(anchors[0], probs)],
                        [(anchors[0].id, train[i], i + 1, -1.0 / (i + 1)) for i in range(3)])
     client = LabelStudioClient(label_studio.url, label_studio.admin_token)
-    project_id, pushed, _, _ = push_tasks(cfg, state, "b1", client)
-    assert pushed == 3
+    push = push_tasks(cfg, state, "b1", client)
+    project_id = push.project_id
+    assert push.pushed == 3
 
     runtime = BackendRuntime(cfg, BackendSettings(preannotate=True))
     port = free_port()

@@ -124,11 +124,68 @@ def test_pair_ids_random_and_rule_selection_on_the_real_dev_set(tmp_path, data_d
     assert chosen[0].metadata["heuristics"] == ["lexical_overlap", "reverse_ordering"]  # from the anchors file
     assert chosen[1].premise == "The new rights are nice enough"
     f.write_text("98315c\nnot-an-id\n")
-    with pytest.raises(AnchorSelectionError, match="not-an-id"):
+    with pytest.raises(AnchorSelectionError, match=r"ids.txt: the pairID\(s\) on line\(s\) 2 are not in") as err:
         select_anchors(cfg, AnchorSelection(method="pairids", pair_ids_file=str(f)))
+    assert "not-an-id" not in str(err.value)  # the file is outside input: its lines are not echoed
     rnd = select_anchors(cfg, AnchorSelection(method="random", n=3, seed=7))
     assert len({e.id for e in rnd}) == 3
     assert [e.id for e in rnd] == [e.id for e in select_anchors(cfg, AnchorSelection(method="random", n=3, seed=7))]
     lo = select_anchors(cfg, AnchorSelection(method="rule", n=4, rule="label:non-entailment+heuristic:lexical_overlap"))
     assert len(lo) == 4 and all(e.label == 0 for e in lo)
     assert all(heuristic_features(e.premise, e.hypothesis)["lexical_overlap"] for e in lo)
+
+
+def test_schema_1_database_is_migrated_with_each_rounds_annotators(tmp_path):
+    """A rounds.sqlite written by schema 1 (no annotators_per_task column) opens and gets each round's value from
+    the config it was started with."""
+    import json
+
+    from hildif.rounds.state import SCHEMA_VERSION
+
+    path = tmp_path / "rounds.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE rounds (
+            round_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, project_id INTEGER, project_title TEXT,
+            base_version TEXT NOT NULL, base_path TEXT NOT NULL, selection TEXT NOT NULL, config TEXT NOT NULL);
+    """)
+    db.execute("INSERT INTO rounds VALUES ('old', 't', 7, 'HILDIF influence rating', 'v0', '/m', '{}', ?)",
+               (json.dumps({"labelstudio": {"annotators_per_task": 2}}),))
+    db.execute("INSERT INTO rounds VALUES ('bare', 't', 7, 'HILDIF influence rating', 'v0', '/m', '{}', '{}')")
+    db.commit()
+    db.close()
+    st = RoundState(path)
+    assert st.round("old")["annotators_per_task"] == 2 and st.round("bare")["annotators_per_task"] is None
+    assert RoundState(path).round("old")["project_id"] == 7  # opening again: nothing left to migrate
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(RoundStateError, match="schema version 99"):
+        RoundState(path)
+
+
+def test_round_keeps_its_settings_and_project_maps_back_to_it(tmp_path):
+    from hildif.rounds.state import project_title_for, round_for_project
+
+    st = RoundState(tmp_path / "rounds.sqlite")
+    st.create_round("r2", "v0", "/m", {}, {}, [(A1, [0.5, 0.5])], [("a1", Z[0], 1, -1.0)],
+                    annotators_per_task=2, project_title=project_title_for("HILDIF influence rating", "r2"))
+    info = st.round("r2")
+    assert (info["annotators_per_task"], info["project_title"]) == (2, "HILDIF influence rating — r2")
+    st.set_project("r2", 11, info["project_title"], 5)  # a recorded overlap is not overwritten
+    assert (st.round("r2")["annotators_per_task"], st.round("r2")["project_id"]) == (2, 11)
+    assert round_for_project(st, 11) == "r2" and round_for_project(st, 12) is None
+
+
+def test_project_titles_fit_label_studio_and_stay_distinct():
+    from hildif.rounds.state import PROJECT_TITLE_MAX, project_title_for
+
+    long_ids = ["r" + "x" * 60 + "1", "r" + "x" * 60 + "2"]
+    titles = [project_title_for("HILDIF influence rating", r) for r in ["r1", "r2", *long_ids]]
+    assert titles[0] == "HILDIF influence rating — r1"
+    assert len(set(titles)) == 4 and all(3 <= len(t) <= PROJECT_TITLE_MAX for t in titles)
+    assert project_title_for("A" * 80, "r1").endswith(" — r1") and len(project_title_for("A" * 80, "r1")) == 50

@@ -1,7 +1,8 @@
 """``hildif explain``: the most influential training examples of some anchors (FastIF), as JSON and a table.
 
 Anchors come from a pool (the paper's anchors file + MNLI dev by default, or HANS) by ``--pair-ids``,
-``--anchors-file`` (pairIDs, one per line), ``--rule`` (see :mod:`hildif.influence.anchors`) or ``--random N``.
+``--anchors-file`` (pairIDs one per line, or JSON Lines with a ``pairID`` per object), ``--rule`` (see
+:mod:`hildif.influence.anchors`) or ``--random N``.
 The model is the run's current one (``<run_dir>/models/current.json``), else ``model.name_or_path``.
 """
 
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_options(p)
     g = p.add_argument_group("anchors")
     g.add_argument("--pair-ids", help="comma-separated pairIDs of anchors in the pool")
-    g.add_argument("--anchors-file", help="file with one anchor pairID per line")
+    g.add_argument("--anchors-file", help="file with one anchor pairID per line, or JSON Lines "
+                   "with a pairID per object (e.g. the anchors file)")
     g.add_argument("--rule", help="heuristic:NAME, label:NAME, misclassified or all; combine with '+'")
     g.add_argument("--random", type=int, metavar="N", help="N random anchors (from the rule's selection if given)")
     g.add_argument("--pool", choices=POOLS, default="anchors+dev", help="where anchors are looked up")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from hildif.commands.common import add_config_options, config_from_args
 
@@ -16,13 +17,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("round", help="start, inspect and sync a human-in-the-loop round in Label Studio")
     rsub = p.add_subparsers(dest="round_command", metavar="ACTION")
 
-    s = rsub.add_parser("start", help="select anchors, explain them, push rating tasks (idempotent)")
+    s = rsub.add_parser("start", help="check Label Studio, select anchors, explain them, push rating tasks to the "
+                                      "round's own project (idempotent; re-creates tasks deleted in Label Studio)")
     _common(s)
     s.add_argument("--anchors", choices=["paper", "random", "pairids", "rule"], default="paper",
                    help="paper: the paper's 5 handpicked anchors; random; pairids: --pair-ids FILE; rule: --rule")
     s.add_argument("-n", "--num-anchors", type=int, default=5)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--pair-ids", help="file with one pairID per line (dev set or the anchors file)")
+    s.add_argument("--pair-ids", metavar="FILE",
+                   help="with --anchors pairids: a file listing the anchors' pairIDs, one per line ('#' comments), "
+                        "or JSON Lines with a pairID per object (e.g. the anchors file); looked up in the anchors "
+                        "file and the dev set")
     s.add_argument("--rule", help="e.g. 'heuristic:lexical_overlap+misclassified' or 'label:non-entailment' "
                                   "(heuristics detected in the text of dev examples)")
     s.add_argument("--connect-backend", metavar="URL",
@@ -69,6 +74,8 @@ def run_start(args: argparse.Namespace) -> int:
                                 pair_ids_file=args.pair_ids, rule=args.rule)
     result = start_round(cfg, args.round_id, selection)
     print(json.dumps(result.to_dict(), indent=2))
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.connect_backend:
         import os
 

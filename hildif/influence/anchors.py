@@ -1,6 +1,7 @@
 """SELECT ANCHORS of Algorithm 1: pick anchor points from a validation pool.
 
-By id (``pairID``s given directly or one per line in a file; ``#`` starts a comment), by rule, or at random:
+By id (``pairID``s given directly, or in a file: one per line with ``#`` comments, or JSON Lines with a
+``pairID`` per object such as the anchors file; see :func:`read_id_lines`), by rule, or at random:
 
 ``heuristic:NAME``   examples whose metadata ``heuristic`` equals NAME or whose ``heuristics`` list contains it
 ``label:NAME``       gold label ``entailment`` or ``non-entailment``
@@ -13,11 +14,14 @@ result with ``seed``.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from pathlib import Path
 from typing import Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
+from hildif.data.loaders import _ID_KEYS
 from hildif.model.classifier import Classifier
 
 
@@ -25,18 +29,72 @@ class AnchorSelectionError(ValueError):
     """Unknown ids, a bad rule or an empty selection; the message says which."""
 
 
-def read_id_file(path: str | Path) -> list[str]:
+MAX_ID_FILE_BYTES = 16 * 2**20
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,127}$")
+
+
+def read_id_lines(path: str | Path) -> list[tuple[int, str]]:
+    """``(line number, pairID)`` for each id in ``path``, in file order. Two forms, mixable line by line:
+
+    * a plain list: one pairID per line; ``#`` starts a comment; blank lines are skipped;
+    * JSON Lines (the anchors file ``data.anchors_file``, a dev-set export): one object per line with ``pairID``
+      (or ``pair_id`` / ``id``, as the data loaders accept); other fields are ignored.
+
+    The file is outside input: errors name the file and the line numbers at fault, never the lines themselves.
+    """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"anchors file not found: {path}")
-    ids = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            ids.append(line)
-    if not ids:
-        raise AnchorSelectionError(f"anchors file {path} lists no pairID")
-    return ids
+    if not path.is_file():
+        raise AnchorSelectionError(f"pair-ids file {path}: not found (or not a regular file)")
+    with open(path, "rb") as f:
+        raw = f.read(MAX_ID_FILE_BYTES + 1)
+    if len(raw) > MAX_ID_FILE_BYTES:
+        raise AnchorSelectionError(f"pair-ids file {path}: larger than {MAX_ID_FILE_BYTES // 2**20} MiB; "
+                                   "expected one pairID (or one JSON object) per line")
+    if b"\0" in raw:
+        raise AnchorSelectionError(f"pair-ids file {path}: a binary file (NUL bytes); expected text with one pairID "
+                                   "or one JSON object with a pairID per line")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise AnchorSelectionError(f"pair-ids file {path}: line {line} is not UTF-8 text; expected one pairID or one "
+                                   "JSON object with a pairID per line") from None
+    out: list[tuple[int, str]] = []
+    bad: list[int] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                bad.append(n)
+                continue
+            value = next((obj[k] for k in _ID_KEYS if k in obj), None) if isinstance(obj, dict) else None
+            ident = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+        else:
+            ident = line.split("#", 1)[0].strip()
+            if not ident:
+                continue
+        if _ID.match(ident):
+            out.append((n, ident))
+        else:
+            bad.append(n)
+    if bad:
+        raise AnchorSelectionError(
+            f"pair-ids file {path}: line(s) {_line_list(bad)} hold neither a pairID (letters, digits, '_.:#-'; one per "
+            f"line) nor a JSON object with a 'pairID' field")
+    if not out:
+        raise AnchorSelectionError(f"pair-ids file {path} lists no pairID")
+    return out
+
+
+def read_id_file(path: str | Path) -> list[str]:
+    """The pairIDs of ``path`` (see :func:`read_id_lines`), in file order."""
+    return [ident for _, ident in read_id_lines(path)]
+
+
+def _line_list(lines: Sequence[int], limit: int = 10) -> str:
+    return ", ".join(map(str, lines[:limit])) + (f" (+{len(lines) - limit} more)" if len(lines) > limit else "")
 
 
 def by_ids(pool: Sequence[Example], ids: Sequence[str], source: str = "pool") -> list[Example]:
@@ -46,6 +104,17 @@ def by_ids(pool: Sequence[Example], ids: Sequence[str], source: str = "pool") ->
         raise AnchorSelectionError(f"pairIDs not found in the {source}: {', '.join(missing[:10])}"
                                    + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""))
     return [index[i] for i in ids]
+
+
+def by_id_file(pool: Sequence[Example], path: str | Path) -> list[Example]:
+    """The examples whose pairIDs ``path`` lists; unknown ids are reported by line number, not by content."""
+    index = {e.id: e for e in pool}
+    entries = read_id_lines(path)
+    missing = [n for n, ident in entries if ident not in index]
+    if missing:
+        raise AnchorSelectionError(f"pair-ids file {path}: the pairID(s) on line(s) {_line_list(missing)} are not in "
+                                   "the pool (the anchors file and the dev set)")
+    return [index[ident] for _, ident in entries]
 
 
 def _has_heuristic(e: Example, name: str) -> bool:
@@ -91,7 +160,7 @@ def select_anchors(
     if pair_ids:
         chosen += by_ids(pool, list(pair_ids))
     if ids_file:
-        chosen += by_ids(pool, read_id_file(ids_file), f"pool (ids from {ids_file})")
+        chosen += by_id_file(pool, ids_file)
     if rule or random_n:
         picked = by_rule(pool, rule or "all", classifier)
         if random_n:

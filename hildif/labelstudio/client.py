@@ -113,6 +113,23 @@ class LabelStudioClient:
                     return int(p.id)
         return None
 
+    def project_settings(self, project_id: int) -> dict[str, Any] | None:
+        """``{"title", "label_config", "maximum_annotations"}`` of a project, or None when it does not exist (any
+        more: deleted in Label Studio)."""
+        try:
+            with self._call(f"reading project {project_id}"):
+                p = self._sdk.projects.get(id=project_id)
+        except LabelStudioError as exc:
+            if isinstance(exc.__cause__, ApiError) and exc.__cause__.status_code == 404:
+                return None
+            raise
+        return {"title": p.title, "label_config": p.label_config, "maximum_annotations": p.maximum_annotations}
+
+    def update_project(self, project_id: int, **changes: Any) -> None:
+        if changes:
+            with self._call(f"updating project {project_id} ({', '.join(changes)})"):
+                self._sdk.projects.update(id=project_id, **changes)
+
     def ensure_project(self, title: str, label_config: str, maximum_annotations: int, description: str = "") -> int:
         """The id of the project titled ``title``, created if missing; its template and overlap are kept in sync."""
         if len(title) < 3:
@@ -126,16 +143,10 @@ class LabelStudioClient:
                 )
             log.info("created Label Studio project %s (%r)", p.id, title)
             return int(p.id)
-        with self._call(f"reading project {pid}"):
-            p = self._sdk.projects.get(id=pid)
-        changes: dict[str, Any] = {}
-        if p.label_config != label_config:
-            changes["label_config"] = label_config
-        if p.maximum_annotations != maximum_annotations:
-            changes["maximum_annotations"] = maximum_annotations
-        if changes:
-            with self._call(f"updating project {pid} ({', '.join(changes)})"):
-                self._sdk.projects.update(id=pid, **changes)
+        current = self.project_settings(pid) or {}
+        changes = {k: v for k, v in (("label_config", label_config), ("maximum_annotations", maximum_annotations))
+                   if current.get(k) != v}
+        self.update_project(pid, **changes)
         return pid
 
     # ------------------------------------------------------------------ tasks and annotations

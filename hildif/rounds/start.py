@@ -3,10 +3,16 @@
 1. select anchors from the validation set (random, handpicked by a pairID file, the paper's five, or a rule);
 2. explain them with influence functions (the current model version; GPU when present);
 3. record the round, its anchors and (anchor, influential example) pairs in the round database, in one transaction;
-4. create or reuse the Label Studio project (rating template, ``annotators_per_task`` overlap) and push one task per
-   pair that has no task yet, recording the task ids.
+4. create or reuse the round's own Label Studio project (``"<labelstudio.project_title> — <round id>"``, rating
+   template, the round's ``annotators_per_task`` overlap) and push one task per pair that has no task yet, recording
+   the task ids.
 
-Idempotent: a rerun reuses the recorded explanations and pushes only pairs without a task. Before pushing, tasks of
+Label Studio's connection and API key are checked before step 1, so a Label Studio that is down or a wrong key costs
+seconds, not an influence computation. The settings a round was started with (its project, its annotators per task)
+are recorded with it; reruns, ``round status`` and the backend use those, not today's config.
+
+Idempotent: a rerun reuses the recorded explanations and pushes only pairs without a task; a task deleted in Label
+Studio is pushed again (``recreated``, and a note says so). Before pushing, tasks of
 this round already in the project are matched to pairs (by round id, anchor id and example id in the task data), so
 a crash between Label Studio's import and recording the ids creates no duplicates either.
 """
@@ -20,7 +26,7 @@ from typing import Any, Sequence
 
 from hildif.config import HildifConfig
 from hildif.data.example import Example
-from hildif.rounds.state import RoundState
+from hildif.rounds.state import RoundState, project_title_for
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +44,9 @@ class AnchorSelection:
 
     * ``paper``: the paper's five handpicked anchors (``data.anchors_file``), the first ``n``;
     * ``random``: ``n`` dev examples drawn with ``seed``;
-    * ``pairids``: the examples listed in ``pair_ids_file`` (one pairID per line, ``#`` comments), in file order,
-      looked up in the anchors file and the dev set;
+    * ``pairids``: the examples listed in ``pair_ids_file`` (one pairID per line with ``#`` comments, or JSON Lines
+      with a ``pairID`` per object such as the anchors file), in file order, looked up in the anchors file and the
+      dev set;
     * ``rule``: ``n`` dev examples (drawn with ``seed``) matching ``rule`` in the grammar of
       :mod:`hildif.influence.anchors` (``heuristic:NAME``, ``label:LABEL``, ``misclassified``, joined by ``+``).
       Dev examples carry no heuristic labels, so each gets the heuristics that
@@ -82,6 +89,10 @@ class StartResult:
     recovered: int
     already_pushed: int
     base_version: str
+    recreated: int = 0  # tasks deleted in Label Studio and pushed again by this start
+    project_title: str | None = None
+    annotators_per_task: int | None = None  # the round's own, recorded when it was first started
+    notes: list[str] = field(default_factory=list)  # what this start did that the admin should know, in words
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +156,12 @@ def current_model(cfg: HildifConfig, **load_kwargs: Any):
     return clf, version, str(registry.path(version))
 
 
+def round_settings(cfg: HildifConfig, round_id: str) -> dict[str, Any]:
+    """The Label Studio settings a new round is started with: its own project title and overlap."""
+    return {"project_title": project_title_for(cfg.labelstudio.project_title, round_id),
+            "annotators_per_task": int(cfg.labelstudio.annotators_per_task)}
+
+
 def explain_round(
     cfg: HildifConfig, state: RoundState, round_id: str, selection: AnchorSelection, progress: bool = True
 ) -> str:
@@ -164,29 +181,87 @@ def explain_round(
     if not pair_rows:
         raise RoundError(f"round {round_id}: influence found no training example for any anchor")
     state.create_round(round_id, version, path, selection.to_dict(),
-                       {"influence": asdict(cfg.influence), "labelstudio": asdict(cfg.labelstudio)},
-                       anchor_rows, pair_rows)
+                       {"influence": asdict(cfg.influence), "labelstudio": asdict(cfg.labelstudio),
+                        "feedback": asdict(cfg.feedback)},
+                       anchor_rows, pair_rows, **round_settings(cfg, round_id))
     return version
 
 
-def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> tuple[int, int, int, int]:
-    """Create/reuse the project and push the round's unpushed pairs. Returns (project id, pushed, recovered,
-    already pushed)."""
+@dataclass
+class PushResult:
+    project_id: int
+    pushed: int  # tasks created now (new pairs and re-created ones)
+    recovered: int  # tasks found in Label Studio but not recorded (an interrupted start), recorded now
+    already: int  # pairs whose recorded task still exists
+    recreated: int  # pairs whose recorded task was deleted in Label Studio, pushed again
+    project_title: str
+    annotators_per_task: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _round_project(state: RoundState, info: dict[str, Any], client, title: str, label_config: str, overlap: int,
+                   notes: list[str]) -> int:
+    """The round's own Label Studio project: the recorded one (its template and overlap set to the round's), or,
+    when none is recorded or it was deleted, the project titled ``title`` (created if missing)."""
+    round_id = info["round_id"]
+    pid = info["project_id"]
+    if pid is not None:
+        current = client.project_settings(int(pid))
+        if current is None:
+            notes.append(f"Label Studio project {pid} of round {round_id} no longer exists: the round's tasks go to "
+                         f"a new project {title!r}")
+            log.warning("round %s: %s", round_id, notes[-1])
+        else:
+            changes = {k: v for k, v in (("label_config", label_config), ("maximum_annotations", overlap))
+                       if current.get(k) != v}
+            others = [r for r in state.rounds_of_project(int(pid)) if r != round_id]
+            if changes and others:  # a project shared by rounds of an older hildif: leave it as it is
+                notes.append(f"Label Studio project {pid} is shared with round(s) {', '.join(others)}; its "
+                             f"{' and '.join(changes)} differ(s) from round {round_id}'s but stay(s) unchanged so "
+                             "as not to change the other rounds (a new round gets a project of its own)")
+                log.warning("round %s: %s", round_id, notes[-1])
+            else:
+                client.update_project(int(pid), **changes)
+            return int(pid)
+    found = client.find_project(title)
+    others = [r for r in state.rounds_of_project(found) if r != round_id] if found is not None else []
+    if others:
+        raise RoundError(f"round {round_id}: the Label Studio project titled {title!r} ({found}) belongs to round(s) "
+                         f"{', '.join(others)}; set another labelstudio.project_title")
+    return client.ensure_project(
+        title, label_config, overlap,
+        description=f"HILDIF round {round_id}: rate how similar each influential training example is to the test case.",
+    )
+
+
+def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> PushResult:
+    """Make sure the round's project exists with the round's settings and every pair has a task in it: push the
+    pairs without one, adopt tasks pushed but not recorded, re-create tasks deleted in Label Studio."""
     from hildif.labelstudio.convert import load_label_config, task_identity, task_payload
 
-    ls = cfg.labelstudio
-    project_id = client.ensure_project(
-        ls.project_title, load_label_config(), ls.annotators_per_task,
-        description="HILDIF: rate how similar each influential training example is to the test case.",
-    )
-    state.set_project(round_id, project_id, ls.project_title)
+    info = state.round(round_id)
+    settings = round_settings(cfg, round_id)
+    title = info.get("project_title") or settings["project_title"]
+    overlap = int(info.get("annotators_per_task") or settings["annotators_per_task"])
+    notes: list[str] = []
+    project_id = _round_project(state, info, client, title, load_label_config(), overlap, notes)
+    state.set_project(round_id, project_id, title, overlap)
+    tasks = client.tasks(project_id)
+    present = {int(t["id"]) for t in tasks}
+    gone = [p for p in state.pairs(round_id) if p.task_id is not None and p.task_id not in present]
+    if gone:
+        state.clear_task_ids(round_id, [p.task_id for p in gone])
+        notes.append(f"{len(gone)} task(s) of round {round_id} were deleted in Label Studio (task ids "
+                     f"{', '.join(str(p.task_id) for p in gone[:20])}{' ...' if len(gone) > 20 else ''}); "
+                     "they are re-created now")
+        log.warning("round %s: %s", round_id, notes[-1])
     pairs = state.pairs(round_id)
     already = sum(p.task_id is not None for p in pairs)
     todo = {(p.anchor_id, p.example_id): p for p in pairs if p.task_id is None}
     recovered: dict[tuple[str, str], int] = {}
     if todo:
         known_ids = {p.task_id for p in pairs if p.task_id is not None}
-        for task in client.tasks(project_id):
+        for task in tasks:
             ident = task_identity(task)
             if ident and ident[0] == round_id and (ident[1], ident[2]) in todo and task["id"] not in known_ids:
                 recovered.setdefault((ident[1], ident[2]), int(task["id"]))
@@ -201,7 +276,9 @@ def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> t
                                  p.rank, p.influence) for p in missing]
         ids = client.import_tasks(project_id, payloads)
         state.set_task_ids(round_id, {(p.anchor_id, p.example_id): tid for p, tid in zip(missing, ids)})
-    return project_id, len(missing), len(recovered), already
+    gone_keys = {(p.anchor_id, p.example_id) for p in gone}
+    recreated = sum((p.anchor_id, p.example_id) in gone_keys for p in missing)
+    return PushResult(project_id, len(missing), len(recovered), already, recreated, title, overlap, notes)
 
 
 def start_round(
@@ -212,36 +289,52 @@ def start_round(
     client=None,
     progress: bool = True,
 ) -> StartResult:
-    """Explain (once) and push (what is missing). ``client``: a :class:`LabelStudioClient` (default: from config).
+    """Check Label Studio, explain (once), push (what is missing). ``client``: a :class:`LabelStudioClient`
+    (default: from config).
 
-    The explanation is recorded before Label Studio is contacted, so an unreachable Label Studio loses nothing:
-    the error says so, and rerunning the same command pushes the recorded pairs.
+    Label Studio's connection and API key are checked first, so a Label Studio that is down or a wrong key fails in
+    seconds, before any influence is computed, and nothing is recorded. The explanation is recorded before the
+    tasks are pushed, so a Label Studio failing in between loses nothing: the error says the explanation is kept,
+    and rerunning the same command pushes the recorded pairs without computing influence again.
     """
+    from hildif.labelstudio.client import LabelStudioClient, LabelStudioError
+
     validate_round_id(round_id)
     selection = selection or AnchorSelection()
     state = RoundState(cfg.run_path("rounds.sqlite"))
+    if client is None:
+        client = LabelStudioClient.from_config(cfg.labelstudio)
+    client.check()  # before any influence: fails fast, having changed nothing
     explained_now = False
     if state.has_round(round_id):
         recorded = state.round(round_id)
         if recorded["selection"] != selection.to_dict():
             log.info("round %s exists (selection %s); reusing its anchors, ignoring the new selection",
                      round_id, recorded["selection"])
+        if recorded.get("annotators_per_task") not in (None, cfg.labelstudio.annotators_per_task):
+            log.info("round %s keeps the %d annotators per task it was started with (config says %d)",
+                     round_id, recorded["annotators_per_task"], cfg.labelstudio.annotators_per_task)
         base_version = recorded["base_version"]
     else:
         base_version = explain_round(cfg, state, round_id, selection, progress)
         explained_now = True
-    if client is None:
-        from hildif.labelstudio.client import LabelStudioClient
-
-        client = LabelStudioClient.from_config(cfg.labelstudio)
-    project_id, pushed, recovered, already = push_tasks(cfg, state, round_id, client)
+    try:
+        push = push_tasks(cfg, state, round_id, client)
+    except LabelStudioError as exc:
+        n = len(state.pairs(round_id))
+        raise type(exc)(
+            f"{exc}\nRound {round_id} is recorded with its explanation ({n} pairs, in {state.path}): nothing of it is "
+            f"lost. Rerun `hildif round start --round {round_id}` once Label Studio answers: it pushes the tasks "
+            "still missing without computing influence again."
+        ) from exc
     pairs = state.pairs(round_id)
     return StartResult(
-        round_id=round_id, project_id=project_id, n_anchors=len(state.anchors(round_id)), n_pairs=len(pairs),
-        explained_now=explained_now, pushed_now=pushed, recovered=recovered, already_pushed=already,
-        base_version=base_version,
+        round_id=round_id, project_id=push.project_id, n_anchors=len(state.anchors(round_id)), n_pairs=len(pairs),
+        explained_now=explained_now, pushed_now=push.pushed, recovered=push.recovered, already_pushed=push.already,
+        base_version=base_version, recreated=push.recreated, project_title=push.project_title,
+        annotators_per_task=push.annotators_per_task, notes=push.notes,
     )
 
 
-__all__ = ["AnchorSelection", "StartResult", "RoundError", "start_round", "select_anchors", "push_tasks",
-           "explain_round", "current_model", "with_detected_heuristics"]
+__all__ = ["AnchorSelection", "StartResult", "PushResult", "RoundError", "start_round", "select_anchors", "push_tasks",
+           "explain_round", "round_settings", "current_model", "with_detected_heuristics"]

@@ -2,7 +2,10 @@
 
 Tables (ids are strings; JSON columns hold :meth:`Example.to_dict` or plain dicts):
 
-* ``rounds``        round_id, created_at, project_id, project_title, base_version, base_path, selection, config
+* ``rounds``        round_id, created_at, project_id, project_title, base_version, base_path, selection, config,
+                    annotators_per_task: what the round was started with (``config`` holds the influence, Label Studio
+                    and feedback settings of that start); status and later starts use these, not today's config.
+                    One Label Studio project per round (``project_title``: :func:`project_title_for`).
 * ``anchors``       (round_id, anchor_id) -> position, example, probs (model's [p(non-ent), p(ent)] at start)
 * ``pairs``         (round_id, anchor_id, example_id) -> rank (1 = most helpful), influence, example, task_id
 * ``snapshots``     snapshot_id -> round_id, created_at, digest (of the active ratings), n_active
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -32,13 +36,16 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from hildif.data.example import Example
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rounds (
     round_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, project_id INTEGER, project_title TEXT,
-    base_version TEXT NOT NULL, base_path TEXT NOT NULL, selection TEXT NOT NULL, config TEXT NOT NULL
+    base_version TEXT NOT NULL, base_path TEXT NOT NULL, selection TEXT NOT NULL, config TEXT NOT NULL,
+    annotators_per_task INTEGER
 );
 CREATE TABLE IF NOT EXISTS anchors (
     round_id TEXT NOT NULL REFERENCES rounds(round_id), anchor_id TEXT NOT NULL, position INTEGER NOT NULL,
@@ -83,6 +90,35 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 ACTIVE_STATUSES = ("submitted", "skipped", "cancelled")
+
+PROJECT_TITLE_MAX = 50  # Label Studio's limit on a project title
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Version 2 stores each round's ``annotators_per_task`` (before, status used whatever the config said then);
+    rounds recorded by version 1 get the value their stored config holds."""
+    db.execute("ALTER TABLE rounds ADD COLUMN annotators_per_task INTEGER")
+    for row in db.execute("SELECT round_id, config FROM rounds").fetchall():
+        try:
+            value = (json.loads(row[1]).get("labelstudio") or {}).get("annotators_per_task")
+        except (ValueError, AttributeError):
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            db.execute("UPDATE rounds SET annotators_per_task = ? WHERE round_id = ?", (value, row[0]))
+
+
+MIGRATIONS = {1: _migrate_1_to_2}  # from version -> step to version + 1 (each in the caller's transaction)
+
+
+def project_title_for(base: str, round_id: str) -> str:
+    """The Label Studio project title of a round: ``"<base> — <round_id>"``, shortened to Label Studio's 50
+    characters (the base first; a long round id keeps its start and a digest, so titles stay distinct)."""
+    suffix = f" — {round_id}"
+    if len(suffix) > PROJECT_TITLE_MAX - 12:
+        digest = hashlib.sha256(round_id.encode("utf-8")).hexdigest()[:8]
+        suffix = f" — {round_id[:PROJECT_TITLE_MAX - 24]}~{digest}"
+    room = PROJECT_TITLE_MAX - len(suffix)
+    return (base.strip()[:room].rstrip() or "HILDIF") + suffix
 
 
 class RoundStateError(RuntimeError):
@@ -162,11 +198,18 @@ class RoundState:
             db.executescript(SCHEMA)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row["value"]) != SCHEMA_VERSION:
-                raise RoundStateError(
-                    f"{self.path}: schema version {row['value']}, this hildif expects {SCHEMA_VERSION}"
-                )
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                return
+        version = int(row["value"])
+        if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and version not in MIGRATIONS):
+            raise RoundStateError(f"{self.path}: schema version {version}, this hildif reads up to {SCHEMA_VERSION}")
+        while version < SCHEMA_VERSION:
+            with self._write() as db:  # one step per transaction; a concurrent opener may have done it already
+                current = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+                if current == version:
+                    MIGRATIONS[version](db)
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+                version = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -199,14 +242,22 @@ class RoundState:
         config: dict[str, Any],
         anchors: Sequence[tuple[Example, Sequence[float]]],
         pairs: Sequence[tuple[str, Example, int, float]],
+        *,
+        annotators_per_task: int | None = None,
+        project_title: str | None = None,
     ) -> None:
-        """Record a round with its explained anchors and (anchor_id, example, rank, influence) pairs, atomically."""
+        """Record a round with its explained anchors and (anchor_id, example, rank, influence) pairs, atomically.
+
+        ``annotators_per_task`` and ``project_title``: the Label Studio settings the round is started with (left
+        empty, the first push records the config's)."""
         with self._write() as db:
             if db.execute("SELECT 1 FROM rounds WHERE round_id = ?", (round_id,)).fetchone():
                 raise RoundStateError(f"round {round_id!r} already exists in {self.path}")
             db.execute(
-                "INSERT INTO rounds VALUES (?, ?, NULL, NULL, ?, ?, ?, ?)",
-                (round_id, now(), base_version, base_path, json.dumps(selection), json.dumps(config, default=str)),
+                "INSERT INTO rounds (round_id, created_at, project_id, project_title, base_version, base_path, "
+                "selection, config, annotators_per_task) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+                (round_id, now(), project_title, base_version, base_path, json.dumps(selection),
+                 json.dumps(config, default=str), annotators_per_task),
             )
             db.executemany(
                 "INSERT INTO anchors VALUES (?, ?, ?, ?, ?)",
@@ -242,10 +293,19 @@ class RoundState:
             return [r[0] for r in db.execute(
                 "SELECT round_id FROM rounds WHERE project_id = ? ORDER BY created_at, round_id", (project_id,))]
 
-    def set_project(self, round_id: str, project_id: int, title: str) -> None:
+    def set_project(self, round_id: str, project_id: int, title: str, annotators_per_task: int | None = None) -> None:
+        """Record the round's Label Studio project (and, unless recorded already, its overlap)."""
         with self._write() as db:
-            db.execute("UPDATE rounds SET project_id = ?, project_title = ? WHERE round_id = ?",
-                       (project_id, title, round_id))
+            db.execute("UPDATE rounds SET project_id = ?, project_title = ?, "
+                       "annotators_per_task = COALESCE(annotators_per_task, ?) WHERE round_id = ?",
+                       (project_id, title, annotators_per_task, round_id))
+
+    def clear_task_ids(self, round_id: str, task_ids: Iterable[int]) -> int:
+        """Forget the given task ids of the round (tasks deleted in Label Studio), so the next push re-creates
+        them; returns how many pairs were cleared."""
+        with self._write() as db:
+            return sum(db.execute("UPDATE pairs SET task_id = NULL WHERE round_id = ? AND task_id = ?",
+                                  (round_id, int(t))).rowcount for t in task_ids)
 
     def anchors(self, round_id: str) -> list[AnchorRow]:
         with self._read() as db:
@@ -427,3 +487,14 @@ class RoundState:
             return [dict(r) for r in db.execute(
                 "SELECT version, path, parent, round_id, sync_id, created_at FROM model_versions "
                 "ORDER BY created_at, version")]
+
+
+def round_for_project(state: RoundState, project_id: int) -> str | None:
+    """The round whose Label Studio project is ``project_id`` (what Label Studio's "Start training" button syncs),
+    or None when no round uses it. Each round has a project of its own; a project shared by rounds of an older
+    hildif maps to the latest of them."""
+    rounds = state.rounds_of_project(int(project_id))
+    if len(rounds) > 1:
+        log.warning("Label Studio project %s is shared by rounds %s (made by an older hildif): taking the latest",
+                    project_id, ", ".join(rounds))
+    return rounds[-1] if rounds else None

@@ -13,7 +13,8 @@ from hildif.rounds.state import RoundState
 
 
 def round_status(cfg: HildifConfig, round_id: str, *, client=None, live: bool = True) -> dict[str, Any]:
-    """A JSON-able dict: ``pairs`` (per pair: submitted, skipped, target, done), ``annotators`` (per annotator:
+    """A JSON-able dict: ``pairs`` (per pair: submitted, skipped, target, done; the target is the
+    ``annotators_per_task`` the round was started with), ``annotators`` (per annotator:
     submitted, skipped), ``progress`` totals, ``agreement`` (Krippendorff's ordinal alpha), ``syncs``,
     ``current_version``, ``source`` (``labelstudio`` or ``snapshot <id>``)."""
     from hildif.feedback import Rating, aggregate
@@ -22,7 +23,7 @@ def round_status(cfg: HildifConfig, round_id: str, *, client=None, live: bool = 
     state = RoundState(cfg.run_path("rounds.sqlite"))
     info = state.round(round_id)
     pairs = state.pairs(round_id)
-    target = int(cfg.labelstudio.annotators_per_task)
+    target = int(info.get("annotators_per_task") or cfg.labelstudio.annotators_per_task)  # the round's own
     if live:
         if client is None:
             from hildif.labelstudio.client import LabelStudioClient
@@ -63,7 +64,8 @@ def round_status(cfg: HildifConfig, round_id: str, *, client=None, live: bool = 
              | {k: (s.get("summary") or {}).get(k) for k in ("metrics", "served", "gate", "promoted")}
              for s in state.syncs(round_id)]
     return {
-        "round_id": round_id, "project_id": info["project_id"], "base_version": info["base_version"],
+        "round_id": round_id, "project_id": info["project_id"], "project_title": info.get("project_title"),
+        "annotators_per_task": target, "base_version": info["base_version"],
         "source": source,
         "progress": {
             "pairs": len(pairs), "pushed": sum(p.task_id is not None for p in pairs),
