@@ -87,8 +87,17 @@ def test_explain_on_the_shipped_model_keeps_the_terminal_free_of_library_chatter
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     terminal = proc.stdout + proc.stderr
     assert proc.returncode == 0, terminal[-3000:]
-    assert "ANCHOR 49703e" in proc.stdout and "wrote " in proc.stdout
+    assert "ANCHOR 49703e" in proc.stdout and "wrote run/explanations/explain-" in proc.stdout  # relative to the cwd
     assert not [word for word in CHATTER if word in terminal], terminal[-3000:]
     logged = (run / "logs" / "hildif.log").read_text()
     assert "faiss.loader" in logged and "Successfully loaded faiss" in logged
     assert "LOAD REPORT" in logged and "classifier.weight" in logged and "MISSING" in logged
+
+
+def test_paths_are_shown_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from hildif.utils.paths import display_path
+
+    monkeypatch.chdir(tmp_path)
+    assert display_path(tmp_path / "runs" / "default" / "demo" / "demo.md") == "runs/default/demo/demo.md"
+    assert display_path("runs/default") == "runs/default"
+    assert display_path("/elsewhere/x") == "/elsewhere/x"  # outside the working directory: kept as it is
