@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 
 import requests
 
-from hildif.config import HildifConfig
+from hildif.config import HildifConfig, machine_cache_dir
 from hildif.utils.atomic import write_json_atomic, write_text_atomic
 from hildif.utils.paths import display_path
 
@@ -212,7 +212,7 @@ def start_label_studio(cfg: HildifConfig, opts: DemoOptions):
 
     data = Path(cfg.run_path("labelstudio")).resolve()
     if not (data / "label_studio.sqlite3").exists():
-        template = Path.home() / ".cache" / "hildif" / f"label-studio-{LABEL_STUDIO_VERSION}-template"
+        template = machine_cache_dir() / f"label-studio-{LABEL_STUDIO_VERSION}-template"
         say(3, f"preparing Label Studio's data folder {display_path(data)} (the first time runs its migrations: a minute or two)")
         prepare_data_dir(data, template, allow_local_backends=True)
     port = opts.ls_port
