@@ -101,3 +101,11 @@ def test_paths_are_shown_relative_to_the_working_directory(tmp_path, monkeypatch
     assert display_path(tmp_path / "runs" / "default" / "demo" / "demo.md") == "runs/default/demo/demo.md"
     assert display_path("runs/default") == "runs/default"
     assert display_path("/elsewhere/x") == "/elsewhere/x"  # outside the working directory: kept as it is
+
+
+def test_verbose_is_accepted_before_and_after_the_subcommand():
+    from hildif.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["demo", "--verbose"]).verbose and parser.parse_args(["-v", "demo"]).verbose
+    assert not parser.parse_args(["demo"]).verbose and not parser.parse_args(["data", "check", "x"]).verbose
