@@ -76,6 +76,23 @@ class _Pending(logging.Handler):
         self.records.append(record)
 
 
+class _Console(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment (or to a fixed stream), so that a replaced stderr (pytest's capture,
+    a redirect) is followed rather than a closed one kept."""
+
+    def __init__(self, stream=None) -> None:
+        self._fixed = stream
+        super().__init__(stream)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return self._fixed or sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 _state: dict[str, object] = {}
 
 
@@ -103,11 +120,12 @@ def setup_logging(verbose: bool = False, stream=None) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_hildif", False):
             root.removeHandler(handler)
+            handler.close()
     # Libraries' DEBUG records are not even created unless verbose; hildif's own go to the file at DEBUG.
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in OWN:
         logging.getLogger(name).setLevel(logging.DEBUG)
-    console = logging.StreamHandler(stream or sys.stderr)
+    console = _Console(stream)
     console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     console.addFilter(ConsoleFilter(verbose))
     pending = _Pending()
