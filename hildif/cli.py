@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import pkgutil
 import sys
 
 import hildif.commands as commands_pkg
 from hildif import __version__
 from hildif.config import ConfigError
+from hildif.logs import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Human In the Loop Debugging using Influence Functions (HILDIF).",
     )
     parser.add_argument("--version", action="version", version=f"hildif {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show every log record on the terminal, libraries' included (the run directory's "
+                             "logs/hildif.log keeps them either way)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_") or info.name == "common":
@@ -34,9 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s"
-    )
+    setup_logging(verbose=args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -201,6 +201,15 @@ class RunConfig:
     cache_dir: str | None = None  # FAISS indexes and other caches; default <run_dir>/cache
 
 
+def machine_cache_dir() -> Path:
+    """The machine-wide cache shared by every run: ``$HILDIF_CACHE_DIR``, default ``~/.cache/hildif``. It holds
+    what is built once per machine and is the same for every run: the WordNet corpus NLTK reads
+    (``nltk_data/``, built from Debian's WordNet) and Label Studio's migrated empty data folder
+    (``label-studio-<version>-template/``, copied into a run's ``labelstudio/``). Deleting it costs a rebuild only."""
+    env = os.environ.get("HILDIF_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "hildif"
+
+
 @dataclass
 class HildifConfig:
     profile: str = "default"

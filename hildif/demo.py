@@ -36,8 +36,9 @@ from typing import Any, Callable, Iterator
 
 import requests
 
-from hildif.config import HildifConfig
+from hildif.config import HildifConfig, machine_cache_dir
 from hildif.utils.atomic import write_json_atomic, write_text_atomic
+from hildif.utils.paths import display_path
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +212,8 @@ def start_label_studio(cfg: HildifConfig, opts: DemoOptions):
 
     data = Path(cfg.run_path("labelstudio")).resolve()
     if not (data / "label_studio.sqlite3").exists():
-        template = Path.home() / ".cache" / "hildif" / f"label-studio-{LABEL_STUDIO_VERSION}-template"
-        say(3, f"preparing Label Studio's data folder {data} (the first time runs its migrations: a minute or two)")
+        template = machine_cache_dir() / f"label-studio-{LABEL_STUDIO_VERSION}-template"
+        say(3, f"preparing Label Studio's data folder {display_path(data)} (the first time runs its migrations: a minute or two)")
         prepare_data_dir(data, template, allow_local_backends=True)
     port = opts.ls_port
     if not port_is_free(port):
@@ -347,7 +348,7 @@ def _run(cfg: HildifConfig, opts: DemoOptions, demo_dir: Path, started: list, t0
         env = {**os.environ, cfg.labelstudio.api_key_env: key}
         backend = BackendProcess(write_config_file(cfg, demo_dir / "config.json"), cfg.run.run_dir, port, env,
                                  demo_dir / "backend.log")
-        say(3, f"starting the ML backend on {backend.url} (log {backend.log_file})")
+        say(3, f"starting the ML backend on {backend.url} (log {display_path(backend.log_file)})")
         backend.start()
         started.append(backend)
         say(3, f"ML backend is up (pid {backend.proc.pid}), serving model {(backend.health() or {}).get('model_version')}")
@@ -406,7 +407,7 @@ def _run(cfg: HildifConfig, opts: DemoOptions, demo_dir: Path, started: list, t0
     print(f"MNLI dev accuracy: {mnli_b} -> {mnli_a}")
     print("reports:")
     for name, p in paths.items():
-        print(f"  {name}: {p}")
+        print(f"  {name}: {display_path(p)}")
     print(flush=True)
     return result
 

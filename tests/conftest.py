@@ -60,6 +60,8 @@ def label_studio(tmp_path_factory):
     call the ML backend started by the tests on 127.0.0.1. Skipped when Label Studio is not installed, unless
     ``HILDIF_REQUIRE_LABEL_STUDIO=1`` (CI), where that is an error.
     """
+    from required import LABEL_STUDIO, skip_or_fail
+
     from hildif.labelstudio.server import (
         LABEL_STUDIO_VERSION, LabelStudioServer, LabelStudioServerError, find_label_studio_bin, free_port,
         prepare_data_dir,
@@ -68,9 +70,7 @@ def label_studio(tmp_path_factory):
     try:
         find_label_studio_bin()
     except LabelStudioServerError as exc:
-        if os.environ.get("HILDIF_REQUIRE_LABEL_STUDIO") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        skip_or_fail(str(exc), LABEL_STUDIO)
     cache = Path(os.environ.get("HILDIF_TEST_CACHE") or Path.home() / ".cache" / "hildif-tests")
     data = prepare_data_dir(tmp_path_factory.mktemp("label-studio"), cache / f"label-studio-{LABEL_STUDIO_VERSION}-template",
                             allow_local_backends=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from required import BROWSER, import_or_fail, skip_or_fail
 from round_env import KEY_ENV, invite_url, register_tiny_base, round_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.labelstudio]
@@ -29,10 +30,8 @@ RATER, RATER_PASSWORD = "rater.browser@hildif.test", "browser-rater-pass-1"
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        if os.environ.get("HILDIF_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} not found (Debian package chromium)")
-        pytest.skip(f"{CHROMIUM} not found (Debian package chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        skip_or_fail(f"{CHROMIUM} not found (Debian package chromium)", BROWSER)
+    sync_api = import_or_fail("playwright.sync_api", BROWSER, "install the dev extra: pip install -e .[dev]")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

@@ -17,20 +17,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+from required import DOCKER_COMPOSE, skip_or_fail
+
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 ENV_EXAMPLE = DOCKER / ".env.example"
 
 
 def compose_command() -> list[str]:
-    """``docker compose`` when the plugin answers, else ``docker-compose``; skip when neither is installed."""
+    """``docker compose`` when the plugin answers, else ``docker-compose``; skip when neither is installed (fail
+    under ``HILDIF_REQUIRE_DOCKER_COMPOSE=1``)."""
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
         if probe.returncode == 0:
             return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    pytest.skip("neither `docker compose` nor `docker-compose` is installed (Debian package docker-compose)")
+    skip_or_fail("neither `docker compose` nor `docker-compose` is installed (Debian package docker-compose)",
+                 DOCKER_COMPOSE)
 
 
 def resolved(*files: str, env_file: Path = ENV_EXAMPLE) -> dict:

@@ -83,7 +83,20 @@ def env(tmp_path_factory, data_dir):
     train(clf, train_set, TrainConfig(max_steps=40, batch_size=16, learning_rate=2e-3, warmup_ratio=0.0),
           progress=False)
     version = ModelRegistry(run).save(clf, {"kind": "baseline", "source": "tiny"})
-    return {"cfg": cfg, "run": run, "out": run / "ablation", "version": version, "shared": {}}
+    return {"cfg": cfg, "run": run, "out": run / "ablation", "version": version}
+
+
+FIRST_KEYS = ["hs-da-h_p2_s0", "hs-da-h_p4_s0", "nohs-noda-noh_p2_s0", "nohs-noda-noh_p4_s0"]
+
+
+@pytest.fixture(scope="module")
+def first_run(env):
+    """The first ablation run (two configurations, p = 2 and 4, seed 0) and its cells' modification times."""
+    from hildif.experiments.ablation import run_ablation
+
+    run = run_ablation(env["cfg"], _settings(), out_dir=env["out"], progress=False)
+    mtimes = {k: (env["out"] / "cells" / f"{k}.json").stat().st_mtime_ns for k in run.computed}
+    return run, mtimes
 
 
 def _settings(seeds=(0,), configs=PAIR):
@@ -96,15 +109,14 @@ def _cell(env, key):
 
 
 @pytest.mark.integration
-def test_ablation_cells_tables_and_plots(env):
+def test_ablation_cells_tables_and_plots(env, first_run):
     from hildif.data.splits import load_anchors, load_dev, load_train
-    from hildif.experiments.ablation import run_ablation
     from hildif.experiments.panel import simulated_panel
     from hildif.feedback import simulate_ratings
 
     cfg, out = env["cfg"], env["out"]
-    run = run_ablation(cfg, _settings(), out_dir=out, progress=False)
-    keys = ["hs-da-h_p2_s0", "hs-da-h_p4_s0", "nohs-noda-noh_p2_s0", "nohs-noda-noh_p4_s0"]
+    run = first_run[0]
+    keys = FIRST_KEYS
     assert run.computed == keys and run.reused == []
     cells = {k: _cell(env, k) for k in keys}
     assert all(c["digest"] == json.loads((out / "manifest.json").read_text())["digest"] for c in cells.values())
@@ -163,18 +175,19 @@ def test_ablation_cells_tables_and_plots(env):
     assert "| ¬HS, ¬DA, ¬H |" in md and "## MNLI dev_matched accuracy % (Figure 1a)" in md
     for name in ("figure_1a.png", "figure_1b_p2.png", "figure_1b_p4.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    env["shared"]["mtimes"] = {k: (out / "cells" / f"{k}.json").stat().st_mtime_ns for k in keys}
 
 
 @pytest.mark.integration
-def test_rerun_resumes_without_recomputing_and_a_new_seed_adds_only_its_cells(env):
+def test_rerun_resumes_without_recomputing_and_a_new_seed_adds_only_its_cells(env, first_run):
     from hildif.experiments.ablation import run_ablation
 
     cfg, out = env["cfg"], env["out"]
+    mtimes = first_run[1]
+    assert sorted(mtimes) == sorted(FIRST_KEYS)
     again = run_ablation(cfg, _settings(), out_dir=out, progress=False)
     assert again.computed == [] and len(again.reused) == 4
-    now = {k: (out / "cells" / f"{k}.json").stat().st_mtime_ns for k in env["shared"]["mtimes"]}
-    assert now == env["shared"]["mtimes"]
+    now = {k: (out / "cells" / f"{k}.json").stat().st_mtime_ns for k in mtimes}
+    assert now == mtimes
 
     more = run_ablation(cfg, _settings(seeds=(0, 1), configs="nohs-noda-noh"), out_dir=out, progress=False)
     assert more.computed == ["nohs-noda-noh_p2_s1", "nohs-noda-noh_p4_s1"]
@@ -188,7 +201,7 @@ def test_rerun_resumes_without_recomputing_and_a_new_seed_adds_only_its_cells(en
 
 
 @pytest.mark.integration
-def test_cli_resumes_and_prints_the_tables(env, capsys):
+def test_cli_resumes_and_prints_the_tables(env, first_run, capsys):
     from hildif.cli import main
 
     cfg = env["cfg"]
@@ -205,7 +218,7 @@ def test_cli_resumes_and_prints_the_tables(env, capsys):
 
 
 @pytest.mark.integration
-def test_a_changed_setting_recomputes_the_cell_and_no_baseline_is_a_clear_error(env, tmp_path):
+def test_a_changed_setting_recomputes_the_cell_and_no_baseline_is_a_clear_error(env, first_run, tmp_path):
     import dataclasses
 
     from hildif.experiments.ablation import run_ablation

@@ -1,6 +1,8 @@
 """Faults and bad input around a round, against the session's real Label Studio (tiny model, real influence,
 augmentation and fine-tuning). Each ends with a clear error or a correct recovery, and no rating is lost or counted
-twice. Tests run in order on one round ("rf", two annotators, one anchor -> two pairs).
+twice. The tests share one round ("rf", two annotators, one anchor -> two pairs) that moves through stages, each
+a module fixture building on the one before (``rated``: three ratings and a sync; ``task_deleted``: a task deleted
+in Label Studio and two syncs), so any subset of the tests sets up what it needs.
 
 Covered elsewhere: annotations edited and deleted after a sync, a crash mid-sync, Label Studio down at start
 (tests/test_rounds_labelstudio.py); a backend job interrupted by a crash (tests/test_ml_backend.py).
@@ -33,6 +35,30 @@ def env(label_studio, tmp_path_factory, data_dir):
     users = [client.ensure_user(f"fault{i}@hildif.test") for i in (1, 2)]
     return {"cfg": cfg, "client": client, "state": state, "pairs": state.pairs("rf"), "users": users,
             "project": started.project_id, "server": label_studio}
+
+
+@pytest.fixture(scope="module")
+def rated(env):
+    """Three ratings (p0: 5 and 3, p1: 2) and the sync that counts them."""
+    from hildif.rounds.sync import sync_round
+
+    p0, p1 = env["pairs"][:2]
+    u1, u2 = env["users"]
+    env["client"].annotate(p0.task_id, u1, 5)
+    env["client"].annotate(p0.task_id, u2, 3)
+    env["client"].annotate(p1.task_id, u1, 2)
+    return sync_round(env["cfg"], "rf", client=env["client"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def task_deleted(env, rated):
+    """p1's task deleted in Label Studio, then two syncs."""
+    from hildif.rounds.sync import sync_round
+
+    env["client"].sdk.tasks.delete(id=env["pairs"][1].task_id)
+    first = sync_round(env["cfg"], "rf", client=env["client"], progress=False)
+    again = sync_round(env["cfg"], "rf", client=env["client"], progress=False)
+    return first, again
 
 
 def scores(env, sync_id):
@@ -77,34 +103,24 @@ def test_malformed_result_is_a_clear_error_naming_the_annotation_and_nothing_is_
         env["client"].delete_annotation(bad)
 
 
-def test_after_fixing_the_bad_input_every_rating_counts_once(env):
-    from hildif.rounds.sync import sync_round
-
+def test_after_fixing_the_bad_input_every_rating_counts_once(env, rated):
     p0, p1 = env["pairs"][:2]
-    u1, u2 = env["users"]
-    env["client"].annotate(p0.task_id, u1, 5)
-    env["client"].annotate(p0.task_id, u2, 3)
-    env["client"].annotate(p1.task_id, u1, 2)
-    res = sync_round(env["cfg"], "rf", client=env["client"], progress=False)
+    res = rated
     assert res.status == "trained" and res.changes == {"new": 3, "updated": 0, "unchanged": 0, "deleted": 0,
                                                       "still_deleted": 0}
     assert scores(env, res.sync_id) == {key(p0): (4.0, 2), key(p1): (2.0, 1)}
 
 
-def test_task_deleted_in_label_studio_drops_its_ratings_once(env):
-    from hildif.rounds.sync import sync_round
-
+def test_task_deleted_in_label_studio_drops_its_ratings_once(env, task_deleted):
     p0, p1 = env["pairs"][:2]
-    env["client"].sdk.tasks.delete(id=p1.task_id)
-    res = sync_round(env["cfg"], "rf", client=env["client"], progress=False)
+    res, again = task_deleted
     assert res.status == "trained" and (res.changes["deleted"], res.changes["unchanged"]) == (1, 2)
     assert scores(env, res.sync_id)[key(p0)] == (4.0, 2)
     assert scores(env, res.sync_id).get(key(p1), (None, 0))[1] == 0  # the deleted task's rating no longer counts
-    again = sync_round(env["cfg"], "rf", client=env["client"], progress=False)
     assert again.status == "unchanged" and again.changes["still_deleted"] == 1 and again.changes["deleted"] == 0
 
 
-def test_label_studio_restarted_during_a_sync_loses_nothing(env, monkeypatch):
+def test_label_studio_restarted_during_a_sync_loses_nothing(env, task_deleted, monkeypatch):
     """Label Studio goes down while the sync pulls the tasks (stopped for real), then comes back: the sync fails with
     a clear error and records nothing; the next sync counts the new rating once."""
     from hildif.labelstudio.client import LabelStudioClient, LabelStudioUnavailable

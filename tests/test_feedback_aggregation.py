@@ -1,4 +1,7 @@
-"""Ratings normalisation, aggregation methods and Krippendorff's alpha on hand-made cases."""
+"""Ratings normalisation, aggregation methods and Krippendorff's alpha on hand-made cases.
+
+hildif computes alpha with the ``krippendorff`` package; the comparisons with the package below check hildif's
+conversion of its units (any number of raters per pair) into the package's input, the hand cases the values."""
 
 from __future__ import annotations
 
@@ -205,6 +208,9 @@ def test_alpha_hand_cases():
     assert ordinal_alpha([[4, 4], [4, 4]]) is None  # one value only: expected disagreement 0
     assert ordinal_alpha([[3]]) is None  # nothing pairable
     assert ordinal_alpha([[1, 5], [5, 1], [1, 5]]) < 0  # systematic disagreement
+    # worked by hand: coincidences o11 = o22 = 2, o12 = o21 = 1; n1 = n2 = 3; ordinal delta2(1, 2) = (6 - 3)^2 = 9;
+    # D_o = 2 * 9 = 18, D_e = 2 * 3 * 3 * 9 / 5 = 32.4; alpha = 1 - 18 / 32.4 = 4/9 (unrated values 3..5 add 0)
+    assert ordinal_alpha([[1, 1], [2, 2], [1, 2], [4]]) == pytest.approx(4 / 9)
     assert compute_agreement({}).overall == {"alpha": None, "n_units": 0}
     with pytest.raises(ValueError, match="outside the domain"):
         ordinal_alpha([[0, 1]])

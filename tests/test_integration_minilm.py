@@ -11,16 +11,31 @@ from hildif.model.training import train
 pytestmark = pytest.mark.integration
 
 
+def _loss_and_accuracy(clf, rows) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy % of ``clf`` on ``rows`` (inference mode)."""
+    gold = np.array([e.label for e in rows])
+    probs = clf.predict(rows)
+    return float(-np.log(probs[np.arange(len(rows)), gold]).mean()), float((probs.argmax(1) == gold).mean() * 100)
+
+
 def test_minilm_fine_tunes_and_evaluates(mnli_train_sample, hans_sample, tmp_path):
+    """Training works, measured where a few CPU steps can show it: on the 48 rows it trains on, the loss falls well
+    below the fresh head's (about ln 2) and accuracy beats always answering the majority class of those rows."""
     clf = Classifier.load("minilm", device="cpu", max_length=128)
     assert clf.model.config.num_labels == 2 and clf.version == "untrained"
     assert clf.features(hans_sample[:3]).shape == (3, 384)
-    rows = mnli_train_sample[:96]
-    res = train(clf, rows, TrainConfig(learning_rate=5e-5, max_steps=6, batch_size=16, seed=0), progress=False)
-    assert res.steps == 6 and all(np.isfinite(res.losses))
-    out = evaluate(clf, hans_sample[:120], mnli_train_sample[-100:])
-    assert out["hans"]["n"] == 120 and out["mnli"]["n"] == 100
-    assert 0.0 <= out["hans"]["accuracy"] <= 100.0
+    rows = mnli_train_sample[:48]
+    majority = max(np.mean([e.label for e in rows]), 1 - np.mean([e.label for e in rows])) * 100
+    loss_before, _ = _loss_and_accuracy(clf, rows)
+    res = train(clf, rows, TrainConfig(learning_rate=2e-4, max_steps=15, batch_size=16, seed=0, warmup_ratio=0.0),
+                progress=False)
+    assert res.steps == 15 and all(np.isfinite(res.losses))
+    assert np.mean(res.losses[-3:]) < np.mean(res.losses[:3])  # the training loss itself goes down
+    loss_after, acc_after = _loss_and_accuracy(clf, rows)
+    assert loss_after < 0.75 * loss_before, (loss_before, loss_after)
+    assert acc_after > majority, (acc_after, majority)
+    out = evaluate(clf, hans_sample[:60], mnli_train_sample[-60:])
+    assert out["hans"]["n"] == 60 and out["mnli"]["n"] == 60
     version = clf.save(tmp_path / "m")
     again = Classifier.load(str(tmp_path / "m"), device="cpu")
     assert again.version == version

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from required import LABEL_STUDIO, POSTGRES, skip_or_fail
 from round_env import KEY_ENV, register_tiny_base, round_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.labelstudio]
@@ -28,9 +29,7 @@ DB, USER, PASSWORD = "labelstudio", "hildif", "pg-test-password-0c1d"
 def postgres_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not found:
-        if os.environ.get("HILDIF_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL not installed (Debian package postgresql)")
-        pytest.skip("PostgreSQL not installed (Debian package postgresql)")
+        skip_or_fail("PostgreSQL not installed (Debian package postgresql)", POSTGRES)
     return Path(found[-1]).parent
 
 
@@ -85,7 +84,7 @@ def ls_postgres(postgres, tmp_path_factory):
     try:
         find_label_studio_bin()
     except LabelStudioServerError as exc:
-        pytest.skip(str(exc))
+        skip_or_fail(str(exc), LABEL_STUDIO)
     server = LabelStudioServer(
         tmp_path_factory.mktemp("ls-postgres"), port=free_port(), allow_local_backends=True,
         extra_env={"DJANGO_DB": "postgresql", "POSTGRE_NAME": DB, "POSTGRE_USER": USER, "POSTGRE_PASSWORD": PASSWORD,

@@ -1,10 +1,12 @@
 """Rounds against a real Label Studio (session fixture) with the tiny model, real influence, augmentation,
 fine-tuning and evaluation on small samples.
 
-The tests of this module run in order and share one run directory and one round ("r1"): start, re-start,
-recovery of unrecorded tasks, three annotators' ratings, sync, idempotent re-sync, edited and deleted ratings,
-a crash mid-sync, status, and Label Studio being unreachable. Fault injection (the crash) patches one function
-to raise; nothing else is mocked.
+The tests share one run directory and one round ("r1") that moves through stages: start, re-start, recovery
+of unrecorded tasks, three annotators' ratings, sync, idempotent re-sync, edited and deleted ratings, a crash
+mid-sync, status, and Label Studio being unreachable. Each stage is a module fixture (``started``, ``rated``,
+``first_sync``, ``edited``, ``crashed``) that builds on the one before, so any subset of the tests (``-k``, a
+single test) sets up what it needs; a test only asserts on the stage its fixtures produced. Fault injection (the
+crash) patches one function to raise; nothing else is mocked.
 """
 
 from __future__ import annotations
@@ -53,7 +55,81 @@ def env(label_studio, tmp_path_factory, data_dir):
     base = ModelRegistry(run).save(clf, {"kind": "base", "source": "tiny"})
     client = LabelStudioClient(label_studio.url, label_studio.admin_token)
     users = {name: client.ensure_user(name) for name in ANNOTATORS}
-    return {"cfg": cfg, "run": run, "base": base, "client": client, "users": users, "shared": {}}
+    return {"cfg": cfg, "run": run, "base": base, "client": client, "users": users}
+
+
+@pytest.fixture(scope="module")
+def started(env):
+    """Round r1 started on the paper's first two anchors: the result of the first ``start_round``."""
+    from hildif.rounds.start import AnchorSelection, start_round
+
+    return start_round(env["cfg"], "r1", AnchorSelection("paper", n=2), client=env["client"], progress=False)
+
+
+# plan: pair index -> {annotator index: score}; annotator 0 skips pair 2
+RATING_PLAN = {0: {0: 5, 1: 4, 2: 1}, 1: {0: 2, 1: 2, 2: 3}, 2: {1: 3, 2: 5}}
+
+
+@pytest.fixture(scope="module")
+def rated(env, started):
+    """Three annotators' ratings on r1 (RATING_PLAN) and one skip; returns {(pair index, user id): annotation id}."""
+    client, users = env["client"], [env["users"][a] for a in ANNOTATORS]
+    p = _pairs(env)
+    ann = {}
+    for i, scores in RATING_PLAN.items():
+        for who, score in scores.items():
+            ann[(i, users[who])] = client.annotate(p[i].task_id, users[who], score)
+    client.skip(p[2].task_id, users[0])
+    return ann
+
+
+@pytest.fixture(scope="module")
+def first_sync(env, rated):
+    from hildif.rounds.sync import sync_round
+
+    return sync_round(env["cfg"], "r1", client=env["client"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def edited(env, rated, first_sync):
+    """One rating edited (pair 0, annotator 3: 1 -> 5), synced; then one deleted (pair 1, annotator 2), synced."""
+    from hildif.rounds.sync import sync_round
+
+    cfg, client, users = env["cfg"], env["client"], env["users"]
+    client.update_annotation(rated[(0, users[ANNOTATORS[2]])], 5)
+    after_edit = sync_round(cfg, "r1", client=client, progress=False)
+    client.delete_annotation(rated[(1, users[ANNOTATORS[1]])])
+    after_delete = sync_round(cfg, "r1", client=client, progress=False)
+    return after_edit, after_delete
+
+
+@pytest.fixture(scope="module")
+def crashed(env, rated, edited):
+    """An edit (pair 2, annotator 2: 3 -> 1), a sync that crashes writing its report, then a sync that works."""
+    import hildif.rounds.report as report
+    from hildif.model.registry import ModelRegistry
+    from hildif.rounds.state import RoundState
+    from hildif.rounds.sync import sync_round
+
+    cfg, client, users = env["cfg"], env["client"], env["users"]
+    registry = ModelRegistry(cfg.run.run_dir)
+    state = RoundState(cfg.run_path("rounds.sqlite"))
+    out = {"serving": registry.current(), "n_versions": len(state.model_versions())}
+    client.update_annotation(rated[(2, users[ANNOTATORS[1]])], 1)  # 3, 5 -> 1, 5: median 4 -> 3
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device (injected)")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report, "write_round_report", disk_full)
+        with pytest.raises(OSError, match="injected"):
+            sync_round(cfg, "r1", client=client, progress=False)
+    out["current_after_crash"] = registry.current()
+    out["last_sync_after_crash"] = state.syncs("r1")[-1]
+    out["n_versions_after_crash"] = len(state.model_versions())
+    out["last_done_after_crash"] = state.last_done_sync("r1")["version"]
+    out["result"] = sync_round(cfg, "r1", client=client, progress=False)
+    return out
 
 
 def round_tasks(client, project_id, round_id):
@@ -62,12 +138,12 @@ def round_tasks(client, project_id, round_id):
     return [t for t in client.tasks(project_id) if (task_identity(t) or ("",))[0] == round_id]
 
 
-def test_start_pushes_each_pair_once_with_its_metadata(env):
+def test_start_pushes_each_pair_once_with_its_metadata(env, started):
     from hildif.rounds.start import AnchorSelection, start_round
     from hildif.rounds.state import RoundState
 
     cfg, client = env["cfg"], env["client"]
-    res = start_round(cfg, "r1", AnchorSelection("paper", n=2), client=client, progress=False)
+    res = started
     assert (res.n_anchors, res.n_pairs, res.pushed_now, res.explained_now) == (2, 4, 4, True)
     assert res.base_version == env["base"]
     state = RoundState(cfg.run_path("rounds.sqlite"))
@@ -86,14 +162,13 @@ def test_start_pushes_each_pair_once_with_its_metadata(env):
         assert meta == {"round_id": "r1", "anchor_id": p.anchor_id, "example_id": p.example_id, "rank": p.rank}
     assert sorted(p.rank for p in pairs) == [1, 1, 2, 2]
     assert client.sdk.projects.get(id=res.project_id).maximum_annotations == 3
-    env["shared"]["project_id"] = res.project_id
 
     again = start_round(cfg, "r1", AnchorSelection("paper", n=2), client=client, progress=False)
     assert (again.pushed_now, again.already_pushed, again.recovered, again.explained_now) == (0, 4, 0, False)
     assert len(round_tasks(client, res.project_id, "r1")) == 4
 
 
-def test_start_recovers_tasks_pushed_but_not_recorded(env):
+def test_start_recovers_tasks_pushed_but_not_recorded(env, started):
     """A crash between Label Studio's import and recording the ids: the rerun adopts the tasks, pushes none."""
     from hildif.rounds.start import start_round
 
@@ -107,7 +182,7 @@ def test_start_recovers_tasks_pushed_but_not_recorded(env):
     assert len(round_tasks(client, res.project_id, "r1")) == 4
 
 
-def test_cli_round_start_again_pushes_nothing(env, capsys):
+def test_cli_round_start_again_pushes_nothing(env, started, capsys):
     from hildif.cli import main
 
     cfg = env["cfg"]
@@ -136,22 +211,14 @@ def _scores(env, sync_id):
     return {(r["anchor_id"], r["example_id"]): (r["score"], r["n_raters"]) for r in st.scores(sync_id)}
 
 
-def test_three_annotators_then_sync_aggregates_fine_tunes_and_serves(env):
+def test_three_annotators_then_sync_aggregates_fine_tunes_and_serves(env, first_sync):
     from hildif.model.registry import ModelRegistry
     from hildif.rounds.state import RoundState
     from hildif.rounds.sync import sync_round
 
-    cfg, client, users = env["cfg"], env["client"], env["users"]
-    u1, u2, u3 = (users[a] for a in ANNOTATORS)
+    cfg, client = env["cfg"], env["client"]
     p = _pairs(env)
-    ann = env["shared"]["annotations"] = {}
-    plan = {0: {u1: 5, u2: 4, u3: 1}, 1: {u1: 2, u2: 2, u3: 3}, 2: {u2: 3, u3: 5}}
-    for i, scores in plan.items():
-        for user, score in scores.items():
-            ann[(i, user)] = client.annotate(p[i].task_id, user, score)
-    client.skip(p[2].task_id, u1)
-
-    res = sync_round(cfg, "r1", client=client, progress=False)
+    res = first_sync
     assert res.status == "trained" and res.changes["new"] == 9
     keys = [(x.anchor_id, x.example_id) for x in p]
     assert _scores(env, res.sync_id) == {keys[0]: (4.0, 3), keys[1]: (2.0, 3), keys[2]: (4.0, 2)}
@@ -171,7 +238,6 @@ def test_three_annotators_then_sync_aggregates_fine_tunes_and_serves(env):
     for name in ("round.json", "round.md", "evaluation.json", "evaluation.md", "evaluation.png"):
         assert (Path(res.report_dir) / name).exists(), name
     assert "| MNLI dev accuracy % |" in (Path(res.report_dir) / "round.md").read_text()
-    env["shared"]["v1"] = res
 
     again = sync_round(cfg, "r1", client=client, progress=False)
     assert (again.status, again.version, again.sync_id) == ("unchanged", res.version, res.sync_id)
@@ -179,61 +245,39 @@ def test_three_annotators_then_sync_aggregates_fine_tunes_and_serves(env):
     assert len(state.syncs("r1")) == 1 and registry.current() == res.version
 
 
-def test_edited_and_deleted_ratings_change_the_next_sync(env):
+def test_edited_and_deleted_ratings_change_the_next_sync(env, first_sync, edited):
     from hildif.model.registry import ModelRegistry
-    from hildif.rounds.sync import sync_round
 
-    cfg, client, users, ann = env["cfg"], env["client"], env["users"], env["shared"]["annotations"]
-    u2, u3 = users[ANNOTATORS[1]], users[ANNOTATORS[2]]
-    p = _pairs(env)
-    keys = [(x.anchor_id, x.example_id) for x in p]
-    v1 = env["shared"]["v1"]
-    client.update_annotation(ann[(0, u3)], 5)  # 5, 4, 1 -> 5, 4, 5: median 4 -> 5
-    res = sync_round(cfg, "r1", client=client, progress=False)
+    cfg = env["cfg"]
+    keys = [(x.anchor_id, x.example_id) for x in _pairs(env)]
+    v1 = first_sync
+    res, res2 = edited
+    # the edit: 5, 4, 1 -> 5, 4, 5: median 4 -> 5
     assert res.status == "trained" and res.changes["updated"] == 1
     assert _scores(env, res.sync_id)[keys[0]] == (5.0, 3)
-    assert res.version != v1.version and ModelRegistry(cfg.run.run_dir).current() == res.version
-    assert res.previous_version == v1.version
-
-    client.delete_annotation(ann[(1, u2)])  # 2, 2, 3 -> 2, 3: median 2 -> 2.5
-    res2 = sync_round(cfg, "r1", client=client, progress=False)
+    assert res.version != v1.version and res.previous_version == v1.version
+    # the deletion: 2, 2, 3 -> 2, 3: median 2 -> 2.5
     assert res2.status == "trained" and res2.changes["deleted"] == 1
     assert _scores(env, res2.sync_id)[keys[1]] == (2.5, 2)
-    env["shared"]["last"] = res2
+    assert res2.previous_version == res.version and ModelRegistry(cfg.run.run_dir).current() == res2.version
 
 
-def test_crash_mid_sync_keeps_the_previous_model_and_a_consistent_state(env, monkeypatch):
-    import hildif.rounds.report as report
+def test_crash_mid_sync_keeps_the_previous_model_and_a_consistent_state(env, crashed):
     from hildif.model.registry import ModelRegistry
-    from hildif.rounds.state import RoundState
-    from hildif.rounds.sync import sync_round
 
-    cfg, client, users, ann = env["cfg"], env["client"], env["users"], env["shared"]["annotations"]
-    registry = ModelRegistry(cfg.run.run_dir)
-    state = RoundState(cfg.run_path("rounds.sqlite"))
-    serving = registry.current()
-    n_versions = len(state.model_versions())
-    client.update_annotation(ann[(2, users[ANNOTATORS[1]])], 1)  # 3, 5 -> 1, 5: median 4 -> 3
-
-    def disk_full(*args, **kwargs):
-        raise OSError("No space left on device (injected)")
-
-    monkeypatch.setattr(report, "write_round_report", disk_full)
-    with pytest.raises(OSError, match="injected"):
-        sync_round(cfg, "r1", client=client, progress=False)
-    assert registry.current() == serving
-    last = state.syncs("r1")[-1]
+    cfg, serving = env["cfg"], crashed["serving"]
+    assert crashed["current_after_crash"] == serving
+    last = crashed["last_sync_after_crash"]
     assert last["status"] == "failed" and "No space left" in last["error"]
-    assert len(state.model_versions()) == n_versions and state.last_done_sync("r1")["version"] == serving
+    assert crashed["n_versions_after_crash"] == crashed["n_versions"] and crashed["last_done_after_crash"] == serving
 
-    monkeypatch.undo()
-    res = sync_round(cfg, "r1", client=client, progress=False)
-    assert res.status == "trained" and registry.current() == res.version != serving
+    res = crashed["result"]
+    assert res.status == "trained" and ModelRegistry(cfg.run.run_dir).current() == res.version != serving
     keys = [(x.anchor_id, x.example_id) for x in _pairs(env)]
     assert _scores(env, res.sync_id)[keys[2]] == (3.0, 2)
 
 
-def test_status_reports_progress_per_pair_and_annotator(env, capsys):
+def test_status_reports_progress_per_pair_and_annotator(env, crashed, capsys):
     from hildif.cli import main
     from hildif.rounds.status import format_status, round_status
 
@@ -256,7 +300,7 @@ def test_status_reports_progress_per_pair_and_annotator(env, capsys):
     assert code == 0 and json.loads(capsys.readouterr().out)["progress"]["ratings"] == 7
 
 
-def test_label_studio_unreachable_is_a_clear_error_and_loses_nothing(env, data_dir):
+def test_label_studio_unreachable_is_a_clear_error_and_loses_nothing(env, started, data_dir):
     from hildif.labelstudio.client import LabelStudioUnavailable
     from hildif.labelstudio.server import free_port
     from hildif.model.registry import ModelRegistry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hildif.config import HildifConfig, load_config
+from hildif.logs import attach_run_log
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +19,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", help="data directory (default: $HILDIF_DATA_DIR)")
     g.add_argument("--run-dir", help="where checkpoints, caches and reports go (default: runs/<profile>)")
     g.add_argument("--model", help="model directory or name (overrides model.name_or_path)")
+    # also accepted after the subcommand (`hildif demo --verbose`); SUPPRESS keeps `hildif --verbose demo` working
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show libraries' log records on the terminal too (<run_dir>/logs/hildif.log keeps them)")
 
 
 def config_from_args(args: argparse.Namespace) -> HildifConfig:
@@ -28,4 +32,5 @@ def config_from_args(args: argparse.Namespace) -> HildifConfig:
         cfg.run.run_dir = args.run_dir
     if getattr(args, "model", None):
         cfg.model.name_or_path = args.model
+    attach_run_log(cfg.run.run_dir)
     return cfg

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from hildif.commands.common import add_config_options, config_from_args
+from hildif.utils.paths import display_path
 
 
 def _ints(text: str) -> list[int]:
@@ -79,13 +80,14 @@ def run_ablation_command(args: argparse.Namespace) -> int:
     print(f"ablation: {len(settings.configurations)} configuration(s) x p {settings.top_ps} x seeds {settings.seeds} "
           f"= {n_cells} cells")
     run = run_ablation(cfg, settings, out_dir=args.out, baseline=args.baseline, progress=not args.no_progress)
-    print(f"cells computed now: {len(run.computed)}, reused from {run.out_dir / 'cells'}: {len(run.reused)}; "
+    print(f"cells computed now: {len(run.computed)}, reused from {display_path(run.out_dir / 'cells')}: {len(run.reused)}; "
           f"{run.seconds:.0f} s")
     print("\nHANS (entailment %, non-entailment %), mean ± std over seeds:\n")
     print(figure_1c_table(run.summary))
     print("MNLI dev accuracy %:\n")
     print(per_configuration_table(run.summary, "mnli"))
-    print("HANS overall accuracy %:\n")
+    print("HANS overall accuracy %:
+")
     print(per_configuration_table(run.summary, "hans"))
-    print("report: " + ", ".join(str(p) for p in run.paths.values()))
+    print("report: " + ", ".join(display_path(p) for p in run.paths.values()))
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hildif.commands.common import add_config_options, config_from_args
+from hildif.utils.paths import display_path
 
 POOLS = ("anchors+dev", "anchors", "dev", "hans")
 
@@ -104,5 +105,5 @@ def run(args: argparse.Namespace) -> int:
     table = format_table(results)
     write_text_atomic(out.with_suffix(".txt"), table + "\n")
     print(table)
-    print(f"wrote {out}")
+    print(f"wrote {display_path(out)}")
     return 0

@@ -1,18 +1,19 @@
-"""Krippendorff's alpha for ordinal ratings (1..5), implemented directly and tested against the ``krippendorff`` package.
+"""Krippendorff's alpha for ordinal ratings (1..5), computed by the ``krippendorff`` package.
 
-alpha = 1 - D_o / D_e with the coincidence matrix ``o[c, k] = sum_u (pairs c-k within unit u) / (m_u - 1)`` over
-units with at least two ratings, marginals ``n_c = sum_k o[c, k]``, ``n = sum_c n_c``, the ordinal metric
-``delta2(c, k) = (sum_{g=c..k} n_g - (n_c + n_k) / 2) ** 2``, ``D_o = sum o * delta2`` and
-``D_e = sum n_c n_k delta2 / (n - 1)``. Values: 1 = perfect agreement, 0 = chance, < 0 = systematic disagreement.
-``None`` where alpha is undefined (fewer than two pairable values, or a single value used throughout).
+:func:`ordinal_alpha` only turns hildif's units (the values each pair received, any number of raters) into the
+package's value-count table and maps its undefined cases to ``None``: fewer than two pairable values (the package
+raises) or a single value used throughout (expected disagreement 0: the package returns NaN). Values: 1 = perfect
+agreement, 0 = chance, < 0 = systematic disagreement.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Iterable, Mapping, Sequence
 
+import krippendorff
 import numpy as np
 
 from hildif.feedback.ratings import PairKey, Rating
@@ -23,29 +24,21 @@ DOMAIN = (1, 2, 3, 4, 5)
 def ordinal_alpha(units: Iterable[Sequence[int]], domain: Sequence[int] = DOMAIN) -> float | None:
     """Ordinal alpha over ``units``, each the list of values given to one unit by different raters."""
     index = {v: i for i, v in enumerate(domain)}
-    o = np.zeros((len(domain), len(domain)))
+    rows = []
     for values in units:
-        m = len(values)
-        if m < 2:
-            continue
         counts = np.zeros(len(domain))
         for v in values:
             if v not in index:
                 raise ValueError(f"value {v!r} outside the domain {list(domain)}")
             counts[index[v]] += 1
-        o += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
-    n_c = o.sum(axis=1)
-    n = n_c.sum()
-    if n < 2:
+        if len(values) >= 2:  # a unit rated once pairs with nothing
+            rows.append(counts)
+    if not rows:
         return None
-    cum = np.concatenate([[0.0], np.cumsum(n_c)])
-    c, k = np.meshgrid(np.arange(len(domain)), np.arange(len(domain)), indexing="ij")
-    lo, hi = np.minimum(c, k), np.maximum(c, k)
-    delta2 = (cum[hi + 1] - cum[lo] - (n_c[c] + n_c[k]) / 2) ** 2
-    d_e = (np.outer(n_c, n_c) * delta2).sum() / (n - 1)
-    if d_e <= 0:
-        return None
-    return float(1.0 - (o * delta2).sum() / d_e)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = krippendorff.alpha(value_counts=np.array(rows), value_domain=list(domain),
+                                   level_of_measurement="ordinal")
+    return float(alpha) if math.isfinite(alpha) else None
 
 
 @dataclass

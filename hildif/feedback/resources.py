@@ -26,6 +26,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from hildif.config import machine_cache_dir
 from hildif.utils.atomic import atomic_dir, write_json_atomic
 from hildif.utils.locks import file_lock
 
@@ -66,15 +67,9 @@ class ResourceMissingError(RuntimeError):
     """A language resource is not installed; the message says what to install."""
 
 
-def cache_dir() -> Path:
-    """``$HILDIF_CACHE_DIR`` or ``~/.cache/hildif``."""
-    env = os.environ.get("HILDIF_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "hildif"
-
-
 def nltk_data_dir() -> Path:
-    """The NLTK data folder hildif manages (never the user's own ``nltk_data``)."""
-    return cache_dir() / "nltk_data"
+    """The NLTK data folder hildif manages (never the user's own ``nltk_data``), in the machine-wide cache."""
+    return machine_cache_dir() / "nltk_data"
 
 
 def lexnames_text() -> str:

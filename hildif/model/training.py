@@ -27,6 +27,7 @@ from hildif.model.classifier import Classifier
 from hildif.utils.atomic import atomic_dir
 
 log = logging.getLogger(__name__)
+LOG_EVERY = 100  # optimizer steps between two progress records in the log (and the first step of a call)
 
 STATE_DIR = "train_state"
 
@@ -218,6 +219,9 @@ def train(
             result.losses.append(step_loss)
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            if steps_this_call == 1 or step % LOG_EVERY == 0:  # INFO where no bar shows progress (a backend job)
+                log.log(logging.DEBUG if progress else logging.INFO, "train: step %d of %d done (loss %.4f)", step,
+                        total, step_loss)
             if eval_examples and eval_every and step % eval_every == 0 and step < total:
                 result.evals.append({"step": step, "accuracy": accuracy(clf, eval_examples)})
                 model.train()
