@@ -86,8 +86,7 @@ def run_ablation_command(args: argparse.Namespace) -> int:
     print(figure_1c_table(run.summary))
     print("MNLI dev accuracy %:\n")
     print(per_configuration_table(run.summary, "mnli"))
-    print("HANS overall accuracy %:
-")
+    print("HANS overall accuracy %:\n")
     print(per_configuration_table(run.summary, "hans"))
     print("report: " + ", ".join(display_path(p) for p in run.paths.values()))
     return 0
