@@ -139,7 +139,7 @@ def test_a_late_sync_of_an_older_round_does_not_roll_back_the_served_model(env):
     assert late.status == "trained" and late.version not in (v1, r2.version)
     assert late.served is False and registry.current() == r2.version  # no silent roll-back
     assert late.gate["checks"]["lineage"] == {"enabled": True, "served": r2.version, "base": env["base"], "ok": False}
-    assert f"made by round r2" in late.gate["reasons"][0]
+    assert "made by round r2" in late.gate["reasons"][0]
 
     forward = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, gate_lineage=False))
     anyway = _sync(forward, "r1", anchor1, hurt1, 2)
