@@ -39,9 +39,17 @@ def read_id_file(path: str | Path) -> list[str]:
     return ids
 
 
-def by_ids(pool: Sequence[Example], ids: Sequence[str], source: str = "pool") -> list[Example]:
+def by_ids(pool: Sequence[Example], ids: Sequence[str], source: str = "pool", ids_file: str | Path | None = None
+           ) -> list[Example]:
+    """The examples with these ids, in order. Ids read from ``ids_file`` are not quoted in the error (a file named by
+    mistake must not have its lines echoed): it counts them and gives their entry numbers instead."""
     index = {e.id: e for e in pool}
     missing = [i for i in ids if i not in index]
+    if missing and ids_file is not None:
+        where = [n + 1 for n, i in enumerate(ids) if i not in index]
+        raise AnchorSelectionError(
+            f"{len(missing)} of the {len(ids)} pairIDs listed in {ids_file} are not in the {source} (entries "
+            f"{', '.join(map(str, where[:10]))}{' ...' if len(where) > 10 else ''}, counting non-comment lines)")
     if missing:
         raise AnchorSelectionError(f"pairIDs not found in the {source}: {', '.join(missing[:10])}"
                                    + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""))
@@ -91,7 +99,7 @@ def select_anchors(
     if pair_ids:
         chosen += by_ids(pool, list(pair_ids))
     if ids_file:
-        chosen += by_ids(pool, read_id_file(ids_file), f"pool (ids from {ids_file})")
+        chosen += by_ids(pool, read_id_file(ids_file), ids_file=ids_file)
     if rule or random_n:
         picked = by_rule(pool, rule or "all", classifier)
         if random_n:
