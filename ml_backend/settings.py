@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
+
+from hildif.utils.net import is_loopback
 
 
 @dataclass
@@ -22,16 +23,6 @@ class BackendSettings:
     threads: int = 8
     insecure: bool = False
     max_body_bytes: int = 4 * 1024 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1); False for 0.0.0.0, :: and anything else."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class ExposureError(ValueError):
