@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,25 @@ def test_backend_with_credentials_refuses_anonymous_requests_and_keeps_the_secre
         backend_id = client.connect_ml_backend(pid, url, basic_auth=("labelstudio", SECRET))
         assert client.ml_backend_state(backend_id)["state"] in ("CO", "connected", "Connected")
 
+        # Label Studio's webhook carries the project's secret header, so annotation events pass basic auth
+        from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret
+
+        (hook,) = [w for w in client.webhooks(pid) if w["url"].rstrip("/") == f"{url}/webhook"]
+        assert hook["headers"] == {WEBHOOK_SECRET_HEADER: webhook_secret(SECRET, pid)}
+        assert client.connect_ml_backend(pid, url, basic_auth=("labelstudio", SECRET)) == backend_id  # idempotent
+        assert len([w for w in client.webhooks(pid) if w["url"].rstrip("/") == f"{url}/webhook"]) == 1
+        before = requests.get(f"{url}/health", timeout=5).json()["webhooks"]
+        (task_id,) = client.import_tasks(pid, [{"data": {"anchor_premise": "a", "anchor_hypothesis": "b",
+                                                          "example_premise": "c", "example_hypothesis": "d"}}])
+        client.annotate(task_id, client.ensure_user("sec1@hildif.test"), 4)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            after = requests.get(f"{url}/health", timeout=5).json()["webhooks"]
+            if after["accepted"] > before["accepted"]:
+                break
+            time.sleep(0.2)
+        assert after["accepted"] > before["accepted"] and after["refused"] == before["refused"], (before, after)
+
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
         assert SECRET not in cmdline and "python" in cmdline
     finally:
@@ -218,30 +238,30 @@ def test_job_api_takes_data_not_paths_and_never_leaks_the_environment(tiny_run, 
     answers = []
     try:
         for body, field in cases:
-            r = requests.post(f"{url}/jobs", json=body, auth=auth, timeout=10)
+            r = requests.post(f"{url}/jobs", json=body, auth=auth, timeout=60)
             answers.append(r.text)
             assert r.status_code == 400, (body, r.status_code, r.text)
             assert r.json()["field"] == field and r.json()["error"].startswith(field + ":"), (body, r.json())
         # an oversized body: 413 naming the body, before anything is parsed
         big = requests.post(f"{url}/jobs", data=b'{"kind": "sync", "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}',
-                            headers={"Content-Type": "application/json"}, auth=auth, timeout=30)
+                            headers={"Content-Type": "application/json"}, auth=auth, timeout=120)
         assert big.status_code == 413 and big.json()["field"] == "body"
-        notjson = requests.post(f"{url}/jobs", data=b"\x00\xff", auth=auth, timeout=10)
+        notjson = requests.post(f"{url}/jobs", data=b"\x00\xff", auth=auth, timeout=60)
         assert notjson.status_code == 400 and notjson.json()["field"] == "body"
         answers += [big.text, notjson.text]
 
         # pair IDs travel as data; unknown ones fail the job with the IDs sent (caller data), nothing else
-        r = requests.post(f"{url}/jobs", auth=auth, timeout=10, json={
+        r = requests.post(f"{url}/jobs", auth=auth, timeout=60, json={
             "kind": "start", "params": {"round_id": "sec1", "selection": {"method": "pairids", "pair_ids": ["nope1"]}}})
         assert r.status_code == 202, r.text
         job = _wait_job(url, auth, r.json()["job_id"])
         assert job["status"] == "failed" and job["error"].startswith("AnchorSelectionError: pairIDs not found"), job
         assert "nope1" in job["error"]
         answers.append(json.dumps(job))
-        sync = requests.post(f"{url}/jobs", json={"kind": "sync", "params": {"round_id": "nope"}}, auth=auth, timeout=10)
+        sync = requests.post(f"{url}/jobs", json={"kind": "sync", "params": {"round_id": "nope"}}, auth=auth, timeout=60)
         answers.append(json.dumps(_wait_job(url, auth, sync.json()["job_id"])))
-        answers.append(requests.get(f"{url}/jobs", auth=auth, timeout=10).text)
-        answers.append(requests.get(f"{url}/health", timeout=10).text)
+        answers.append(requests.get(f"{url}/jobs", auth=auth, timeout=60).text)
+        answers.append(requests.get(f"{url}/health", timeout=60).text)
     finally:
         stop_backend(proc)
     for text in answers:
@@ -251,12 +271,10 @@ def test_job_api_takes_data_not_paths_and_never_leaks_the_environment(tiny_run, 
     assert "HILDIF_SECURITY_CANARY" not in log_path.read_text()
 
 
-def _wait_job(url: str, auth, job_id: str, timeout: float = 300) -> dict:
-    import time
-
+def _wait_job(url: str, auth, job_id: str, timeout: float = 900) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = requests.get(f"{url}/jobs/{job_id}", auth=auth, timeout=10).json()
+        job = requests.get(f"{url}/jobs/{job_id}", auth=auth, timeout=60).json()
         if job["status"] in ("done", "failed"):
             return job
         time.sleep(0.3)
