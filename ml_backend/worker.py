@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import selectors
 import socket
-import sys
 import time
 from concurrent import futures
 from functools import partial
@@ -20,13 +19,10 @@ from functools import partial
 from gunicorn.workers.gthread import ThreadWorker
 
 PREDICT_PREFIX = b"/predict"
-SWITCH_INTERVAL_S = 0.001
 
 
 class SplitPoolWorker(ThreadWorker):
     def init_process(self) -> None:
-        # Hand the GIL over every 1 ms instead of 5 ms: a webhook thread waits less behind a prediction's Python code.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.predict_pool = futures.ThreadPoolExecutor(max_workers=max(1, self.cfg.threads),
                                                        thread_name_prefix="predict")
         super().init_process()
