@@ -171,8 +171,12 @@ def test_backend_with_credentials_refuses_anonymous_requests_and_keeps_the_secre
         assert client.connect_ml_backend(pid, url, basic_auth=("labelstudio", SECRET)) == backend_id  # idempotent
         assert len([w for w in client.webhooks(pid) if w["url"].rstrip("/") == f"{url}/webhook"]) == 1
         before = requests.get(f"{url}/health", timeout=5).json()["webhooks"]
-        (task_id,) = client.import_tasks(pid, [{"data": {"anchor_premise": "a", "anchor_hypothesis": "b",
-                                                          "example_premise": "c", "example_hypothesis": "d"}}])
+        from hildif.data.example import Example
+        from hildif.labelstudio.convert import task_payload
+
+        payload = task_payload("sec", Example("a1", "A man sleeps .", "A man rests .", 0), [0.6, 0.4],
+                               Example("e1", "A cat sat .", "A cat is sitting .", 0), 1, -0.5)
+        (task_id,) = client.import_tasks(pid, [payload])
         client.annotate(task_id, client.ensure_user("sec1@hildif.test"), 4)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
