@@ -3,7 +3,8 @@
 =====================  ===================================================================  ===============
 endpoint               does                                                                 LS timeout
 =====================  ===================================================================  ===============
-``GET /health``        ``{"status": "UP", "model_version", "loaded_version"}`` (no auth)    1 s
+``GET /health``        ``{"status": "UP", "model_version", "loaded_version", "webhooks"}``   1 s
+                       (no auth; ``webhooks`` counts accepted and refused webhooks)
 ``POST /setup``        remembers the project's token/host; ``{"model_version": ...}``        3 s
 ``POST /predict``      ``{"results": [{result, score, model_version}, ...]}``, one per task   100 s
 ``POST /webhook``      any event; START_TRAINING queues a sync job; answers at once         1 s
@@ -12,7 +13,14 @@ endpoint               does                                                     
 ``POST /jobs``         ``{"kind": "sync"|"start", "params": {...}}`` queues a job            -
 =====================  ===================================================================  ===============
 
-Optional basic auth (every endpoint but /health) from :class:`BackendSettings.basic_auth`.
+Bodies are checked by :mod:`ml_backend.schema` (data only, never server paths; a field that names a file is refused
+with 400 naming it); bodies over ``BackendSettings.max_body_bytes`` get 413. Error answers name the field at fault
+and never echo what was sent.
+
+Basic auth (:class:`BackendSettings.basic_auth`) guards every endpoint but /health. ``/webhook`` also accepts the
+per-project secret header that hildif adds to the project's webhook when it connects the backend
+(:mod:`hildif.labelstudio.webhook`), because Label Studio sends webhooks without the backend's credentials. Refused
+webhooks are logged and counted in /health.
 """
 
 from __future__ import annotations
@@ -22,9 +30,13 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from hildif.config import HildifConfig
+from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret_matches
+from ml_backend import schema
 from ml_backend.model import BackendRuntime, BackendSettings, HildifModel, project_id_of
+from ml_backend.schema import FieldError
 
 log = logging.getLogger(__name__)
 
@@ -34,68 +46,87 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
     runtime = runtime or BackendRuntime(cfg, settings)
     app = Flask("hildif-ml-backend")
     app.config["HILDIF_RUNTIME"] = runtime
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     auth = runtime.settings.basic_auth
+
+    def basic_auth_ok() -> bool:
+        given = request.authorization
+        return (given is not None and given.type == "basic"
+                and hmac.compare_digest(str(given.username or "").encode(), auth[0].encode())
+                and hmac.compare_digest(str(given.password or "").encode(), auth[1].encode()))
 
     @app.before_request
     def _check_auth():
-        if not auth or request.path == "/health":
+        if not auth or request.path == "/health" or basic_auth_ok():
             return None
-        given = request.authorization
-        ok = (given is not None and given.type == "basic"
-              and hmac.compare_digest(str(given.username or ""), auth[0])
-              and hmac.compare_digest(str(given.password or ""), auth[1]))
-        if not ok:
-            return jsonify({"error": "authentication required"}), 401, {"WWW-Authenticate": 'Basic realm="hildif"'}
-        return None
+        if request.path == "/webhook":
+            return None  # checked in the handler: Label Studio's webhooks carry a per-project secret instead
+        return jsonify({"error": "authentication required"}), 401, {"WWW-Authenticate": 'Basic realm="hildif"'}
 
     def body() -> dict[str, Any]:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            raise BadRequest("expected a JSON object body")
+            raise FieldError("body", "expected a JSON object")
         return data
 
     def model_for(project: Any, label_config: str | None = None) -> HildifModel:
         pid = project_id_of(project)
         return HildifModel(project_id=str(pid) if pid is not None else None, label_config=label_config, runtime=runtime)
 
-    @app.errorhandler(BadRequest)
-    def _bad(exc: "BadRequest"):
-        return jsonify({"error": str(exc)}), 400
+    @app.errorhandler(FieldError)
+    def _bad(exc: FieldError):
+        return jsonify({"error": str(exc), "field": exc.field}), exc.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):
+        return jsonify({"error": f"body: larger than {runtime.settings.max_body_bytes} bytes", "field": "body"}), 413
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return jsonify({"error": exc.name}), exc.code
+        log.error("%s %s failed: %s (message withheld)", request.method, request.path, type(exc).__name__)
+        return jsonify({"error": f"{type(exc).__name__}: internal error"}), 500
 
     @app.get("/health")
     @app.get("/")
     def health():
         return jsonify({"status": "UP", "model_class": "HildifModel", "model_version": runtime.current_version(),
-                        "loaded_version": runtime.loaded_version()})
+                        "loaded_version": runtime.loaded_version(), "webhooks": runtime.events.totals()})
 
     @app.post("/setup")
     def setup():
         data = body()
-        model = model_for(data.get("project"), data.get("schema"))
+        schema_xml = schema.optional_string(data, "schema", 200_000)
+        hostname = schema.optional_string(data, "hostname", 2000)
+        token = schema.optional_string(data, "access_token", 1000)
+        model = model_for(data.get("project"), schema_xml)
         model.setup()
         pid = project_id_of(data.get("project"))
-        if pid is not None and data.get("access_token"):
-            runtime.setups[pid] = {"hostname": str(data.get("hostname") or ""), "access_token": str(data["access_token"])}
+        if pid is not None and token:
+            runtime.setups[pid] = {"hostname": hostname or "", "access_token": token}
         return jsonify({"model_version": model.model_version})
 
     @app.post("/predict")
     def predict():
         data = body()
-        tasks = data.get("tasks")
-        if not isinstance(tasks, list):
-            raise BadRequest("predict: 'tasks' must be a list of task objects")
-        model = model_for(data.get("project"), data.get("label_config"))
-        params = data.get("params") or {}
+        tasks = schema.tasks_list(data)
+        model = model_for(data.get("project"), schema.optional_string(data, "label_config", 200_000))
+        params = data.get("params") if isinstance(data.get("params"), dict) else {}
         response = model.predict(tasks, context=params.get("context"))
         return jsonify({"results": response["predictions"], "model_version": response["model_version"]})
 
     @app.post("/webhook")
     def webhook():
         data = body()
-        action = data.get("action")
-        if not action:
-            raise BadRequest("webhook: missing 'action'")
-        result = model_for(data.get("project")).fit(str(action), data)
+        project = project_id_of(data.get("project"))
+        if auth and not basic_auth_ok() and not webhook_secret_matches(
+                auth[1], project, request.headers.get(WEBHOOK_SECRET_HEADER)):
+            runtime.events.refused(project, "no credentials" if WEBHOOK_SECRET_HEADER not in request.headers
+                                   else "wrong webhook secret")
+            return jsonify({"error": "authentication required"}), 401, {"WWW-Authenticate": 'Basic realm="hildif"'}
+        action = schema.webhook_action(data)
+        result = model_for(data.get("project")).fit(action, data)
         return jsonify(result), 201
 
     @app.get("/versions")
@@ -114,20 +145,13 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
     def job(job_id: str):
         found = runtime.jobs.get(job_id)
         if found is None:
-            return jsonify({"error": f"unknown job {job_id}"}), 404
+            return jsonify({"error": "unknown job id", "field": "job_id"}), 404
         return jsonify(found)
 
     @app.post("/jobs")
     def submit():
-        data = body()
-        try:
-            job_id, created = runtime.jobs.submit(str(data.get("kind")), data.get("params") or {})
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+        kind, params = schema.job_request(body())
+        job_id, created = runtime.jobs.submit(kind, params)
         return jsonify({"job_id": job_id, "created": created}), 202
 
     return app
-
-
-class BadRequest(ValueError):
-    """A request body the protocol does not allow; answered with 400 and this message."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+from ml_backend.schema import JOB_PARAMS
+
 if TYPE_CHECKING:  # pragma: no cover
     from ml_backend.model import BackendRuntime
 
@@ -28,9 +30,12 @@ def label_studio_client(runtime: "BackendRuntime", project_id: int | None):
 
 
 def make_handlers(runtime: "BackendRuntime") -> dict[str, Callable[[dict[str, Any]], Any]]:
+    # Params are checked again when a job runs (not only when it was posted): a row queued by an older backend that
+    # still names a server file fails here, naming the field, before anything is read.
     def sync(params: dict[str, Any]) -> dict[str, Any]:
         from hildif.rounds.sync import sync_round
 
+        params = JOB_PARAMS["sync"]("params", params)
         runtime.state.round(params["round_id"])  # an unknown round fails here, before Label Studio is asked
         client = label_studio_client(runtime, params.get("project_id"))
         return sync_round(runtime.cfg, params["round_id"], client=client, progress=False).to_dict()
@@ -38,6 +43,7 @@ def make_handlers(runtime: "BackendRuntime") -> dict[str, Callable[[dict[str, An
     def start(params: dict[str, Any]) -> dict[str, Any]:
         from hildif.rounds.start import AnchorSelection, start_round
 
+        params = JOB_PARAMS["start"]("params", params)
         client = label_studio_client(runtime, None)
         selection = AnchorSelection.from_dict(params.get("selection") or {})
         return start_round(runtime.cfg, params["round_id"], selection, client=client, progress=False).to_dict()

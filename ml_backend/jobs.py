@@ -8,6 +8,11 @@ did is safe because every step they call (a round sync) is itself atomic and can
 
 Table ``jobs``: id, kind, params (JSON), status (queued | running | done | failed), created_at, started_at,
 finished_at, result (JSON), error.
+
+A failed job's stored error (returned by ``GET /jobs/<id>``) is ``"<ExceptionType>: <message>"`` only for hildif's
+own errors, whose messages are written for users and name the field or file at fault without its content
+(:data:`USER_ERRORS`); any other exception is stored as its type and a generic sentence, and logged with its
+traceback frames but without its message (a library's message may quote a file's lines or a token).
 """
 
 from __future__ import annotations
@@ -19,12 +24,49 @@ import threading
 import time
 import traceback
 import uuid
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any]
+
+# Exceptions whose messages are meant for users (they name a field, file or round, never quote a file's content).
+USER_ERRORS = ("hildif.rounds.start:RoundError", "hildif.rounds.state:RoundStateError",
+               "hildif.influence.anchors:AnchorSelectionError", "hildif.labelstudio.client:LabelStudioError",
+               "ml_backend.schema:FieldError")
+MAX_ERROR_CHARS = 2000
+
+
+def _user_error_types() -> tuple[type, ...]:
+    found = []
+    for spec in USER_ERRORS:
+        module, _, name = spec.partition(":")
+        try:
+            found.append(getattr(import_module(module), name))
+        except (ImportError, AttributeError):  # pragma: no cover - a module that cannot load raises none of them
+            continue
+    return tuple(found)
+
+
+def safe_error(exc: BaseException, kind: str, job_id: str, secrets: tuple[str, ...] = ()) -> str:
+    """The error stored and returned for a failed job: the message of a user-facing hildif error (with any known
+    secret masked, at most MAX_ERROR_CHARS), else the exception type and a generic sentence."""
+    if is_user_error(exc):
+        return redact(f"{type(exc).__name__}: {exc}", secrets)[:MAX_ERROR_CHARS]
+    return f"{type(exc).__name__}: unexpected error in the {kind} job (details in the backend log, job {job_id})"
+
+
+def is_user_error(exc: BaseException) -> bool:
+    return isinstance(exc, _user_error_types())
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,8 +85,10 @@ class JobQueue:
         handlers: ``{kind: fn(params) -> JSON-able result}``; an exception marks the job failed with its message.
     """
 
-    def __init__(self, path: str | Path, handlers: dict[str, Handler]) -> None:
+    def __init__(self, path: str | Path, handlers: dict[str, Handler],
+                 secrets: Callable[[], tuple[str, ...]] | None = None) -> None:
         self.path = Path(path)
+        self.secrets = secrets or (lambda: ())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handlers = dict(handlers)
         self._wake = threading.Event()
@@ -145,8 +189,12 @@ class JobQueue:
             try:
                 result = self.handlers[job["kind"]](job["params"])
             except Exception as exc:  # a failed job must not kill the worker
-                log.error("job %s (%s) failed: %s", job["id"], job["kind"], exc)
-                self._finish(job["id"], "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}")
+                error = safe_error(exc, job["kind"], job["id"], self.secrets())
+                log.error("job %s (%s) failed: %s", job["id"], job["kind"], error)
+                if not is_user_error(exc):  # frames only: the message may quote a file or a token
+                    log.error("job %s traceback (message withheld):\n%s", job["id"],
+                              "".join(traceback.format_tb(exc.__traceback__))[-4000:])
+                self._finish(job["id"], "failed", error=error)
             else:
                 log.info("job %s (%s) done", job["id"], job["kind"])
                 self._finish(job["id"], "done", result=result)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -27,6 +28,7 @@ from hildif.labelstudio.convert import CHOICE_SCORES, FROM_NAME, SCORE_CHOICES, 
 from hildif.model.registry import ModelRegistry
 from hildif.rounds.state import RoundState, round_for_project
 from hildif.rounds.sync import recover_interrupted_syncs
+from ml_backend.events import EventLog
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
 
@@ -49,15 +51,16 @@ class BackendRuntime:
         self.state = RoundState(cfg.run_path("rounds.sqlite"))
         recover_interrupted_syncs(cfg)  # a sync row left running by a killed backend (not if a sync runs now)
         self.db_path = Path(self.settings.db_path or cfg.run_path("backend.sqlite"))
-        self.jobs = JobQueue(self.db_path, handlers.make_handlers(self))
+        self.setups: dict[int, dict[str, str]] = {}  # project id -> {"hostname", "access_token"} from /setup
+        self.jobs = JobQueue(self.db_path, handlers.make_handlers(self), secrets=self.secrets)
         self._kv_init()
+        self.events = EventLog(self.db_path)
         self._lock = threading.Lock()
         # Hugging Face fast tokenizers are not thread-safe (concurrent calls change each other's padding: seen as
         # "expected sequence of length 15 at dim 1 (got 12)" under 50 concurrent /predict): one inference at a time.
         self.inference_lock = threading.Lock()
         self._classifier = None
         self._classifier_version: str | None = None
-        self.setups: dict[int, dict[str, str]] = {}  # project id -> {"hostname", "access_token"} from /setup
         if start_jobs:
             self.jobs.start()
 
@@ -93,6 +96,8 @@ class BackendRuntime:
         db.close()
 
     def kv_get(self, project: str, key: str) -> Any:
+        if key == "events":
+            self.events.flush()
         db = sqlite3.connect(self.db_path, timeout=30)
         try:
             row = db.execute("SELECT value FROM kv WHERE project = ? AND key = ?", (project, key)).fetchone()
@@ -101,23 +106,9 @@ class BackendRuntime:
         return json.loads(row[0]) if row else None
 
     def count_event(self, project: str, event: str) -> None:
-        """Count webhook events per project (``get("events")``), for diagnostics; one short transaction."""
-        # BEGIN IMMEDIATE takes the write lock before the read: without it concurrent webhooks read the same count
-        # and lose increments (50 concurrent posts counted 35).
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT value FROM kv WHERE project = ? AND key = 'events'", (project,)).fetchone()
-            counts = json.loads(row[0]) if row else {}
-            counts[event] = counts.get(event, 0) + 1
-            db.execute("INSERT OR REPLACE INTO kv VALUES (?, 'events', ?)", (project, json.dumps(counts)))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        """Count a webhook event per project (``get("events")``), for diagnostics: queued, written in the background
+        by :class:`ml_backend.events.EventLog`, so a webhook does no I/O."""
+        self.events.record(project, event)
 
     def kv_set(self, project: str, key: str, value: Any) -> None:
         db = sqlite3.connect(self.db_path, timeout=30)
@@ -125,8 +116,16 @@ class BackendRuntime:
             db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (project, key, json.dumps(value)))
         db.close()
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this process knows (masked wherever a message could carry one)."""
+        found = [self.settings.basic_auth[1]] if self.settings.basic_auth else []
+        found += [s["access_token"] for s in self.setups.values() if s.get("access_token")]
+        found += [os.environ.get(self.cfg.labelstudio.api_key_env, ""), os.environ.get("HILDIF_BACKEND_PASSWORD", "")]
+        return tuple(s for s in found if s)
+
     def close(self) -> None:
         self.jobs.stop()
+        self.events.close()
 
 
 def project_id_of(value: Any) -> int | None:

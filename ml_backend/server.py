@@ -4,17 +4,22 @@ threads (so /health and /webhook answer while /predict runs). Binds to 127.0.0.1
 Basic auth comes from the environment only: ``HILDIF_BACKEND_USER`` and ``HILDIF_BACKEND_PASSWORD``, or
 ``HILDIF_BACKEND_PASSWORD_FILE`` (first line of a file, e.g. a Docker secret); never from the command line.
 Pre-annotation: ``--preannotate`` or ``HILDIF_BACKEND_PREANNOTATE=1`` (off by default, so raters are not biased).
+
+On anything but loopback the backend refuses to start without basic auth, unless ``--insecure`` (which prints a
+warning). ``--threads N``: gunicorn threads for webhooks, /health and jobs; /predict gets its own pool of N
+(:mod:`ml_backend.worker`), so predictions never hold up Label Studio's webhooks.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from hildif.commands.common import add_config_options, config_from_args
 from hildif.config import HildifConfig
-from ml_backend.settings import BackendSettings
+from ml_backend.settings import BackendSettings, ExposureError, check_exposure
 
 AUTH_USER_ENV = "HILDIF_BACKEND_USER"
 AUTH_PASSWORD_ENV = "HILDIF_BACKEND_PASSWORD"
@@ -38,22 +43,47 @@ def _password_from_env() -> str | None:
     return lines[0].strip()
 
 
-def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bool | None = None) -> BackendSettings:
+def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bool | None = None,
+                      threads: int = 8, insecure: bool = False) -> BackendSettings:
     user, password = os.environ.get(AUTH_USER_ENV), _password_from_env()
     if bool(user) != bool(password):
         raise ValueError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV}")
     if preannotate is None:
         preannotate = os.environ.get(PREANNOTATE_ENV, "").lower() in ("1", "true", "yes", "on")
-    return BackendSettings(host=host, port=port, basic_auth=(user, password) if user else None, preannotate=preannotate)
+    return BackendSettings(host=host, port=port, basic_auth=(user, password) if user else None, preannotate=preannotate,
+                           threads=threads, insecure=insecure)
+
+
+def settings_from_args(args: argparse.Namespace) -> BackendSettings:
+    """The settings of ``python -m ml_backend`` / ``hildif backend serve`` (options plus environment)."""
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    return settings_from_env(args.host, args.port, args.preannotate, args.threads, args.insecure)
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=9090)
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads in the single worker")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="gunicorn threads for webhooks/health/jobs; /predict gets its own pool of as many")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow serving on a non-loopback --host without basic auth (prints a warning)")
     parser.add_argument("--preannotate", action="store_true", default=None,
                         help="pre-fill a similarity choice from the model (off by default: raters are not biased)")
     add_config_options(parser)
+
+
+# The access log without the query string (%(U)s, not the request line %(r)s): a URL may carry a token.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
+
+
+def gunicorn_options(settings: BackendSettings) -> dict[str, Any]:
+    return {
+        "bind": f"{settings.host}:{settings.port}", "workers": 1, "threads": settings.threads,
+        "worker_class": "ml_backend.worker.SplitPoolWorker", "timeout": 300, "graceful_timeout": 30,
+        "accesslog": "-", "access_log_format": ACCESS_LOG_FORMAT, "errorlog": "-", "loglevel": "info",
+        "limit_request_line": 8190, "limit_request_fields": 100,
+    }
 
 
 def serve(cfg: HildifConfig, settings: BackendSettings) -> None:
@@ -62,14 +92,13 @@ def serve(cfg: HildifConfig, settings: BackendSettings) -> None:
 
     from ml_backend.app import create_app
 
+    warning = check_exposure(settings)  # ExposureError: non-loopback without auth or --insecure
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
     class _App(BaseApplication):
         def load_config(self) -> None:
-            options: dict[str, Any] = {
-                "bind": f"{settings.host}:{settings.port}", "workers": 1, "threads": settings.threads,
-                "worker_class": "gthread", "timeout": 300, "graceful_timeout": 30, "accesslog": "-",
-                "errorlog": "-", "loglevel": "info",
-            }
-            for key, value in options.items():
+            for key, value in gunicorn_options(settings).items():
                 self.cfg.set(key, value)
 
         def load(self):
@@ -82,5 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml_backend", description="hildif's Label Studio ML backend")
     add_serve_options(parser)
     args = parser.parse_args(argv)
-    serve(config_from_args(args), settings_from_env(args.host, args.port, args.preannotate))
+    try:
+        serve(config_from_args(args), settings_from_args(args))
+    except (ExposureError, ValueError) as exc:
+        print(f"python -m ml_backend: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hildif.utils.net import is_loopback
+
 
 @dataclass
 class BackendSettings:
     """How the service runs. ``preannotate`` (off by default, so raters are not biased) pre-fills a similarity
-    choice from the model's representations; ``basic_auth`` = (user, password) protects every endpoint but /health."""
+    choice from the model's representations; ``basic_auth`` = (user, password) protects every endpoint but /health.
+    Serving on anything but loopback needs ``basic_auth`` or ``insecure`` (see :func:`check_exposure`).
+    ``threads``: gunicorn threads for webhooks/health/jobs, and as many again for /predict (its own pool).
+    ``max_body_bytes``: larger request bodies are answered 413."""
 
     host: str = "127.0.0.1"
     port: int = 9090
@@ -16,3 +21,25 @@ class BackendSettings:
     preannotate: bool = False
     db_path: str | None = None  # default <run_dir>/backend.sqlite
     threads: int = 8
+    insecure: bool = False
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+class ExposureError(ValueError):
+    """Serving on a non-loopback interface without basic auth and without ``--insecure``."""
+
+
+INSECURE_WARNING = ("WARNING: the ML backend serves on {host} WITHOUT authentication (--insecure): anyone who can "
+                    "reach port {port} can queue jobs and read job results. Set HILDIF_BACKEND_USER and "
+                    "HILDIF_BACKEND_PASSWORD (or HILDIF_BACKEND_PASSWORD_FILE) instead.")
+
+
+def check_exposure(settings: BackendSettings) -> str | None:
+    """Refuse a non-loopback bind without basic auth unless ``insecure``; returns the warning to print, if any."""
+    if settings.basic_auth or is_loopback(settings.host):
+        return None
+    if not settings.insecure:
+        raise ExposureError(
+            f"refusing to serve on {settings.host} without authentication: set HILDIF_BACKEND_USER and "
+            "HILDIF_BACKEND_PASSWORD (or HILDIF_BACKEND_PASSWORD_FILE), bind 127.0.0.1, or pass --insecure")
+    return INSECURE_WARNING.format(host=settings.host, port=settings.port)

@@ -18,9 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     from hildif.commands.common import config_from_args
-    from ml_backend.server import serve, settings_from_env
+    from ml_backend.server import serve, settings_from_args
 
-    settings = settings_from_env(args.host, args.port, args.preannotate)
-    settings.threads = args.threads
-    serve(config_from_args(args), settings)
+    serve(config_from_args(args), settings_from_args(args))
     return 0

@@ -98,6 +98,7 @@ def _line_list(lines: Sequence[int], limit: int = 10) -> str:
 
 
 def by_ids(pool: Sequence[Example], ids: Sequence[str], source: str = "pool") -> list[Example]:
+    """The examples with these ids, in order (ids given as data; :func:`by_id_file` for ids read from a file)."""
     index = {e.id: e for e in pool}
     missing = [i for i in ids if i not in index]
     if missing:

@@ -238,21 +238,46 @@ class LabelStudioClient:
     ) -> int:
         """Connect the hildif backend at ``url`` to the project (reusing a connection to the same URL).
 
-        Label Studio calls the backend's ``/health`` and ``/setup`` now and creates the ``<url>/webhook`` webhook.
+        Label Studio calls the backend's ``/health`` and ``/setup`` now and creates the ``<url>/webhook`` webhook,
+        without the backend's credentials. With ``basic_auth``, that webhook gets the project's secret header
+        (:mod:`hildif.labelstudio.webhook`) so annotation events pass the backend's authentication.
         """
         url = url.rstrip("/")
+        backend_id = None
         with self._call(f"listing ML backends of project {project_id}"):
             for b in self._sdk.ml.list(project=project_id):
                 if str(b.url).rstrip("/") == url:
-                    return int(b.id)
-        kwargs: dict[str, Any] = {"project": project_id, "url": url, "title": title, "is_interactive": False}
+                    backend_id = int(b.id)
+                    break
+        if backend_id is None:
+            kwargs: dict[str, Any] = {"project": project_id, "url": url, "title": title, "is_interactive": False}
+            if basic_auth:
+                kwargs.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
+            if timeout:
+                kwargs["timeout"] = timeout
+            with self._call(f"connecting ML backend {url} to project {project_id}"):
+                backend_id = int(self._sdk.ml.create(**kwargs).id)
         if basic_auth:
-            kwargs.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
-        if timeout:
-            kwargs["timeout"] = timeout
-        with self._call(f"connecting ML backend {url} to project {project_id}"):
-            b = self._sdk.ml.create(**kwargs)
-        return int(b.id)
+            self.secure_backend_webhook(project_id, url, basic_auth[1])
+        return backend_id
+
+    def secure_backend_webhook(self, project_id: int, backend_url: str, backend_password: str) -> int:
+        """Add the project's webhook secret header to the ``<backend>/webhook`` webhook (made by Label Studio when
+        the backend was connected; created here if missing). Returns the webhook id."""
+        from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret
+
+        target = backend_url.rstrip("/") + "/webhook"
+        headers = {WEBHOOK_SECRET_HEADER: webhook_secret(backend_password, project_id)}
+        for w in self.webhooks(project_id):
+            if str(w.get("url", "")).rstrip("/") == target:
+                if (w.get("headers") or {}).get(WEBHOOK_SECRET_HEADER) != headers[WEBHOOK_SECRET_HEADER]:
+                    with self._call(f"adding the webhook secret to webhook {w['id']} of project {project_id}"):
+                        self._sdk.webhooks.update(id=int(w["id"]), headers={**(w.get("headers") or {}), **headers})
+                return int(w["id"])
+        with self._call(f"creating the backend webhook of project {project_id}"):
+            w = self._sdk.webhooks.create(url=target, project=project_id, send_payload=True,
+                                          send_for_all_actions=True, headers=headers)
+        return int(w.id)
 
     def ml_backend_state(self, backend_id: int) -> dict[str, Any]:
         with self._call(f"reading ML backend {backend_id}"):

@@ -11,6 +11,11 @@ told not to, and answers ``GET /health`` with ``{"status": "UP"}`` when ready. T
 come from ``LABEL_STUDIO_USERNAME/PASSWORD/USER_TOKEN`` when the database is created; legacy tokens are enabled by
 ``LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN`` at that moment only, so a data folder made here keeps them enabled.
 
+On loopback (the default) the admin gets hildif's fixed local credentials, so tests and the demo can share one
+migrated template. On any other interface the admin password and token are generated once per data folder
+(:func:`generated_admin_credentials`: printed once, kept in ``<data_dir>/hildif-admin-credentials.json`` with mode
+600), never the fixed defaults; a data folder created with the defaults is refused there.
+
 A cold start on an empty data folder runs the migrations (about 25 s); :func:`prepare_data_dir` copies a folder that
 was migrated once (about 3 s to start).
 """
@@ -18,8 +23,10 @@ was migrated once (about 3 s to start).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -31,6 +38,7 @@ from pathlib import Path
 import requests
 
 from hildif.utils.locks import file_lock
+from hildif.utils.net import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_STUDIO_VERSION = "1.23.2"
 # Variables Label Studio would read from the caller's environment under bare names.
 _BARE_NAMES = ("USERNAME", "PASSWORD", "PORT", "HOST", "USER_TOKEN")
+# The fixed credentials of a Label Studio on loopback only (local development, tests, the demo).
+LOCAL_ADMIN_PASSWORD = "hildif-admin-pass"
+LOCAL_ADMIN_TOKEN = "hildif0admin0token0for0local0use0only00"
+CREDENTIALS_FILE = "hildif-admin-credentials.json"
 
 
 class LabelStudioServerError(RuntimeError):
@@ -109,19 +121,32 @@ class LabelStudioServer:
     port: int = 8080
     host: str = "127.0.0.1"
     admin_email: str = "admin@hildif.local"
-    admin_password: str = "hildif-admin-pass"
-    admin_token: str = "hildif0admin0token0for0local0use0only00"
+    admin_password: str = LOCAL_ADMIN_PASSWORD
+    admin_token: str = LOCAL_ADMIN_TOKEN
     allow_local_backends: bool = False
     binary: str | None = None
     log_file: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _log_handle: object | None = field(default=None, init=False, repr=False)
+    _announce: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         if len(self.admin_token) > 40:
             raise LabelStudioServerError("admin_token: Label Studio accepts at most 40 characters")
+        uses_defaults = self.admin_password == LOCAL_ADMIN_PASSWORD or self.admin_token == LOCAL_ADMIN_TOKEN
+        if uses_defaults and not is_loopback(self.host):
+            password, token, created = generated_admin_credentials(self.data_dir)
+            if self.admin_password == LOCAL_ADMIN_PASSWORD:
+                self.admin_password = password
+            if self.admin_token == LOCAL_ADMIN_TOKEN:
+                self.admin_token = token
+            if created:
+                self._announce = (
+                    f"Label Studio on {self.host}: generated admin credentials (shown once) - login {self.admin_email} "
+                    f"/ {self.admin_password}, API token {self.admin_token}; kept in "
+                    f"{self.data_dir / CREDENTIALS_FILE} (mode 600)")
 
     @property
     def url(self) -> str:
@@ -180,6 +205,9 @@ class LabelStudioServer:
                 raise LabelStudioServerError(f"Label Studio exited with code {code} while starting; see {log_path}")
             if self.is_healthy():
                 log.info("Label Studio is up at %s (pid %s)", self.url, self._proc.pid)
+                if self._announce:
+                    print(self._announce, flush=True)
+                    self._announce = None
                 return self
             time.sleep(0.5)
         self.stop()
@@ -208,6 +236,35 @@ class LabelStudioServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def generated_admin_credentials(data_dir: Path) -> tuple[str, str, bool]:
+    """(password, token, created now) for a Label Studio served beyond loopback, from
+    ``<data_dir>/hildif-admin-credentials.json`` (made here with mode 600 when the folder has no database yet).
+
+    A data folder whose database exists without that file was created with the fixed local credentials: it is
+    refused (its admin would keep the well-known password), with what to do instead.
+    """
+    data_dir = Path(data_dir)
+    path = data_dir / CREDENTIALS_FILE
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            return str(stored["password"]), str(stored["token"]), False
+        except (OSError, ValueError, KeyError, TypeError):
+            raise LabelStudioServerError(f"{path}: unreadable or not the credentials hildif wrote "
+                                         "(keys 'password' and 'token'); remove it with the data folder") from None
+    if (data_dir / "label_studio.sqlite3").exists():
+        raise LabelStudioServerError(
+            f"{data_dir} was created with hildif's fixed local admin credentials, which must not be served beyond "
+            "loopback: use a new data folder (its credentials are generated), or serve on 127.0.0.1")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password, token = secrets.token_urlsafe(18), secrets.token_hex(20)  # the token: 40 characters, LS's maximum
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"password": password, "token": token}, fh)
+    os.chmod(path, 0o600)
+    return password, token, True
 
 
 def prepare_data_dir(target: Path, template: Path, *, build_timeout: float = 300.0, **server_kwargs) -> Path:
@@ -247,13 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     server = LabelStudioServer(Path(args.data_dir), port=args.port, host=args.host,
-                               allow_local_backends=args.allow_local_backends)
-    server.admin_password = os.environ.get("HILDIF_LS_ADMIN_PASSWORD", server.admin_password)
-    server.admin_token = os.environ.get("HILDIF_LS_ADMIN_TOKEN", server.admin_token)
+                               allow_local_backends=args.allow_local_backends,
+                               admin_password=os.environ.get("HILDIF_LS_ADMIN_PASSWORD", LOCAL_ADMIN_PASSWORD),
+                               admin_token=os.environ.get("HILDIF_LS_ADMIN_TOKEN", LOCAL_ADMIN_TOKEN))
     server.start()
+    where = (f"the generated token in {server.data_dir / CREDENTIALS_FILE}" if not is_loopback(server.host)
+             else "the admin token ($HILDIF_LS_ADMIN_TOKEN when the data folder was created)")
     print(f"Label Studio {LABEL_STUDIO_VERSION} at {server.url} (data {server.data_dir}, pid {server.pid}); "
-          f"log in as {server.admin_email}. For hildif: export LABEL_STUDIO_API_KEY=<the admin token "
-          "($HILDIF_LS_ADMIN_TOKEN when the data folder was created)>", flush=True)
+          f"log in as {server.admin_email}. For hildif: export LABEL_STUDIO_API_KEY=<{where}>", flush=True)
     try:
         while server._proc is not None and server._proc.poll() is None:
             time.sleep(1)

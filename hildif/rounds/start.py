@@ -44,9 +44,9 @@ class AnchorSelection:
 
     * ``paper``: the paper's five handpicked anchors (``data.anchors_file``), the first ``n``;
     * ``random``: ``n`` dev examples drawn with ``seed``;
-    * ``pairids``: the examples listed in ``pair_ids_file`` (one pairID per line with ``#`` comments, or JSON Lines
-      with a ``pairID`` per object such as the anchors file), in file order, looked up in the anchors file and the
-      dev set;
+    * ``pairids``: the examples listed in ``pair_ids`` (as data: how the backend's HTTP API passes them) or in
+      ``pair_ids_file`` (the CLI: one pairID per line with ``#`` comments, or JSON Lines with a ``pairID`` per object
+      such as the anchors file), in that order, looked up in the anchors file and the dev set;
     * ``rule``: ``n`` dev examples (drawn with ``seed``) matching ``rule`` in the grammar of
       :mod:`hildif.influence.anchors` (``heuristic:NAME``, ``label:LABEL``, ``misclassified``, joined by ``+``).
       Dev examples carry no heuristic labels, so each gets the heuristics that
@@ -59,14 +59,15 @@ class AnchorSelection:
     seed: int = 0
     pair_ids_file: str | None = None
     rule: str | None = None
+    pair_ids: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise RoundError(f"anchor selection method {self.method!r} unknown (known: {', '.join(METHODS)})")
         if self.n < 1:
             raise RoundError(f"number of anchors must be >= 1, got {self.n}")
-        if self.method == "pairids" and not self.pair_ids_file:
-            raise RoundError("anchor selection 'pairids' needs a pair-ids file")
+        if self.method == "pairids" and not (self.pair_ids_file or self.pair_ids):
+            raise RoundError("anchor selection 'pairids' needs pair IDs or a pair-ids file")
         if self.method == "rule" and not self.rule:
             raise RoundError("anchor selection 'rule' needs a rule, e.g. 'heuristic:lexical_overlap+misclassified'")
 
@@ -126,7 +127,7 @@ def select_anchors(cfg: HildifConfig, selection: AnchorSelection, classifier=Non
         handpicked = load_anchors(cfg.data)  # preferred: they carry their heuristics
         known = {e.id for e in handpicked}
         pool = handpicked + [e for e in dev if e.id not in known]
-        return pick(pool, ids_file=selection.pair_ids_file)
+        return pick(pool, pair_ids=selection.pair_ids, ids_file=selection.pair_ids_file)
     pool = with_detected_heuristics(dev) if "heuristic:" in (selection.rule or "") else dev
     return pick(pool, rule=selection.rule, random_n=selection.n, seed=selection.seed, classifier=classifier)
 

@@ -1,0 +1,199 @@
+"""What the backend's HTTP API accepts: a small hand-written schema validator (no dependency).
+
+The API takes data, never server paths: pair IDs, round ids and settings travel in the request body and are
+checked here for type, size and allowed values. Any field that names a file or folder on the server
+(``pair_ids_file``, ``anchors_file``, ``config``, ``run_dir``, ``*_path`` ...) is refused, at any depth, with the
+field's name. Errors name the field and what was expected; they never echo the value sent (a value may be a secret
+or a file's content pasted by a client).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Keys that name something on the server's disk; refused over HTTP wherever they appear.
+_FILE_KEY = re.compile(r"(^|_)(file|files|path|paths|dir|dirs|directory|folder|config|cfg)$", re.IGNORECASE)
+
+PAIR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # MNLI/HANS pairIDs: "12345n", "ex123", "53088c"
+RULE = re.compile(r"^[A-Za-z0-9_:+-]{1,200}$")  # heuristic:NAME / label:NAME / misclassified / all, joined by +
+ACTION = re.compile(r"^[A-Z][A-Z_]{0,63}$")  # Label Studio webhook actions: ANNOTATION_CREATED, START_TRAINING
+MAX_PAIR_IDS = 1000
+MAX_TASKS = 1000
+
+
+class FieldError(ValueError):
+    """A request field the API does not accept: ``field`` is its dotted name, the message says what is expected."""
+
+    def __init__(self, field_name: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.status = status
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an object: its check (value -> cleaned value; raises FieldError) and whether it is required."""
+
+    check: Callable[[str, Any], Any]
+    required: bool = False
+
+
+def integer(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError(name, f"expected an integer, got a {_type_name(value)}")
+        if not lo <= value <= hi:
+            raise FieldError(name, f"must be between {lo} and {hi}")
+        return value
+    return check
+
+
+def string(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise FieldError(name, f"expected a string, got a {_type_name(value)}")
+        if not pattern.match(value):
+            raise FieldError(name, f"expected {what}")
+        return value
+    return check
+
+
+def one_of(*allowed: str) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise FieldError(name, f"expected a string, got a {_type_name(value)}")
+        if value not in allowed:
+            raise FieldError(name, f"must be one of {', '.join(allowed)}")
+        return value
+    return check
+
+
+def list_of(item: Callable[[str, Any], Any], max_items: int, min_items: int = 1) -> Callable[[str, Any], list]:
+    def check(name: str, value: Any) -> list:
+        if not isinstance(value, list):
+            raise FieldError(name, f"expected a list, got a {_type_name(value)}")
+        if not min_items <= len(value) <= max_items:
+            raise FieldError(name, f"expected {min_items} to {max_items} items, got {len(value)}")
+        return [item(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return check
+
+
+def refuse_file_fields(name: str, value: Any) -> None:
+    """FieldError for the first key (at any depth) that names a server file or folder."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            path = f"{name}.{key}" if name else str(key)
+            if isinstance(key, str) and _FILE_KEY.search(key):
+                raise FieldError(path, "names a file or folder on the server; the HTTP API takes data, not paths "
+                                       "(send pair IDs as 'pair_ids')")
+            refuse_file_fields(path, sub)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            refuse_file_fields(f"{name}[{i}]", sub)
+
+
+@dataclass(frozen=True)
+class Obj:
+    """A JSON object with known fields only (an unknown key is refused by name)."""
+
+    fields: dict[str, Field] = field(default_factory=dict)
+
+    def __call__(self, name: str, value: Any) -> dict[str, Any]:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise FieldError(name or "body", f"expected an object, got a {_type_name(value)}")
+        refuse_file_fields(name, value)
+        out: dict[str, Any] = {}
+        for key in value:
+            if key not in self.fields:
+                path = f"{name}.{key}" if name else str(key)
+                raise FieldError(path, f"unknown field (allowed: {', '.join(self.fields) or 'none'})")
+        for key, spec in self.fields.items():
+            path = f"{name}.{key}" if name else key
+            if key not in value or value[key] is None:
+                if spec.required:
+                    raise FieldError(path, "required")
+                continue
+            out[key] = spec.check(path, value[key])
+        return out
+
+
+def _round_id(name: str, value: Any) -> str:
+    from hildif.rounds.start import RoundError, validate_round_id
+
+    if not isinstance(value, str):
+        raise FieldError(name, f"expected a string, got a {_type_name(value)}")
+    try:
+        return validate_round_id(value)
+    except RoundError:
+        raise FieldError(name, "use 1-64 letters, digits, '.', '_' or '-' (starting alphanumeric)") from None
+
+
+SELECTION = Obj({
+    "method": Field(one_of("paper", "random", "pairids", "rule")),
+    "n": Field(integer(1, 1000)),
+    "seed": Field(integer(0, 2**31 - 1)),
+    "pair_ids": Field(list_of(string(PAIR_ID, "a pairID (letters, digits, '_.:-', at most 64)"), MAX_PAIR_IDS)),
+    "rule": Field(string(RULE, "a rule such as heuristic:lexical_overlap+misclassified")),
+})
+
+JOB_PARAMS = {
+    "sync": Obj({"round_id": Field(_round_id, required=True), "project_id": Field(integer(1, 2**31 - 1))}),
+    "start": Obj({"round_id": Field(_round_id, required=True), "selection": Field(SELECTION)}),
+}
+
+
+def job_request(data: Any) -> tuple[str, dict[str, Any]]:
+    """``POST /jobs`` body -> (kind, cleaned params); FieldError naming the field otherwise."""
+    body = Obj({"kind": Field(one_of(*JOB_PARAMS), required=True), "params": Field(lambda n, v: v)})("", data)
+    kind = body["kind"]
+    params = JOB_PARAMS[kind]("params", body.get("params") or {})
+    selection = params.get("selection")
+    if selection is not None:
+        method = selection.get("method", "paper")
+        if method == "pairids" and not selection.get("pair_ids"):
+            raise FieldError("params.selection.pair_ids", "required when method is 'pairids' (a list of pairIDs)")
+        if method != "pairids" and "pair_ids" in selection:
+            raise FieldError("params.selection.pair_ids", "only with method 'pairids'")
+        if method == "rule" and not selection.get("rule"):
+            raise FieldError("params.selection.rule", "required when method is 'rule'")
+    return kind, params
+
+
+def webhook_action(data: dict[str, Any]) -> str:
+    if "action" not in data or data["action"] in (None, ""):
+        raise FieldError("action", "required")
+    return string(ACTION, "a Label Studio action name such as ANNOTATION_CREATED")("action", data["action"])
+
+
+def tasks_list(data: dict[str, Any]) -> list[dict[str, Any]]:
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        raise FieldError("tasks", f"expected a list of task objects, got a {_type_name(tasks)}")
+    if len(tasks) > MAX_TASKS:
+        raise FieldError("tasks", f"at most {MAX_TASKS} tasks per request, got {len(tasks)}")
+    for i, t in enumerate(tasks):
+        if not isinstance(t, dict):
+            raise FieldError(f"tasks[{i}]", f"expected a task object, got a {_type_name(t)}")
+        if not isinstance(t.get("data", {}), dict):
+            raise FieldError(f"tasks[{i}].data", f"expected an object, got a {_type_name(t.get('data'))}")
+    return tasks
+
+
+def optional_string(data: dict[str, Any], key: str, max_len: int) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FieldError(key, f"expected a string, got a {_type_name(value)}")
+    if len(value) > max_len:
+        raise FieldError(key, f"at most {max_len} characters")
+    return value
