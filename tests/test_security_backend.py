@@ -308,7 +308,7 @@ def test_a_queued_job_naming_a_file_fails_on_the_field_without_reading_it(tiny_r
     assert SECRET not in json.dumps(job) + json.dumps(boom)
 
 
-def test_an_ids_file_error_counts_entries_without_quoting_them(tmp_path):
+def test_an_ids_file_error_names_lines_without_quoting_them(tmp_path):
     from hildif.data.example import Example
     from hildif.influence.anchors import AnchorSelectionError, select_anchors
 
@@ -318,7 +318,7 @@ def test_an_ids_file_error_counts_entries_without_quoting_them(tmp_path):
     with pytest.raises(AnchorSelectionError) as err:
         select_anchors(pool, ids_file=ids)
     message = str(err.value)
-    assert "2 of the 3 pairIDs listed in" in message and "entries 1, 3" in message and str(ids) in message
+    assert "line(s) 2, 4" in message and str(ids) in message
     assert "root:x" not in message and SECRET not in message
     with pytest.raises(AnchorSelectionError, match="pairIDs not found in the pool: nope"):
         select_anchors(pool, pair_ids=["nope"])  # IDs sent as data are the caller's own: named
