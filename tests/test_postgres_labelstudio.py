@@ -124,5 +124,5 @@ def test_round_start_ratings_sync_on_postgres(ls_postgres, postgres, tmp_path, d
     # the annotations live in PostgreSQL, and Label Studio made no SQLite database
     ids = ",".join(str(p.task_id) for p in pairs)
     assert postgres["sql"](f"SELECT count(*) FROM task_completion WHERE task_id IN ({ids})") == "3"
-    assert postgres["sql"](f"SELECT title FROM project WHERE id = {started.project_id}") == "HILDIF postgres test"
+    assert postgres["sql"](f"SELECT title FROM project WHERE id = {started.project_id}") == "HILDIF postgres test — rp"  # one project per round
     assert not list(Path(ls_postgres.data_dir).rglob("*.sqlite3"))

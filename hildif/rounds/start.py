@@ -163,15 +163,23 @@ def round_settings(cfg: HildifConfig, round_id: str) -> dict[str, Any]:
             "annotators_per_task": int(cfg.labelstudio.annotators_per_task)}
 
 
+def choose_anchors(cfg: HildifConfig, selection: AnchorSelection):
+    """``(classifier, version, path, anchors)``: the current model and the anchors ``selection`` picks with it
+    (bad pair IDs, files or rules fail here, in seconds)."""
+    clf, version, path = current_model(cfg)
+    return clf, version, path, select_anchors(cfg, selection, clf)
+
+
 def explain_round(
-    cfg: HildifConfig, state: RoundState, round_id: str, selection: AnchorSelection, progress: bool = True
+    cfg: HildifConfig, state: RoundState, round_id: str, selection: AnchorSelection, progress: bool = True,
+    chosen=None,
 ) -> str:
-    """Select anchors, explain them with the current model and record the round. Returns the base version."""
+    """Select anchors (or take ``chosen``, from :func:`choose_anchors`), explain them with the current model and
+    record the round. Returns the base version."""
     from hildif.data.splits import load_train
     from hildif.influence.explain import explain
 
-    clf, version, path = current_model(cfg)
-    anchors = select_anchors(cfg, selection, clf)
+    clf, version, path, anchors = chosen or choose_anchors(cfg, selection)
     train_examples = load_train(cfg.data)
     log.info("round %s: explaining %d anchors against %d training examples (model %s, device %s)",
              round_id, len(anchors), len(train_examples), version, clf.device)
@@ -293,8 +301,9 @@ def start_round(
     """Check Label Studio, explain (once), push (what is missing). ``client``: a :class:`LabelStudioClient`
     (default: from config).
 
-    Label Studio's connection and API key are checked first, so a Label Studio that is down or a wrong key fails in
-    seconds, before any influence is computed, and nothing is recorded. The explanation is recorded before the
+    The anchors are selected first (a bad selection fails before anything else), then Label Studio's connection and
+    API key are checked, so a Label Studio that is down or a wrong key fails in seconds, before any influence is
+    computed, and nothing is recorded. The explanation is recorded before the
     tasks are pushed, so a Label Studio failing in between loses nothing: the error says the explanation is kept,
     and rerunning the same command pushes the recorded pairs without computing influence again.
     """
@@ -303,9 +312,12 @@ def start_round(
     validate_round_id(round_id)
     selection = selection or AnchorSelection()
     state = RoundState(cfg.run_path("rounds.sqlite"))
+    # the request first (anchors: bad pair IDs or rules), then Label Studio's connection and key, then influence:
+    # each failure comes in seconds, having changed nothing
+    chosen = None if state.has_round(round_id) else choose_anchors(cfg, selection)
     if client is None:
         client = LabelStudioClient.from_config(cfg.labelstudio)
-    client.check()  # before any influence: fails fast, having changed nothing
+    client.check()
     explained_now = False
     if state.has_round(round_id):
         recorded = state.round(round_id)
@@ -317,7 +329,7 @@ def start_round(
                      round_id, recorded["annotators_per_task"], cfg.labelstudio.annotators_per_task)
         base_version = recorded["base_version"]
     else:
-        base_version = explain_round(cfg, state, round_id, selection, progress)
+        base_version = explain_round(cfg, state, round_id, selection, progress, chosen=chosen)
         explained_now = True
     try:
         push = push_tasks(cfg, state, round_id, client)
