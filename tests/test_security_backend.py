@@ -325,7 +325,7 @@ def test_an_ids_file_error_names_lines_without_quoting_them(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- exposure
-def test_non_loopback_needs_auth_or_insecure(monkeypatch, capsys):
+def test_non_loopback_needs_auth_or_insecure(monkeypatch, capsys, tmp_path):
     """``serve`` refuses 0.0.0.0 without auth; with --insecure it warns and hands gunicorn the bind and --threads.
     gunicorn's ``run`` is replaced by a recorder here: the test suite binds 127.0.0.1 only."""
     from gunicorn.app.base import BaseApplication
@@ -342,7 +342,7 @@ def test_non_loopback_needs_auth_or_insecure(monkeypatch, capsys):
             check_exposure(server.settings_from_args(parser.parse_args(["--host", host])))
     for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
         assert check_exposure(server.settings_from_args(parser.parse_args(["--host", host]))) is None
-    assert server.main(["--host", "0.0.0.0", "--run-dir", "unused"]) == 2
+    assert server.main(["--host", "0.0.0.0", "--run-dir", str(tmp_path / "run")]) == 2
     assert "refusing to serve on 0.0.0.0" in capsys.readouterr().err
 
     seen = {}
@@ -353,7 +353,7 @@ def test_non_loopback_needs_auth_or_insecure(monkeypatch, capsys):
 
     monkeypatch.setattr(BaseApplication, "run", record)
     assert server.main(["--host", "0.0.0.0", "--port", "9999", "--insecure", "--threads", "3",
-                        "--run-dir", "unused"]) == 0
+                        "--run-dir", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
     assert "WARNING" in err and "0.0.0.0 WITHOUT authentication (--insecure)" in err
     assert seen == {"bind": ["0.0.0.0:9999"], "threads": 3, "worker": "ml_backend.worker.SplitPoolWorker"}
