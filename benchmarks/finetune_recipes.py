@@ -92,7 +92,7 @@ def main() -> None:
         write_json_atomic(path, results[variant + args.tag])
         print(variant, len(examples), ev["hans"]["accuracy"], ev["mnli"]["accuracy"])
 
-    print(f"\n| fine-tuning set | size | MNLI | HANS | LO (ent, non-ent) | SUB | CON |\n|---|---|---|---|---|---|---|")
+    print("\n| fine-tuning set | size | MNLI | HANS | LO (ent, non-ent) | SUB | CON |\n|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ev = r["evaluation"]
         h = ev["hans"]["by_heuristic"]
