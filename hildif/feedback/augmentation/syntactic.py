@@ -76,7 +76,6 @@ class Clause:
     subject: str
     verb: str
     obj: str
-    verb_lemma: str
     object_plural: bool
     regular: bool  # the past tense ends in -ed, so it is also the past participle
     subject_moved: str = ""  # the subject in object position ("him" for "he"); the object's is obj_moved
@@ -160,7 +159,7 @@ def _main_clause(verb, max_phrase_tokens: int, asserted: bool = True) -> Clause 
     verb_text = " ".join(t.text for t in words)
     past = verb.tag_ == "VBD" and not aux
     plural = obj.tag_ in ("NNS", "NNPS") or obj.lower_ in ("they", "them", "we", "us", "you")
-    return Clause(s_kept, verb_text, o_kept, verb.lemma_, plural, past and verb.lower_.endswith("ed"),
+    return Clause(s_kept, verb_text, o_kept, plural, past and verb.lower_.endswith("ed"),
                   subject_moved=s, obj_moved=o)
 
 
@@ -266,7 +265,7 @@ def syntactic_examples(
         :class:`SyntacticResult`; each pair keeps the source's premise, gets the operation's label (1 = entailment,
         0 = non-entailment) and metadata ``syntactic`` (operation), ``transformed_from`` (source id), ``side``.
     """
-    ops = [o for o in operations]
+    ops = list(operations)
     unknown = [o for o in ops if o not in OPERATIONS]
     if unknown:
         raise ValueError(f"feedback.syntactic: unknown operation(s) {unknown} (known: {', '.join(OPERATIONS)})")
@@ -289,9 +288,7 @@ def syntactic_examples(
         if ex.label == ENTAILMENT:
             options += [(op, "hypothesis", h) for op, h in transformations(
                 parsed[ex.hypothesis], premise_side=False, max_phrase_tokens=max_phrase_tokens)]
-        options = [o for o in options if o[0] in ops]
         # alternate labels: take operations round-robin so one example does not give only one class
-        options.sort(key=lambda o: (ops.index(o[0]), o[1]))
         taken = 0
         for op, side, hyp in _round_robin(options, ops):
             if taken >= per_example:
