@@ -114,3 +114,16 @@ def test_examples_labels_ids_caps_and_dedup(nlp):
     assert syntactic_examples(ex, per_example=0, parser=nlp).examples == []
     with pytest.raises(ValueError, match="unknown operation"):
         syntactic_examples(ex, operations=["swap", "cleft"], parser=nlp)
+
+
+def test_one_pair_per_example_alternates_the_classes(nlp):
+    # every premise offers swap (non-entailment) and passive/clause (entailment): one pair each must not be all
+    # swaps (a fixed operation order did that), but alternate so the set stays balanced
+    subjects = ["The doctor", "The lawyer", "The artist", "The senator", "The banker", "The student"]
+    objects = ["the tourists", "the managers", "the athletes", "the authors", "the judges", "the actors"]
+    ex = [Example(f"e{i}", f"{s} advised {o} .", "Someone advised someone .", 0) for i, (s, o) in
+          enumerate(zip(subjects, objects))]
+    res = syntactic_examples(ex, per_example=1, parser=nlp)
+    assert len(res.examples) == len(ex)
+    assert res.stats["by_label"] == {"entailment": 3, "non-entailment": 3}
+    assert [e.label for e in res.examples] == [0, 1, 0, 1, 0, 1]

@@ -288,9 +288,13 @@ def syntactic_examples(
         if ex.label == ENTAILMENT:
             options += [(op, "hypothesis", h) for op, h in transformations(
                 parsed[ex.hypothesis], premise_side=False, max_phrase_tokens=max_phrase_tokens)]
-        # alternate labels: take operations round-robin so one example does not give only one class
+        # alternate labels: take operations round-robin, starting with those of the class produced least so far,
+        # so neither one example nor the whole set gives only one class (with per_example=1 a fixed order would
+        # always take ``swap`` first: every pair non-entailment)
+        made = Counter(e.label for e in produced)
+        order = sorted(ops, key=lambda op: made[LABEL_OF[op]])
         taken = 0
-        for op, side, hyp in _round_robin(options, ops):
+        for op, side, hyp in _round_robin(options, order):
             if taken >= per_example:
                 break
             key = (_norm(ex.premise), _norm(hyp))
