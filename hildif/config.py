@@ -183,6 +183,9 @@ class FeedbackConfig:
     # construction); empty = off, the paper's g(z, s) alone
     syntactic: list[str] = field(default_factory=list)
     syntactic_per_example: int = 1
+    # the premise of a swap/passive pair: "source" (the example's premise, Min et al.) or "clause" (the clause X V Y
+    # alone, as short as HANS's pairs)
+    syntactic_premise: str = "source"
 
 
 @dataclass

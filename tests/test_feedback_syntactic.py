@@ -127,3 +127,18 @@ def test_one_pair_per_example_alternates_the_classes(nlp):
     assert len(res.examples) == len(ex)
     assert res.stats["by_label"] == {"entailment": 3, "non-entailment": 3}
     assert [e.label for e in res.examples] == [0, 1, 0, 1, 0, 1]
+
+
+def test_clause_premises_are_as_short_as_hans(nlp):
+    ex = [Example("a", "The doctor who met the banker advised the lawyers in the morning .", "x", 0)]
+    res = syntactic_examples(ex, per_example=3, premise="clause", parser=nlp)
+    pairs = {e.metadata["syntactic"]: (_norm(e.premise), _norm(e.hypothesis), e.label) for e in res.examples}
+    clause = _norm("The doctor who met the banker advised the lawyers.")
+    assert pairs["swap"] == (clause, _norm("The lawyers advised the doctor who met the banker."), 0)
+    assert pairs["passive"] == (clause, _norm("The lawyers were advised by the doctor who met the banker."), 1)
+    # "clause" needs the whole sentence as its premise (the clause is entailed by it)
+    assert pairs["clause"] == (_norm(ex[0].premise), clause, 1)
+    source = syntactic_examples(ex, per_example=3, parser=nlp)
+    assert {e.premise for e in source.examples} == {ex[0].premise}
+    with pytest.raises(ValueError, match="syntactic_premise"):
+        syntactic_examples(ex, premise="short", parser=nlp)

@@ -182,7 +182,8 @@ def build_finetuning_set(
     if fb.syntactic and core:
         from hildif.feedback.augmentation.syntactic import syntactic_examples
 
-        syn = syntactic_examples(core, per_example=fb.syntactic_per_example, operations=fb.syntactic)
+        syn = syntactic_examples(core, per_example=fb.syntactic_per_example, operations=fb.syntactic,
+                                 premise=fb.syntactic_premise)
         core = core + syn.examples
         stats["syntactic"] = syn.stats
         parts["syntactic"] = len(syn.examples)

@@ -39,6 +39,7 @@ from typing import Any, Iterable, Sequence
 from hildif.data.example import Example
 
 OPERATIONS = ("swap", "clause", "passive", "embedded")
+PREMISES = ("source", "clause")
 ENTAILMENT, NON_ENTAILMENT = 1, 0
 LABEL_OF = {"swap": NON_ENTAILMENT, "clause": ENTAILMENT, "passive": ENTAILMENT, "embedded": NON_ENTAILMENT}
 
@@ -207,21 +208,32 @@ def _embedded(sent, max_phrase_tokens: int) -> list[str]:
 def transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 8) -> list[tuple[str, str]]:
     """``[(operation, hypothesis)]`` from a parsed sentence. ``premise_side``: the sentence is the premise (all
     operations) rather than an entailed hypothesis (``swap`` and ``passive`` only)."""
+    return [(op, hyp) for op, hyp, _ in clause_transformations(doc, premise_side=premise_side,
+                                                                max_phrase_tokens=max_phrase_tokens)]
+
+
+def clause_transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 8
+                           ) -> list[tuple[str, str, str | None]]:
+    """:func:`transformations` with the clause each one was built from: ``[(operation, hypothesis, clause)]``,
+    ``clause`` the sentence ``X V Y`` that ``swap`` and ``passive`` transform (None for ``clause`` and
+    ``embedded``, which need the whole sentence as their premise)."""
     sents = list(doc.sents)
     if not sents:
         return []
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str | None]] = []
     root = sents[0].root
     for verb in [root] + [c for c in root.children if c.dep_ == "conj" and c.pos_ == "VERB"]:
         clause = _main_clause(verb, max_phrase_tokens)
         if clause is None:
             continue
-        out.append(("swap", _sentence(f"{clause.obj_moved} {clause.verb} {clause.subject_moved}")))
+        own = _sentence(f"{clause.subject} {clause.verb} {clause.obj}")
+        out.append(("swap", _sentence(f"{clause.obj_moved} {clause.verb} {clause.subject_moved}"), own))
         if clause.regular:
             be = "were" if clause.object_plural else "was"
-            out.append(("passive", _sentence(f"{clause.obj_moved} {be} {clause.verb} by {clause.subject_moved}")))
+            out.append(("passive", _sentence(f"{clause.obj_moved} {be} {clause.verb} by {clause.subject_moved}"),
+                        own))
         if premise_side:
-            out.append(("clause", _sentence(f"{clause.subject} {clause.verb} {clause.obj}")))
+            out.append(("clause", own, None))
     if premise_side:
         # any other clause with a subject and an object (relative, subordinate, embedded): swapped, not entailed
         main = {root.i} | {c.i for c in root.children if c.dep_ == "conj"}
@@ -229,8 +241,9 @@ def transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 8) -> l
             if verb.pos_ == "VERB" and verb.i not in main:
                 clause = _main_clause(verb, max_phrase_tokens, asserted=False)
                 if clause is not None:
-                    out.append(("swap", _sentence(f"{clause.obj_moved} {clause.verb} {clause.subject_moved}")))
-        out += [("embedded", h) for h in _embedded(sents[0], max_phrase_tokens)]
+                    out.append(("swap", _sentence(f"{clause.obj_moved} {clause.verb} {clause.subject_moved}"),
+                                _sentence(f"{clause.subject} {clause.verb} {clause.obj}")))
+        out += [("embedded", h, None) for h in _embedded(sents[0], max_phrase_tokens)]
     return out
 
 
@@ -253,6 +266,7 @@ def syntactic_examples(
     per_example: int = 1,
     operations: Iterable[str] = OPERATIONS,
     max_phrase_tokens: int = 8,
+    premise: str = "source",
     parser: Any = None,
 ) -> SyntacticResult:
     """Up to ``per_example`` transformed pairs for each example (its premise; its hypothesis too when entailed).
@@ -261,6 +275,9 @@ def syntactic_examples(
         examples: the fine-tuning set (rated originals and their augmented copies); label 1 = entailment.
         per_example: transformed pairs asked per example; operations are taken in turn so each label is drawn.
         operations: a subset of :data:`OPERATIONS`.
+        premise: the premise of a ``swap`` or ``passive`` pair: ``"source"``, the example's own premise (Min et
+            al.), or ``"clause"``, the transformed clause ``X V Y`` alone, so the pair is as short as HANS's
+            (``The doctor advised the lawyers .`` / ``The lawyers advised the doctor .``); see :data:`PREMISES`.
     Returns:
         :class:`SyntacticResult`; each pair keeps the source's premise, gets the operation's label (1 = entailment,
         0 = non-entailment) and metadata ``syntactic`` (operation), ``transformed_from`` (source id), ``side``.
@@ -271,6 +288,8 @@ def syntactic_examples(
         raise ValueError(f"feedback.syntactic: unknown operation(s) {unknown} (known: {', '.join(OPERATIONS)})")
     if per_example < 0:
         raise ValueError(f"syntactic per_example must be >= 0, got {per_example}")
+    if premise not in PREMISES:
+        raise ValueError(f"feedback.syntactic_premise={premise!r}: expected one of {', '.join(PREMISES)}")
     if not ops or per_example == 0 or not examples:
         return SyntacticResult([], {"requested": 0, "produced": 0, "by_operation": {}, "by_label": {},
                                     "sources_without_transform": 0})
@@ -283,10 +302,10 @@ def syntactic_examples(
     empty = 0
     counter: Counter[str] = Counter()
     for ex in examples:
-        options = [(op, "premise", h) for op, h in transformations(parsed[ex.premise], premise_side=True,
-                                                                      max_phrase_tokens=max_phrase_tokens)]
+        options = [(op, "premise", h, c) for op, h, c in clause_transformations(
+            parsed[ex.premise], premise_side=True, max_phrase_tokens=max_phrase_tokens)]
         if ex.label == ENTAILMENT:
-            options += [(op, "hypothesis", h) for op, h in transformations(
+            options += [(op, "hypothesis", h, c) for op, h, c in clause_transformations(
                 parsed[ex.hypothesis], premise_side=False, max_phrase_tokens=max_phrase_tokens)]
         # alternate labels: take operations round-robin, starting with those of the class produced least so far,
         # so neither one example nor the whole set gives only one class (with per_example=1 a fixed order would
@@ -294,17 +313,18 @@ def syntactic_examples(
         made = Counter(e.label for e in produced)
         order = sorted(ops, key=lambda op: made[LABEL_OF[op]])
         taken = 0
-        for op, side, hyp in _round_robin(options, order):
+        for op, side, hyp, clause in _round_robin(options, order):
             if taken >= per_example:
                 break
-            key = (_norm(ex.premise), _norm(hyp))
+            prem = clause if premise == "clause" and clause is not None else ex.premise
+            key = (_norm(prem), _norm(hyp))
             if key in seen:
                 continue
             seen.add(key)
             base = ex.metadata.get("augmented_from") or str(ex.id).split("~")[0]
             meta = {k: v for k, v in ex.metadata.items() if k in ("score", "genre")}
             meta.update(syntactic=op, transformed_from=ex.id, side=side, source_label=ex.label)
-            produced.append(Example(f"{base}~syn{counter[base]}", ex.premise, hyp, LABEL_OF[op], meta))
+            produced.append(Example(f"{base}~syn{counter[base]}", prem, hyp, LABEL_OF[op], meta))
             counter[base] += 1
             by_op[op] += 1
             taken += 1
@@ -318,7 +338,7 @@ def syntactic_examples(
     })
 
 
-def _round_robin(options: list[tuple[str, str, str]], ops: list[str]):
+def _round_robin(options: list[tuple], ops: list[str]):
     queues = {op: [o for o in options if o[0] == op] for op in ops}
     while any(queues.values()):
         for op in ops:
@@ -326,5 +346,5 @@ def _round_robin(options: list[tuple[str, str, str]], ops: list[str]):
                 yield queues[op].pop(0)
 
 
-__all__ = ["OPERATIONS", "SyntacticResourceError", "SyntacticResult", "load_parser", "syntactic_examples",
+__all__ = ["OPERATIONS", "PREMISES", "SyntacticResourceError", "clause_transformations", "SyntacticResult", "load_parser", "syntactic_examples",
            "transformations"]
