@@ -50,8 +50,9 @@ def test_task_payload_carries_prediction_confidence_gold_and_rank():
     assert "WRONG" in d["anchor_verdict"] and "(contradiction)" in d["anchor_verdict"]
     assert d["example_label"] == "entailment" and d["influence_rank"] == 2 and d["influence_score"] == -0.25
     assert "influence rank 2" in d["example_verdict"]
+    assert d["pair_key"] == "98315c|t42"  # the PairKey as one string, a Data Manager column
     assert task["meta"] == {"round_id": "round-1", "anchor_id": "98315c", "example_id": "t42", "rank": 2}
-    assert task_identity(task) == ("round-1", "98315c", "t42")
+    assert task_identity(task) == ("round-1", "98315c", "t42") and task_identity(task).pair == ("98315c", "t42")
     assert task_identity({"id": 5, "data": {"text": "someone else's task"}}) is None
     with pytest.raises(ValueError, match="98315c"):
         task_payload("r", ANCHOR, [1.0], INFLUENTIAL, 1, 0.0)

@@ -11,12 +11,12 @@ What the ratings mean (statuses, snapshots, deletions) is :mod:`hildif.feedback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
 
 if TYPE_CHECKING:
-    from hildif.feedback.ratings import Rating
+    from hildif.feedback.ratings import PairKey, Rating
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_CONFIG_FILE = REPO_ROOT / "label_config" / "rating.xml"
@@ -96,13 +96,25 @@ def task_payload(
     return {"data": data, "meta": meta}
 
 
-def task_identity(task: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """``(round_id, anchor_id, example_id)`` of a task hildif pushed, or None for any other task."""
+class TaskIdentity(NamedTuple):
+    """Which round and pair a task hildif pushed is for (read from the task's ``data``)."""
+
+    round_id: str
+    anchor_id: str
+    example_id: str
+
+    @property
+    def pair(self) -> PairKey:
+        return (self.anchor_id, self.example_id)
+
+
+def task_identity(task: Mapping[str, Any]) -> TaskIdentity | None:
+    """The :class:`TaskIdentity` of a task hildif pushed, or None for any other task."""
     data = task.get("data") or {}
     if data.get("source") != TASK_SOURCE:
         return None
     try:
-        return str(data["round_id"]), str(data["anchor_id"]), str(data["example_id"])
+        return TaskIdentity(str(data["round_id"]), str(data["anchor_id"]), str(data["example_id"]))
     except KeyError as exc:
         raise ConversionError(f"task {task.get('id')}: hildif task without data field {exc}") from None
 

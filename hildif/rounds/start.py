@@ -274,8 +274,8 @@ def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> P
         known_ids = {p.task_id for p in pairs if p.task_id is not None}
         for task in tasks:
             ident = task_identity(task)
-            if ident and ident[0] == round_id and (ident[1], ident[2]) in todo and task["id"] not in known_ids:
-                recovered.setdefault((ident[1], ident[2]), int(task["id"]))
+            if ident and ident.round_id == round_id and ident.pair in todo and task["id"] not in known_ids:
+                recovered.setdefault(ident.pair, int(task["id"]))
         if recovered:
             log.warning("round %s: %d task(s) were in Label Studio but not recorded (an interrupted start); "
                         "recorded them now", round_id, len(recovered))
