@@ -123,5 +123,5 @@ def test_annotator_rates_similar_in_chromium_and_the_next_sync_counts_it(label_s
     rows = {(r["anchor_id"], r["example_id"]): (r["score"], r["n_raters"]) for r in state.scores(result.sync_id)}
     assert rows[key] == (4.0, 1)  # "Similar" = 4, one rater
     snap = state.snapshot_ratings(result.snapshot_id)
-    assert [(r["annotator"], r["score"], r["status"]) for r in snap] == [(RATER, 4, "submitted")]
+    assert [(r.annotator, r.score, r.status) for r in snap] == [(RATER, 4, "submitted")]
     assert sync_round(cfg, "rb", client=client, progress=False).status == "unchanged"  # counted once

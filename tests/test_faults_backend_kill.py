@@ -31,14 +31,14 @@ def _state_with_syncs(run_dir: Path):
     from hildif.config import load_config
     from hildif.data.example import Example
     from hildif.feedback import Rating
-    from hildif.rounds.state import RoundState
+    from hildif.rounds.state import RoundAnchor, RoundPair, RoundState
 
     cfg = load_config(overrides=[f"run.run_dir={run_dir}"])
     state = RoundState(cfg.run_path("rounds.sqlite"))
     z = Example("z0", "A man sleeps .", "A person rests .", 1)
-    state.create_round("r1", "v0", "/models/v0", {}, {}, [(Example("a1", "A b .", "B a .", 0), [0.5, 0.5])],
-                       [("a1", z, 1, -1.0)])
-    sid, _ = state.add_snapshot("r1", [Rating("a1", "z0", "u1", 4, "submitted", "2026-01-01T00:00:00Z", "s1")])
+    state.create_round("r1", "v0", "/models/v0", {}, {}, [RoundAnchor(Example("a1", "A b .", "B a .", 0), [0.5, 0.5])],
+                       [RoundPair("a1", z, 1, -1.0)])
+    sid = state.add_snapshot("r1", [Rating("a1", "z0", "u1", 4, "submitted", "2026-01-01T00:00:00Z", "s1")]).snapshot_id
     done = state.begin_sync("r1", sid)
     state.finish_sync(done, scores=[], augmented=[z], version="v1", version_path="/models/v1", parent="v0",
                       metrics={}, report_dir="/r", summary={})
@@ -204,8 +204,8 @@ def test_backend_killed_during_fine_tuning_keeps_the_model_and_recovers(label_st
     assert result["changes"] == {"new": 0, "updated": 0, "unchanged": 6, "deleted": 0, "still_deleted": 0}
     syncs = state.syncs(ROUND)
     assert [s["status"] for s in syncs] == ["failed", "done"] and syncs[1]["sync_id"] == result["sync_id"]
-    assert syncs[0]["snapshot_id"] == syncs[1]["snapshot_id"] == state.latest_snapshot(ROUND)["snapshot_id"]
-    assert state.snapshot(syncs[1]["snapshot_id"])["n_active"] == 6
+    assert syncs[0]["snapshot_id"] == syncs[1]["snapshot_id"] == state.latest_snapshot(ROUND).snapshot_id
+    assert state.snapshot(syncs[1]["snapshot_id"]).n_active == 6
     scored = {(r["anchor_id"], r["example_id"]): (r["score"], r["n_raters"]) for r in state.scores(result["sync_id"])}
     assert scored == {(pairs[0].anchor_id, pairs[0].example_id): (4.0, 3),
                       (pairs[1].anchor_id, pairs[1].example_id): (3.0, 3)}

@@ -14,6 +14,7 @@ import pytest
 
 from hildif.feedback import Rating, RatingError, aggregate, normalize, ordinal_alpha
 from hildif.feedback.agreement import compute_agreement
+from hildif.feedback.ratings import reconcile
 
 
 def r(anchor, example, annotator, score, status="submitted", t=0, source=""):
@@ -73,6 +74,31 @@ def test_from_dict_round_trip_and_missing_field():
     assert Rating.from_dict(json.loads(json.dumps(rating.to_dict()))) == rating
     with pytest.raises(RatingError, match="example_id"):
         Rating.from_dict({"anchor_id": "a", "annotator": "ann", "score": 3})
+
+
+# ---------------------------------------------------------------- successive pulls
+
+
+def _pulled(source, annotator, score, status="submitted", t="2026-01-01T00:00:00Z"):
+    return Rating("a", "z", annotator, score, status, t, source)
+
+
+def test_reconcile_detects_new_updated_unchanged_and_deleted():
+    previous = [_pulled("s1", "u1", 4), _pulled("s2", "u2", 2), _pulled("s3", "u3", 5),
+                _pulled("s0", "u0", 1, "deleted")]
+    current = [_pulled("s1", "u1", 4), _pulled("s2", "u2", 3, t="2026-01-01T00:00:09Z"), _pulled("s4", "u4", 1)]
+    ratings, counts = reconcile(current, previous, "2026-01-01T00:01:00Z")
+    assert counts == {"new": 1, "updated": 1, "unchanged": 1, "deleted": 1, "still_deleted": 1}
+    deleted = {r.source: r for r in ratings if r.status == "deleted"}
+    assert set(deleted) == {"s3", "s0"}
+    assert deleted["s3"] == _pulled("s3", "u3", 5, "deleted", "2026-01-01T00:01:00Z")  # stamped when seen gone
+    assert deleted["s0"] == previous[3]  # carried forward unchanged
+    # the deletion withdraws u3's 5: the median of 4, 3, 1 is 3
+    agg = aggregate(ratings)
+    assert agg.pairs[("a", "z")].score == 3.0 and agg.pairs[("a", "z")].n_raters == 3
+    # a rating back after its deletion (Label Studio restored from a backup) is new again
+    again, counts = reconcile([_pulled("s0", "u0", 1)], [deleted["s0"]], "2026-01-01T00:02:00Z")
+    assert again == [_pulled("s0", "u0", 1)] and counts["new"] == 1
 
 
 # ---------------------------------------------------------------- aggregation methods

@@ -9,10 +9,10 @@ import pytest
 
 from hildif.config import LabelStudioConfig
 from hildif.data.example import Example
-from hildif.feedback import Rating, aggregate
+from hildif.feedback import Rating
 from hildif.labelstudio.convert import (
     CHOICE_SCORES, FROM_NAME, SCORE_CHOICES, TO_NAME, ConversionError, comment_from_result, load_label_config,
-    rating_from_annotation, reconcile, result_for_score, score_from_result, task_identity, task_payload,
+    rating_from_annotation, result_for_score, score_from_result, task_identity, task_payload,
 )
 
 ANCHOR = Example("98315c", "From Cockpit Country to St. Ann's Bay", "From St. Ann's Bay to Cockpit Country.", 0,
@@ -50,8 +50,9 @@ def test_task_payload_carries_prediction_confidence_gold_and_rank():
     assert "WRONG" in d["anchor_verdict"] and "(contradiction)" in d["anchor_verdict"]
     assert d["example_label"] == "entailment" and d["influence_rank"] == 2 and d["influence_score"] == -0.25
     assert "influence rank 2" in d["example_verdict"]
+    assert d["pair_key"] == "98315c|t42"  # the PairKey as one string, a Data Manager column
     assert task["meta"] == {"round_id": "round-1", "anchor_id": "98315c", "example_id": "t42", "rank": 2}
-    assert task_identity(task) == ("round-1", "98315c", "t42")
+    assert task_identity(task) == ("round-1", "98315c", "t42") and task_identity(task).pair == ("98315c", "t42")
     assert task_identity({"id": 5, "data": {"text": "someone else's task"}}) is None
     with pytest.raises(ValueError, match="98315c"):
         task_payload("r", ANCHOR, [1.0], INFLUENTIAL, 1, 0.0)
@@ -86,25 +87,6 @@ def test_rating_from_annotation_submitted_and_skipped():
     assert (s.status, s.score, s.annotator) == ("skipped", None, "user-9")
     with pytest.raises(ConversionError, match="annotation 13 of task 5"):
         rating_from_annotation("a", "z", {"id": 13, "task": 5, "completed_by": 3, "result": []}, users)
-
-
-def _r(source, annotator, score, status="submitted", t="2026-01-01T00:00:00Z"):
-    return Rating("a", "z", annotator, score, status, t, source)
-
-
-def test_reconcile_detects_new_updated_unchanged_and_deleted():
-    previous = [_r("s1", "u1", 4).to_dict(), _r("s2", "u2", 2).to_dict(), _r("s3", "u3", 5).to_dict(),
-                _r("s0", "u0", 1, "deleted").to_dict()]
-    current = [_r("s1", "u1", 4), _r("s2", "u2", 3, t="2026-01-01T00:00:09Z"), _r("s4", "u4", 1)]
-    ratings, counts = reconcile(current, previous, "2026-01-01T00:01:00Z")
-    assert counts == {"new": 1, "updated": 1, "unchanged": 1, "deleted": 1, "still_deleted": 1}
-    deleted = {r.source: r for r in ratings if r.status == "deleted"}
-    assert set(deleted) == {"s3", "s0"}
-    assert deleted["s3"].updated_at == "2026-01-01T00:01:00Z"  # stamped when the deletion was seen
-    assert deleted["s0"].updated_at == "2026-01-01T00:00:00Z"  # carried forward unchanged
-    # the deletion withdraws u3's 5: the median of 4, 3, 1 is 3
-    agg = aggregate(ratings)
-    assert agg.pairs[("a", "z")].score == 3.0 and agg.pairs[("a", "z")].n_raters == 3
 
 
 def test_api_key_from_env_then_file_and_clear_errors(tmp_path, monkeypatch):

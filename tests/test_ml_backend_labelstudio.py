@@ -31,7 +31,7 @@ def served(label_studio, tmp_path_factory, data_dir):
     from hildif.model.registry import ModelRegistry
     from hildif.model.tiny import build_tiny_classifier
     from hildif.rounds.start import push_tasks
-    from hildif.rounds.state import RoundState
+    from hildif.rounds.state import RoundAnchor, RoundPair, RoundState
     from ml_backend.app import create_app
     from ml_backend.model import BackendRuntime
     from ml_backend.settings import BackendSettings
@@ -52,8 +52,9 @@ def served(label_studio, tmp_path_factory, data_dir):
     base = registry.save(clf)
     state = RoundState(cfg.run_path("rounds.sqlite"))
     probs = clf.predict(anchors)[0].tolist()
-    state.create_round("b1", base, str(registry.path(base)), {"method": "paper", "n": 1}, {}, [(anchors[0], probs)],
-                       [(anchors[0].id, train[i], i + 1, -1.0 / (i + 1)) for i in range(3)])
+    state.create_round("b1", base, str(registry.path(base)), {"method": "paper", "n": 1}, {},
+                       [RoundAnchor(anchors[0], probs)],
+                       [RoundPair(anchors[0].id, train[i], i + 1, -1.0 / (i + 1)) for i in range(3)])
     client = LabelStudioClient(label_studio.url, label_studio.admin_token)
     push = push_tasks(cfg, state, "b1", client)
     project_id = push.project_id

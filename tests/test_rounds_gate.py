@@ -55,29 +55,30 @@ def _round(env, round_id, base_version, offset):
     from hildif.data.example import Example
     from hildif.data.splits import load_anchors
     from hildif.model.registry import ModelRegistry
-    from hildif.rounds.state import RoundState
+    from hildif.rounds.state import RoundAnchor, RoundPair, RoundState
 
     anchor = load_anchors(env["cfg"].data)[0]
     hurt = [Example(z.id, z.premise, z.hypothesis, 0, z.metadata) for z in env["pool"][offset: offset + 6]]
     path = str(ModelRegistry(env["run"]).path(base_version))
     RoundState(env["cfg"].run_path("rounds.sqlite")).create_round(
-        round_id, base_version, path, {"method": "test"}, {}, [(anchor, [0.5, 0.5])],
-        [(anchor.id, z, i + 1, -1.0) for i, z in enumerate(hurt)])
+        round_id, base_version, path, {"method": "test"}, {}, [RoundAnchor(anchor, [0.5, 0.5])],
+        [RoundPair(anchor.id, z, i + 1, -1.0) for i, z in enumerate(hurt)])
     return anchor, hurt
 
 
 def _sync(cfg, round_id, anchor, examples, score):
     from hildif.feedback import Rating
     from hildif.rounds.state import RoundState, now
-    from hildif.rounds.sync import sync_snapshot
+    from hildif.rounds.sync import PulledRatings, sync_snapshot
     from hildif.utils.locks import file_lock
 
     ratings = [Rating(anchor.id, z.id, "rater@hildif.test", score, "submitted", now(), f"test:{round_id}/{z.id}")
                for z in examples]
     state = RoundState(cfg.run_path("rounds.sqlite"))
-    snapshot_id, _ = state.add_snapshot(round_id, ratings)
+    snapshot = state.add_snapshot(round_id, ratings)
     with file_lock(cfg.run_path(".sync.lock")):
-        return sync_snapshot(cfg, round_id, snapshot_id, ratings, {"new": len(ratings)}, progress=False)
+        return sync_snapshot(cfg, round_id, PulledRatings(snapshot.snapshot_id, ratings, {"new": len(ratings)}),
+                             progress=False)
 
 
 def test_a_regressing_sync_keeps_the_previous_model_and_says_why(env, capsys):

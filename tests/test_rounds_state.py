@@ -8,7 +8,9 @@ import pytest
 
 from hildif.data.example import Example
 from hildif.feedback import Rating
-from hildif.rounds.state import RoundState, RoundStateError, flatten_metrics, ratings_digest
+from hildif.feedback.aggregation import AggregatedPair
+from hildif.feedback.ratings import ratings_digest
+from hildif.rounds.state import RoundAnchor, RoundPair, RoundState, RoundStateError, Snapshot, flatten_metrics
 from hildif.rounds.start import AnchorSelection, RoundError, validate_round_id
 
 A1 = Example("a1", "The judge advised the doctor .", "The doctor advised the judge .", 0)
@@ -20,8 +22,9 @@ Z = [Example(f"z{i}", f"premise {i}", f"hypothesis {i}", i % 2) for i in range(4
 def state(tmp_path):
     st = RoundState(tmp_path / "rounds.sqlite")
     st.create_round("r1", "v0", "/models/v0", {"method": "paper"}, {},
-                    [(A1, [0.3, 0.7]), (A2, [0.9, 0.1])],
-                    [("a1", Z[0], 1, -2.0), ("a1", Z[1], 2, -1.0), ("a2", Z[2], 1, -3.0), ("a2", Z[3], 2, -0.5)])
+                    [RoundAnchor(A1, [0.3, 0.7]), RoundAnchor(A2, [0.9, 0.1])],
+                    [RoundPair("a1", Z[0], 1, -2.0), RoundPair("a1", Z[1], 2, -1.0), RoundPair("a2", Z[2], 1, -3.0),
+                     RoundPair("a2", Z[3], 2, -0.5)])
     return st
 
 
@@ -29,8 +32,9 @@ def test_round_round_trip_and_order(state):
     info = state.round("r1")
     assert info["base_version"] == "v0" and info["selection"] == {"method": "paper"} and info["project_id"] is None
     assert [a.anchor_id for a in state.anchors("r1")] == ["a1", "a2"]
-    assert state.anchors("r1")[0].probs == [0.3, 0.7] and state.anchors("r1")[0].example == A1
+    assert state.anchors("r1")[0] == RoundAnchor(A1, [0.3, 0.7])  # what was recorded comes back
     pairs = state.pairs("r1")
+    assert pairs[2] == RoundPair("a2", Z[2], 1, -3.0) and pairs[2].pair == ("a2", "z2")
     assert [(p.anchor_id, p.example_id, p.rank) for p in pairs] == [("a1", "z0", 1), ("a1", "z1", 2),
                                                                       ("a2", "z2", 1), ("a2", "z3", 2)]
     assert pairs[0].example == Z[0] and all(p.task_id is None for p in pairs)
@@ -56,35 +60,42 @@ def _rating(src, who, score, status="submitted", t="2026-01-01T00:00:00Z"):
 
 def test_snapshots_are_deduplicated_by_content(state):
     first = [_rating("s1", "u1", 4), _rating("s2", "u2", None, "skipped")]
-    sid, created = state.add_snapshot("r1", first)
-    assert created
+    snap = state.add_snapshot("r1", first)
+    assert snap.created and snap.digest == ratings_digest(first) and snap.n_active == 2
+    assert state.latest_snapshot("r1") == snap and not state.latest_snapshot("r1").created
     # same content, other timestamps and order: same snapshot
     again = [_rating("s2", "u2", None, "skipped", "2026-02-01T00:00:00Z"), _rating("s1", "u1", 4, t="2026-02-01T00:00:00Z")]
-    assert state.add_snapshot("r1", again) == (sid, False)
+    same = state.add_snapshot("r1", again)
+    assert same == snap and not same.created
     changed = [_rating("s1", "u1", 5), _rating("s2", "u2", None, "skipped")]
-    sid2, created2 = state.add_snapshot("r1", changed)
-    assert created2 and sid2 > sid
+    snap2 = state.add_snapshot("r1", changed)
+    assert snap2.created and snap2.snapshot_id > snap.snapshot_id
     assert ratings_digest(first) != ratings_digest(changed)
     # a deletion-only change leaves the digest (what the ratings say) but is recorded as a new snapshot
     deleted = changed + [_rating("s9", "u9", 2, "deleted")]
     assert ratings_digest(deleted) == ratings_digest(changed)
-    sid3, created3 = state.add_snapshot("r1", deleted)
-    assert created3 and state.snapshot(sid3)["n_active"] == 2
-    rows = state.snapshot_ratings(sid3)
-    assert {(r["source"], r["status"]) for r in rows} == {("s1", "submitted"), ("s2", "skipped"), ("s9", "deleted")}
+    snap3 = state.add_snapshot("r1", deleted)
+    assert snap3.created and state.snapshot(snap3.snapshot_id) == snap3 and snap3.n_active == 2
+    assert isinstance(snap3, Snapshot) and state.latest_snapshot("r1") == snap3
+    # the stored ratings come back as the records that were stored
+    assert sorted(state.snapshot_ratings(snap3.snapshot_id), key=lambda r: r.source) == deleted
 
 
 def test_sync_records_and_metrics(state):
-    sid, _ = state.add_snapshot("r1", [_rating("s1", "u1", 4)])
+    sid = state.add_snapshot("r1", [_rating("s1", "u1", 4)]).snapshot_id
     sync_id = state.begin_sync("r1", sid)
     assert state.syncs("r1")[0]["status"] == "running" and state.last_done_sync("r1") is None
     metrics = {"model_version": "v1", "hans": {"accuracy": 50.0, "n": 60, "by_heuristic": {"lexical_overlap": {
         "entailment": 90.0, "non-entailment": 10.0}}}, "mnli": {"accuracy": 61.5, "n": 40}}
-    state.finish_sync(sync_id, scores=[("a1", "z0", 4.0, 1, 0, False, False)], augmented=[Z[0], Z[1]], version="v1",
+    scored = AggregatedPair("a1", "z0", 4.0, 1, 0, False, False, [_rating("s1", "u1", 4)], "median")
+    pending = AggregatedPair("a1", "z1", None, 0, None, True, True, [], "pending")
+    state.finish_sync(sync_id, scores=[scored, pending], augmented=[Z[0], Z[1]], version="v1",
                       version_path="/models/v1", parent="v0", metrics=metrics, report_dir="/r", summary={"x": 1})
     done = state.last_done_sync("r1")
     assert (done["sync_id"], done["version"], done["summary"]) == (sync_id, "v1", {"x": 1})
-    assert state.scores(sync_id)[0]["score"] == 4.0 and state.augmented(sync_id) == [Z[0], Z[1]]
+    assert [(s["example_id"], s["score"], s["n_raters"], s["flagged"], s["pending"]) for s in state.scores(sync_id)] \
+        == [("z0", 4.0, 1, 0, 0), ("z1", None, 0, 1, 1)]
+    assert state.augmented(sync_id) == [Z[0], Z[1]]
     assert state.metrics("v1") == {"hans.accuracy": 50.0, "hans.n": 60.0, "mnli.accuracy": 61.5, "mnli.n": 40.0,
                                    "hans.by_heuristic.lexical_overlap.entailment": 90.0,
                                    "hans.by_heuristic.lexical_overlap.non-entailment": 10.0}
@@ -172,7 +183,7 @@ def test_round_keeps_its_settings_and_project_maps_back_to_it(tmp_path):
     from hildif.rounds.state import project_title_for, round_for_project
 
     st = RoundState(tmp_path / "rounds.sqlite")
-    st.create_round("r2", "v0", "/m", {}, {}, [(A1, [0.5, 0.5])], [("a1", Z[0], 1, -1.0)],
+    st.create_round("r2", "v0", "/m", {}, {}, [RoundAnchor(A1, [0.5, 0.5])], [RoundPair("a1", Z[0], 1, -1.0)],
                     annotators_per_task=2, project_title=project_title_for("HILDIF influence rating", "r2"))
     info = st.round("r2")
     assert (info["annotators_per_task"], info["project_title"]) == (2, "HILDIF influence rating — r2")

@@ -45,18 +45,19 @@ def data_file(cfg: DataConfig, relative: str) -> Path:
     return path
 
 
-def pair_key(example: Example) -> tuple[str, str]:
-    """Lower-cased alphanumeric text of premise and hypothesis: equal for the same pair in any tokenization."""
+def text_key(example: Example) -> tuple[str, str]:
+    """Lower-cased alphanumeric text of premise and hypothesis: equal for the same sentence pair in any
+    tokenization (whatever its id; a rated pair's identity is :data:`hildif.feedback.ratings.PairKey`)."""
     return _NORMALISE.sub("", example.premise.lower()), _NORMALISE.sub("", example.hypothesis.lower())
 
 
 def deduplicate(examples: list[Example]) -> list[Example]:
-    """Keep the first example of each :func:`pair_key` and make ids unique (``id#2`` for a repeated pairID)."""
+    """Keep the first example of each :func:`text_key` and make ids unique (``id#2`` for a repeated pairID)."""
     seen_keys: set[tuple[str, str]] = set()
     seen_ids: dict[str, int] = {}
     out = []
     for ex in examples:
-        key = pair_key(ex)
+        key = text_key(ex)
         if key in seen_keys:
             continue
         seen_keys.add(key)

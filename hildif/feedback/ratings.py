@@ -11,18 +11,29 @@ per (pair, annotator):
    deletion counts again.
 
 Every dropped event is kept with its reason, for the audit trail.
+
+This module is the one home of the status vocabulary (:data:`STATUSES` and the groups below) and of what successive
+pulls of a round's ratings mean: :func:`reconcile` turns a pull plus the previous snapshot into the next snapshot
+(deletions become ``deleted`` events), :func:`ratings_digest` says whether two snapshots say the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
-STATUSES = ("submitted", "skipped", "cancelled", "deleted")
+SUBMITTED, SKIPPED, CANCELLED, DELETED = "submitted", "skipped", "cancelled", "deleted"
+STATUSES = (SUBMITTED, SKIPPED, CANCELLED, DELETED)
+DECLINED_STATUSES = (SKIPPED, CANCELLED)  # the annotator declined to rate: not a rating, counted apart
+ACTIVE_STATUSES = (SUBMITTED, SKIPPED, CANCELLED)  # still present where the ratings come from (not deleted)
 MIN_SCORE, MAX_SCORE = 1, 5
 
 PairKey = tuple[str, str]
+"""A rated pair's identity: ``(anchor_id, example_id)`` (:attr:`Rating.pair`). Label Studio tasks carry it as the
+string ``data.pair_key`` (:func:`hildif.labelstudio.convert.format_pair_key`)."""
 
 
 class RatingError(ValueError):
@@ -74,7 +85,7 @@ class Rating:
                 raise RatingError(f"{self.where()}: {name} must be a non-empty string, got {value!r}")
         if self.status not in STATUSES:
             raise RatingError(f"{self.where()}: status {self.status!r} not one of {', '.join(STATUSES)}")
-        if self.status == "submitted":
+        if self.status == SUBMITTED:
             s = self.score
             if isinstance(s, bool) or not isinstance(s, int) or not MIN_SCORE <= s <= MAX_SCORE:
                 raise RatingError(f"{self.where()}: score must be an integer 1..5 for a submitted rating, got {s!r}")
@@ -110,7 +121,7 @@ class NormalizedRatings:
 
     def counts(self) -> dict[str, int]:
         out = {"counted": sum(len(v) for v in self.counted.values())}
-        for reason in ("skipped", "cancelled", "superseded", "withdrawn"):
+        for reason in (*DECLINED_STATUSES, "superseded", "withdrawn"):
             out[reason] = sum(r == reason for v in self.excluded.values() for _, r in v)
         return out
 
@@ -124,7 +135,7 @@ def normalize(ratings: Iterable[Rating]) -> NormalizedRatings:
     latest: dict[tuple[PairKey, str], list[tuple[datetime, int, Rating]]] = {}
     for position, rating in enumerate(ratings):
         rating.validate()
-        if rating.status in ("skipped", "cancelled"):
+        if rating.status in DECLINED_STATUSES:
             result.excluded.setdefault(rating.pair, []).append((rating, rating.status))
             continue
         latest.setdefault((rating.pair, rating.annotator), []).append(
@@ -134,7 +145,7 @@ def normalize(ratings: Iterable[Rating]) -> NormalizedRatings:
         events.sort(key=lambda e: (e[0], e[1]))
         winner = events[-1][2]
         earlier = [e[2] for e in events[:-1]]
-        if winner.status == "deleted":
+        if winner.status == DELETED:
             result.excluded.setdefault(pair, []).extend((r, "withdrawn") for r in earlier + [winner])
         else:
             result.excluded.setdefault(pair, []).extend((r, "superseded") for r in earlier)
@@ -143,3 +154,54 @@ def normalize(ratings: Iterable[Rating]) -> NormalizedRatings:
         result.counted[pair].sort(key=lambda r: r.annotator)
     result.excluded = {k: v for k, v in result.excluded.items() if v}
     return result
+
+
+# ---------------------------------------------------------------- successive pulls (snapshots)
+
+CHANGE_COUNTS = ("new", "updated", "unchanged", "deleted", "still_deleted")
+
+
+def reconcile(
+    current: Sequence[Rating], previous: Sequence[Rating], detected_at: str
+) -> tuple[list[Rating], dict[str, int]]:
+    """Compare the ratings pulled now with the previous snapshot's (both keyed by :attr:`Rating.source`).
+
+    Returns the ratings to snapshot (``current`` plus one ``deleted`` event per rating that disappeared from the
+    source, stamped ``detected_at``; deletions seen earlier are carried forward unchanged) and counts of ``new``,
+    ``updated`` (score or status changed), ``unchanged``, ``deleted`` (newly) and ``still_deleted``.
+    """
+    prev = {r.source: r for r in previous}
+    now_sources = {r.source for r in current}
+    counts = dict.fromkeys(CHANGE_COUNTS, 0)
+    for r in current:
+        p = prev.get(r.source)
+        if p is None or p.status == DELETED:
+            counts["new"] += 1
+        elif (p.score, p.status) != (r.score, r.status):
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    gone: list[Rating] = []
+    for source, p in sorted(prev.items()):
+        if source in now_sources:
+            continue
+        if p.status == DELETED:
+            counts["still_deleted"] += 1
+            gone.append(p)
+        else:
+            counts["deleted"] += 1
+            gone.append(Rating(anchor_id=p.anchor_id, example_id=p.example_id, annotator=p.annotator, score=p.score,
+                               status=DELETED, updated_at=detected_at, source=source))
+    return list(current) + gone, counts
+
+
+def ratings_digest(ratings: Iterable[Rating]) -> str:
+    """A digest of what the ratings say (who rated which pair how), independent of order and timestamps.
+
+    Deleted ratings are left out: a snapshot without them says the same as one where they never existed.
+    """
+    rows = sorted(
+        (r.anchor_id, r.example_id, r.annotator, -1 if r.score is None else int(r.score), r.status)
+        for r in ratings if r.status in ACTIVE_STATUSES
+    )
+    return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()[:16]

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import httpx
 from label_studio_sdk import LabelStudio
@@ -20,6 +20,9 @@ from label_studio_sdk.core.api_error import ApiError
 
 from hildif.config import LabelStudioConfig
 from hildif.labelstudio.convert import rating_from_annotation, result_for_score
+
+if TYPE_CHECKING:
+    from hildif.feedback.ratings import PairKey, Rating
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +171,7 @@ class LabelStudioClient:
         with self._call(f"listing the tasks of project {project_id}"):
             return [_plain(t) for t in self._sdk.tasks.list(project=project_id, fields="all", page_size=500)]
 
-    def ratings(self, project_id: int, pairs_by_task: Mapping[int, tuple[str, str]]) -> list[Any]:
+    def ratings(self, project_id: int, pairs_by_task: Mapping[int, PairKey]) -> list[Rating]:
         """Every annotation (submitted or skipped) of the given tasks as :class:`hildif.feedback.Rating` records.
 
         ``pairs_by_task``: task id -> (anchor_id, example_id), as recorded when the tasks were pushed; other tasks

@@ -4,14 +4,19 @@
   (``data`` shown by ``label_config/rating.xml`` plus ids, ``meta`` with the ids again).
 * :func:`score_from_result` / :func:`result_for_score`: an annotation's ``result`` list <-> a score 1..5.
 * :func:`rating_from_annotation`: one annotation of a task -> a :class:`hildif.feedback.Rating`.
+
+What the ratings mean (statuses, snapshots, deletions) is :mod:`hildif.feedback.ratings`'s business, not this module's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
+
+if TYPE_CHECKING:
+    from hildif.feedback.ratings import PairKey, Rating
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_CONFIG_FILE = REPO_ROOT / "label_config" / "rating.xml"
@@ -38,7 +43,9 @@ def load_label_config(path: str | Path | None = None) -> str:
         raise FileNotFoundError(f"rating template not found at {p}: {exc}") from exc
 
 
-def pair_key(anchor_id: str, example_id: str) -> str:
+def format_pair_key(anchor_id: str, example_id: str) -> str:
+    """The pair key ``(anchor_id, example_id)`` (:data:`hildif.feedback.ratings.PairKey`) as the one string a task
+    carries in ``data.pair_key`` (a Data Manager column; hildif reads the ids from their own fields)."""
     return f"{anchor_id}|{example_id}"
 
 
@@ -62,7 +69,7 @@ def task_payload(
     data = {
         "source": TASK_SOURCE,
         "round_id": round_id,
-        "pair_key": pair_key(anchor.id, example.id),
+        "pair_key": format_pair_key(anchor.id, example.id),
         "anchor_id": anchor.id,
         "example_id": example.id,
         "anchor_premise": anchor.premise,
@@ -89,13 +96,25 @@ def task_payload(
     return {"data": data, "meta": meta}
 
 
-def task_identity(task: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """``(round_id, anchor_id, example_id)`` of a task hildif pushed, or None for any other task."""
+class TaskIdentity(NamedTuple):
+    """Which round and pair a task hildif pushed is for (read from the task's ``data``)."""
+
+    round_id: str
+    anchor_id: str
+    example_id: str
+
+    @property
+    def pair(self) -> PairKey:
+        return (self.anchor_id, self.example_id)
+
+
+def task_identity(task: Mapping[str, Any]) -> TaskIdentity | None:
+    """The :class:`TaskIdentity` of a task hildif pushed, or None for any other task."""
     data = task.get("data") or {}
     if data.get("source") != TASK_SOURCE:
         return None
     try:
-        return str(data["round_id"]), str(data["anchor_id"]), str(data["example_id"])
+        return TaskIdentity(str(data["round_id"]), str(data["anchor_id"]), str(data["example_id"]))
     except KeyError as exc:
         raise ConversionError(f"task {task.get('id')}: hildif task without data field {exc}") from None
 
@@ -143,13 +162,13 @@ def annotator_name(annotation: Mapping[str, Any], users: Mapping[int, str]) -> s
 
 def rating_from_annotation(
     anchor_id: str, example_id: str, annotation: Mapping[str, Any], users: Mapping[int, str]
-):
+) -> "Rating":
     """One annotation -> :class:`hildif.feedback.Rating` (status ``skipped`` when it was cancelled/skipped).
 
     ``source`` is ``labelstudio:task/<task id>/annotation/<annotation id>``, so the same annotation is recognised
     across syncs (an edit keeps its id and changes its score and ``updated_at``).
     """
-    from hildif.feedback import Rating
+    from hildif.feedback.ratings import SKIPPED, SUBMITTED, Rating
 
     where = f"annotation {annotation.get('id')} of task {annotation.get('task')}"
     cancelled = bool(annotation.get("was_cancelled"))
@@ -161,42 +180,7 @@ def rating_from_annotation(
         example_id=example_id,
         annotator=annotator_name(annotation, users),
         score=score,
-        status="skipped" if cancelled else "submitted",
+        status=SKIPPED if cancelled else SUBMITTED,
         updated_at=str(annotation.get("updated_at") or annotation.get("created_at") or ""),
         source=f"labelstudio:task/{annotation.get('task')}/annotation/{annotation.get('id')}",
     )
-
-
-def reconcile(current: Sequence[Any], previous: Sequence[Mapping[str, Any]], detected_at: str) -> tuple[list[Any], dict[str, int]]:
-    """Compare the ratings pulled now with the previous snapshot's rows (dicts with the Rating fields).
-
-    Returns the ratings to snapshot (``current`` plus one ``deleted`` event per rating that disappeared from Label
-    Studio, stamped ``detected_at``; deletions seen earlier are carried forward unchanged) and counts of ``new``,
-    ``updated`` (score or status changed), ``unchanged``, ``deleted`` (newly) and ``still_deleted``.
-    """
-    from hildif.feedback import Rating
-
-    prev = {row["source"]: row for row in previous}
-    now_sources = {r.source for r in current}
-    counts = {"new": 0, "updated": 0, "unchanged": 0, "deleted": 0, "still_deleted": 0}
-    for r in current:
-        p = prev.get(r.source)
-        if p is None or p["status"] == "deleted":
-            counts["new"] += 1
-        elif (p["score"], p["status"]) != (r.score, r.status):
-            counts["updated"] += 1
-        else:
-            counts["unchanged"] += 1
-    gone: list[Any] = []
-    for source, p in sorted(prev.items()):
-        if source in now_sources:
-            continue
-        if p["status"] == "deleted":
-            counts["still_deleted"] += 1
-            stamp = p["updated_at"]
-        else:
-            counts["deleted"] += 1
-            stamp = detected_at
-        gone.append(Rating(anchor_id=p["anchor_id"], example_id=p["example_id"], annotator=p["annotator"],
-                           score=p["score"], status="deleted", updated_at=stamp, source=source))
-    return list(current) + gone, counts

@@ -106,11 +106,11 @@ def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Se
     ``exclude`` (by id or by text), drawn with ``random.Random(seed)`` class by class; each a copy of the row with
     ``metadata["rehearsal"] = True``. A class with fewer rows than asked gives all it has (``short`` says how many
     are missing). Returns (rows, stats)."""
-    from hildif.data.splits import pair_key
+    from hildif.data.splits import text_key
 
     excluded_ids = {e.id for e in exclude}
-    excluded_text = {pair_key(e) for e in exclude}
-    available = [e for e in pool if e.id not in excluded_ids and pair_key(e) not in excluded_text]
+    excluded_text = {text_key(e) for e in exclude}
+    available = [e for e in pool if e.id not in excluded_ids and text_key(e) not in excluded_text]
     by_class: dict[int, list[Example]] = {}
     for e in available:
         by_class.setdefault(e.label, []).append(e)

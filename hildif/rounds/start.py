@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 from hildif.config import HildifConfig
 from hildif.data.example import Example
-from hildif.rounds.state import RoundState, project_title_for
+from hildif.feedback.ratings import PairKey
+from hildif.rounds.state import RoundAnchor, RoundPair, RoundState, project_title_for
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,9 @@ def explain_round(
              round_id, len(anchors), len(train_examples), version, clf.device)
     explanations = explain(clf, train_examples, anchors, cfg.influence, cache_dir=cfg.cache_path("influence"),
                            progress=progress)
-    anchor_rows = [(e.anchor, e.probs) for e in explanations]
-    pair_rows = [(e.anchor.id, inf.example, inf.rank, inf.score) for e in explanations for inf in e.influential]
+    anchor_rows = [RoundAnchor(e.anchor, e.probs) for e in explanations]
+    pair_rows = [RoundPair(e.anchor.id, inf.example, inf.rank, inf.score)
+                 for e in explanations for inf in e.influential]
     if not pair_rows:
         raise RoundError(f"round {round_id}: influence found no training example for any anchor")
     state.create_round(round_id, version, path, selection.to_dict(),
@@ -266,14 +268,14 @@ def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> P
         log.warning("round %s: %s", round_id, notes[-1])
     pairs = state.pairs(round_id)
     already = sum(p.task_id is not None for p in pairs)
-    todo = {(p.anchor_id, p.example_id): p for p in pairs if p.task_id is None}
-    recovered: dict[tuple[str, str], int] = {}
+    todo = {p.pair: p for p in pairs if p.task_id is None}
+    recovered: dict[PairKey, int] = {}
     if todo:
         known_ids = {p.task_id for p in pairs if p.task_id is not None}
         for task in tasks:
             ident = task_identity(task)
-            if ident and ident[0] == round_id and (ident[1], ident[2]) in todo and task["id"] not in known_ids:
-                recovered.setdefault((ident[1], ident[2]), int(task["id"]))
+            if ident and ident.round_id == round_id and ident.pair in todo and task["id"] not in known_ids:
+                recovered.setdefault(ident.pair, int(task["id"]))
         if recovered:
             log.warning("round %s: %d task(s) were in Label Studio but not recorded (an interrupted start); "
                         "recorded them now", round_id, len(recovered))
@@ -284,9 +286,9 @@ def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> P
         payloads = [task_payload(round_id, anchors[p.anchor_id].example, anchors[p.anchor_id].probs, p.example,
                                  p.rank, p.influence) for p in missing]
         ids = client.import_tasks(project_id, payloads)
-        state.set_task_ids(round_id, {(p.anchor_id, p.example_id): tid for p, tid in zip(missing, ids)})
-    gone_keys = {(p.anchor_id, p.example_id) for p in gone}
-    recreated = sum((p.anchor_id, p.example_id) in gone_keys for p in missing)
+        state.set_task_ids(round_id, {p.pair: tid for p, tid in zip(missing, ids)})
+    gone_keys = {p.pair for p in gone}
+    recreated = sum(p.pair in gone_keys for p in missing)
     return PushResult(project_id, len(missing), len(recovered), already, recreated, title, overlap, notes)
 
 

@@ -17,6 +17,10 @@ Tables (ids are strings; JSON columns hold :meth:`Example.to_dict` or plain dict
 * ``model_versions`` version -> path, parent, round_id, sync_id, created_at, evaluation (the full evaluate() JSON)
 * ``metrics``       (version, name) -> value: flattened evaluation numbers (``hans.accuracy``, ``mnli.accuracy`` ...)
 
+Records in and out: :class:`RoundAnchor`, :class:`RoundPair`, :class:`Snapshot` (this module),
+:class:`hildif.feedback.ratings.Rating` (snapshot ratings; what their statuses mean is that module's business) and
+:class:`hildif.feedback.aggregation.AggregatedPair` (a sync's scores).
+
 The served model is the registry's ``models/current.json`` (:class:`hildif.model.registry.ModelRegistry`), switched
 by the sync only after everything above is committed; so the database never points at a half-written model and a
 crash leaves the previous model serving.
@@ -30,11 +34,15 @@ import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from hildif.data.example import Example
+from hildif.feedback.ratings import ACTIVE_STATUSES, DELETED, PairKey, Rating, ratings_digest
+
+if TYPE_CHECKING:
+    from hildif.feedback.aggregation import AggregatedPair
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +97,6 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 """
 
-ACTIVE_STATUSES = ("submitted", "skipped", "cancelled")
-
 PROJECT_TITLE_MAX = 50  # Label Studio's limit on a project title
 
 
@@ -130,35 +136,60 @@ def now() -> str:
 
 
 @dataclass(frozen=True)
-class PairRow:
-    round_id: str
-    anchor_id: str
-    example_id: str
-    rank: int
-    influence: float
-    example: Example
-    task_id: int | None
+class RoundAnchor:
+    """An anchor of a round: the test example and the model's ``probs`` [p(non-entailment), p(entailment)] on it
+    when the round started. :meth:`RoundState.create_round` takes them, :meth:`RoundState.anchors` returns them."""
 
-
-@dataclass(frozen=True)
-class AnchorRow:
-    round_id: str
-    anchor_id: str
-    position: int
     example: Example
     probs: list[float]
 
+    @property
+    def anchor_id(self) -> str:
+        return self.example.id
 
-def ratings_digest(ratings: Iterable[Any]) -> str:
-    """A digest of what the ratings say (who rated which pair how), independent of order and timestamps.
 
-    Deleted ratings are left out: a snapshot without them says the same as one where they never existed.
-    """
-    rows = sorted(
-        (r.anchor_id, r.example_id, r.annotator, -1 if r.score is None else int(r.score), r.status)
-        for r in ratings if r.status in ACTIVE_STATUSES
-    )
-    return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()[:16]
+@dataclass(frozen=True)
+class RoundPair:
+    """An (anchor, influential training example) pair of a round: ``rank`` 1 = most helpful, ``influence`` its
+    score (negative = helpful), ``task_id`` its Label Studio task once pushed. :meth:`RoundState.create_round` takes
+    them, :meth:`RoundState.pairs` returns them."""
+
+    anchor_id: str
+    example: Example
+    rank: int
+    influence: float
+    task_id: int | None = None
+
+    @property
+    def example_id(self) -> str:
+        return self.example.id
+
+    @property
+    def pair(self) -> PairKey:
+        return (self.anchor_id, self.example.id)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored snapshot of a round's ratings (its ratings: :meth:`RoundState.snapshot_ratings`). ``digest``:
+    :func:`hildif.feedback.ratings.ratings_digest` of them; ``n_active``: how many are not deleted. ``created``:
+    whether the :meth:`RoundState.add_snapshot` call that returned it stored it (False: the latest snapshot said
+    the same already; always False when read back)."""
+
+    snapshot_id: int
+    round_id: str
+    created_at: str
+    digest: str
+    n_active: int
+    created: bool = field(default=False, compare=False)
+
+    @classmethod
+    def _from_row(cls, row: sqlite3.Row, created: bool = False) -> "Snapshot":
+        return cls(int(row["snapshot_id"]), row["round_id"], row["created_at"], row["digest"], int(row["n_active"]),
+                   created)
+
+
+_RATING_FIELDS = tuple(f.name for f in fields(Rating))
 
 
 def flatten_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -240,13 +271,14 @@ class RoundState:
         base_path: str,
         selection: dict[str, Any],
         config: dict[str, Any],
-        anchors: Sequence[tuple[Example, Sequence[float]]],
-        pairs: Sequence[tuple[str, Example, int, float]],
+        anchors: Sequence[RoundAnchor],
+        pairs: Sequence[RoundPair],
         *,
         annotators_per_task: int | None = None,
         project_title: str | None = None,
     ) -> None:
-        """Record a round with its explained anchors and (anchor_id, example, rank, influence) pairs, atomically.
+        """Record a round with its explained anchors (in order) and their pairs, atomically (the pairs' task ids are
+        left empty: :meth:`set_task_ids` records them once pushed).
 
         ``annotators_per_task`` and ``project_title``: the Label Studio settings the round is started with (left
         empty, the first push records the config's)."""
@@ -261,13 +293,13 @@ class RoundState:
             )
             db.executemany(
                 "INSERT INTO anchors VALUES (?, ?, ?, ?, ?)",
-                [(round_id, a.id, i, json.dumps(a.to_dict()), json.dumps([float(p) for p in probs]))
-                 for i, (a, probs) in enumerate(anchors)],
+                [(round_id, a.anchor_id, i, json.dumps(a.example.to_dict()),
+                  json.dumps([float(p) for p in a.probs])) for i, a in enumerate(anchors)],
             )
             db.executemany(
                 "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                [(round_id, aid, ex.id, int(rank), float(score), json.dumps(ex.to_dict()))
-                 for aid, ex, rank, score in pairs],
+                [(round_id, p.anchor_id, p.example_id, int(p.rank), float(p.influence), json.dumps(p.example.to_dict()))
+                 for p in pairs],
             )
 
     def round(self, round_id: str) -> dict[str, Any]:
@@ -307,22 +339,21 @@ class RoundState:
             return sum(db.execute("UPDATE pairs SET task_id = NULL WHERE round_id = ? AND task_id = ?",
                                   (round_id, int(t))).rowcount for t in task_ids)
 
-    def anchors(self, round_id: str) -> list[AnchorRow]:
+    def anchors(self, round_id: str) -> list[RoundAnchor]:
         with self._read() as db:
             rows = db.execute("SELECT * FROM anchors WHERE round_id = ? ORDER BY position", (round_id,)).fetchall()
-        return [AnchorRow(r["round_id"], r["anchor_id"], r["position"], Example.from_dict(json.loads(r["example"])),
-                          json.loads(r["probs"])) for r in rows]
+        return [RoundAnchor(Example.from_dict(json.loads(r["example"])), json.loads(r["probs"])) for r in rows]
 
-    def pairs(self, round_id: str) -> list[PairRow]:
+    def pairs(self, round_id: str) -> list[RoundPair]:
         with self._read() as db:
             rows = db.execute(
                 "SELECT p.* FROM pairs p JOIN anchors a USING (round_id, anchor_id) WHERE p.round_id = ? "
                 "ORDER BY a.position, p.rank", (round_id,)).fetchall()
-        return [PairRow(r["round_id"], r["anchor_id"], r["example_id"], r["rank"], r["influence"],
-                        Example.from_dict(json.loads(r["example"])), r["task_id"]) for r in rows]
+        return [RoundPair(r["anchor_id"], Example.from_dict(json.loads(r["example"])), r["rank"], r["influence"],
+                          r["task_id"]) for r in rows]
 
-    def set_task_ids(self, round_id: str, task_ids: dict[tuple[str, str], int]) -> None:
-        """Record Label Studio task ids for (anchor_id, example_id) pairs, all or nothing."""
+    def set_task_ids(self, round_id: str, task_ids: dict[PairKey, int]) -> None:
+        """Record Label Studio task ids for pairs (by :data:`PairKey`), all or nothing."""
         with self._write() as db:
             for (aid, eid), tid in task_ids.items():
                 cur = db.execute(
@@ -332,39 +363,41 @@ class RoundState:
                     raise RoundStateError(f"round {round_id!r} has no pair ({aid}, {eid}) to attach task {tid} to")
 
     # ------------------------------------------------------------------ ratings snapshots
-    def latest_snapshot(self, round_id: str) -> dict[str, Any] | None:
+    def latest_snapshot(self, round_id: str) -> Snapshot | None:
         with self._read() as db:
             row = db.execute("SELECT * FROM snapshots WHERE round_id = ? ORDER BY snapshot_id DESC LIMIT 1",
                              (round_id,)).fetchone()
-        return dict(row) if row else None
+        return Snapshot._from_row(row) if row else None
 
-    def snapshot(self, snapshot_id: int) -> dict[str, Any]:
+    def snapshot(self, snapshot_id: int) -> Snapshot:
         with self._read() as db:
             row = db.execute("SELECT * FROM snapshots WHERE snapshot_id = ?", (snapshot_id,)).fetchone()
         if row is None:
             raise RoundStateError(f"unknown ratings snapshot {snapshot_id} in {self.path}")
-        return dict(row)
+        return Snapshot._from_row(row)
 
-    def snapshot_ratings(self, snapshot_id: int) -> list[dict[str, Any]]:
+    def snapshot_ratings(self, snapshot_id: int) -> list[Rating]:
+        """The ratings stored with a snapshot, as the records :meth:`add_snapshot` was given (deleted ones too)."""
         with self._read() as db:
-            return [dict(r) for r in db.execute(
+            rows = db.execute(
                 "SELECT * FROM ratings WHERE snapshot_id = ? ORDER BY anchor_id, example_id, annotator, source",
-                (snapshot_id,))]
+                (snapshot_id,)).fetchall()
+        return [Rating(**{k: r[k] for k in _RATING_FIELDS}) for r in rows]
 
-    def add_snapshot(self, round_id: str, ratings: Sequence[Any]) -> tuple[int, bool]:
-        """Store ``ratings`` (hildif.feedback.Rating records) as a new snapshot unless the latest one of the round
-        says the same (same :func:`ratings_digest` and the same deleted set). Returns (snapshot_id, created)."""
+    def add_snapshot(self, round_id: str, ratings: Sequence[Rating]) -> Snapshot:
+        """Store ``ratings`` as a new snapshot unless the latest one of the round says the same (same
+        :func:`ratings_digest` and the same deleted set): then that one is returned (``created`` False)."""
         digest = ratings_digest(ratings)
-        deleted = sorted(r.source for r in ratings if r.status == "deleted")
+        deleted = sorted(r.source for r in ratings if r.status == DELETED)
         with self._write() as db:
             last = db.execute("SELECT * FROM snapshots WHERE round_id = ? ORDER BY snapshot_id DESC LIMIT 1",
                               (round_id,)).fetchone()
             if last is not None and last["digest"] == digest:
                 last_deleted = [r[0] for r in db.execute(
-                    "SELECT source FROM ratings WHERE snapshot_id = ? AND status = 'deleted' ORDER BY source",
-                    (last["snapshot_id"],))]
+                    "SELECT source FROM ratings WHERE snapshot_id = ? AND status = ? ORDER BY source",
+                    (last["snapshot_id"], DELETED))]
                 if last_deleted == deleted:
-                    return int(last["snapshot_id"]), False
+                    return Snapshot._from_row(last)
             n_active = sum(1 for r in ratings if r.status in ACTIVE_STATUSES)
             cur = db.execute("INSERT INTO snapshots (round_id, created_at, digest, n_active) VALUES (?, ?, ?, ?)",
                              (round_id, now(), digest, n_active))
@@ -374,7 +407,8 @@ class RoundState:
                 [(sid, r.source, r.anchor_id, r.example_id, r.annotator, r.score, r.status, r.updated_at)
                  for r in ratings],
             )
-        return sid, True
+            row = db.execute("SELECT * FROM snapshots WHERE snapshot_id = ?", (sid,)).fetchone()
+        return Snapshot._from_row(row, created=True)
 
     # ------------------------------------------------------------------ syncs
     def begin_sync(self, round_id: str, snapshot_id: int) -> int:
@@ -401,7 +435,7 @@ class RoundState:
         self,
         sync_id: int,
         *,
-        scores: Sequence[tuple[str, str, float | None, int, float | None, bool, bool]],
+        scores: Sequence["AggregatedPair"],
         augmented: Sequence[Example],
         version: str,
         version_path: str,
@@ -410,13 +444,15 @@ class RoundState:
         report_dir: str,
         summary: dict[str, Any],
     ) -> None:
-        """Record everything a successful sync produced in one transaction (the model is already on disk)."""
+        """Record everything a successful sync produced in one transaction (the model is already on disk).
+        ``scores``: the aggregation's pairs (:class:`hildif.feedback.aggregation.AggregatedPair`), pending ones too."""
         with self._write() as db:
             row = db.execute("SELECT round_id FROM syncs WHERE sync_id = ?", (sync_id,)).fetchone()
             if row is None:
                 raise RoundStateError(f"unknown sync {sync_id}")
             db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(sync_id, a, e, s, n, sp, int(f), int(p)) for a, e, s, n, sp, f, p in scores])
+                           [(sync_id, p.anchor_id, p.example_id, p.score, p.n_raters, p.spread, int(p.flagged),
+                             int(p.pending)) for p in scores])
             db.executemany("INSERT INTO augmented VALUES (?, ?, ?)",
                            [(sync_id, i, json.dumps(ex.to_dict())) for i, ex in enumerate(augmented)])
             db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from hildif.config import HildifConfig
+from hildif.feedback.ratings import DECLINED_STATUSES
 from hildif.rounds.state import RoundState
 
 
@@ -17,7 +18,7 @@ def round_status(cfg: HildifConfig, round_id: str, *, client=None, live: bool = 
     ``annotators_per_task`` the round was started with), ``annotators`` (per annotator:
     submitted, skipped), ``progress`` totals, ``agreement`` (Krippendorff's ordinal alpha), ``syncs``,
     ``current_version``, ``source`` (``labelstudio`` or ``snapshot <id>``)."""
-    from hildif.feedback import Rating, aggregate
+    from hildif.feedback import aggregate
     from hildif.model.registry import ModelRegistry
 
     state = RoundState(cfg.run_path("rounds.sqlite"))
@@ -29,22 +30,20 @@ def round_status(cfg: HildifConfig, round_id: str, *, client=None, live: bool = 
             from hildif.labelstudio.client import LabelStudioClient
 
             client = LabelStudioClient.from_config(cfg.labelstudio)
-        by_task = {p.task_id: (p.anchor_id, p.example_id) for p in pairs if p.task_id is not None}
+        by_task = {p.task_id: p.pair for p in pairs if p.task_id is not None}
         ratings = client.ratings(int(info["project_id"]), by_task) if by_task and info["project_id"] else []
         source = "labelstudio"
     else:
         snap = state.latest_snapshot(round_id)
-        rows = state.snapshot_ratings(snap["snapshot_id"]) if snap else []
-        ratings = [Rating(**{k: r[k] for k in ("anchor_id", "example_id", "annotator", "score", "status",
-                                                "updated_at", "source")}) for r in rows]
-        source = f"snapshot {snap['snapshot_id']}" if snap else "no snapshot yet"
+        ratings = state.snapshot_ratings(snap.snapshot_id) if snap else []
+        source = f"snapshot {snap.snapshot_id}" if snap else "no snapshot yet"
     agg = aggregate(ratings, method=cfg.feedback.aggregation, min_raters=cfg.feedback.min_raters,
                     review_spread=cfg.feedback.review_spread) if ratings else None
     counted = {key: len(p.ratings) for key, p in (agg.pairs.items() if agg else [])}
-    skipped = Counter((r.anchor_id, r.example_id) for r in ratings if r.status in ("skipped", "cancelled"))
+    skipped = Counter(r.pair for r in ratings if r.status in DECLINED_STATUSES)
     pair_rows = []
     for p in pairs:
-        key = (p.anchor_id, p.example_id)
+        key = p.pair
         pair_rows.append({
             "anchor_id": p.anchor_id, "example_id": p.example_id, "rank": p.rank, "task_id": p.task_id,
             "submitted": counted.get(key, 0), "skipped": skipped.get(key, 0), "target": target,
@@ -58,7 +57,7 @@ def round_status(cfg: HildifConfig, round_id: str, *, client=None, live: bool = 
             for r in p.ratings:
                 annotators.setdefault(r.annotator, {"submitted": 0, "skipped": 0})["submitted"] += 1
     for r in ratings:
-        if r.status in ("skipped", "cancelled"):
+        if r.status in DECLINED_STATUSES:
             annotators.setdefault(r.annotator, {"submitted": 0, "skipped": 0})["skipped"] += 1
     syncs = [{k: s[k] for k in ("sync_id", "status", "version", "started_at", "finished_at", "report_dir", "error")}
              | {k: (s.get("summary") or {}).get(k) for k in ("metrics", "served", "gate", "promoted")}

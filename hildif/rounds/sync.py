@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hildif.config import HildifConfig
+from hildif.feedback.ratings import SUBMITTED, Rating, ratings_digest, reconcile
 from hildif.rounds.start import RoundError
-from hildif.rounds.state import RoundState, now, ratings_digest
+from hildif.rounds.state import RoundState, now
 from hildif.utils.locks import file_lock
 
 log = logging.getLogger(__name__)
@@ -75,22 +76,31 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def pull_and_snapshot(cfg: HildifConfig, state: RoundState, round_id: str, client) -> tuple[int, list, dict[str, int]]:
-    """Steps 1-2: returns (snapshot id, ratings of the snapshot, change counts)."""
-    from hildif.labelstudio.convert import reconcile
+@dataclass(frozen=True)
+class PulledRatings:
+    """What steps 1-2 leave: the snapshot the ratings are stored as, its ratings (deleted ones included) and the
+    change counts since the previous snapshot (:func:`hildif.feedback.ratings.reconcile`)."""
 
+    snapshot_id: int
+    ratings: list[Rating]
+    changes: dict[str, int]
+
+
+def pull_and_snapshot(cfg: HildifConfig, state: RoundState, round_id: str, client) -> PulledRatings:
+    """Steps 1-2: pull the round's ratings from Label Studio and store them as a snapshot."""
     info = state.round(round_id)
     pairs = state.pairs(round_id)
-    by_task = {p.task_id: (p.anchor_id, p.example_id) for p in pairs if p.task_id is not None}
+    by_task = {p.task_id: p.pair for p in pairs if p.task_id is not None}
     if info["project_id"] is None or not by_task:
         raise RoundError(f"round {round_id!r} has no tasks in Label Studio yet: run `hildif round start` first")
     current = client.ratings(int(info["project_id"]), by_task)
     last = state.latest_snapshot(round_id)
-    previous = state.snapshot_ratings(last["snapshot_id"]) if last else []
+    previous = state.snapshot_ratings(last.snapshot_id) if last else []
     ratings, changes = reconcile(current, previous, now())
-    snapshot_id, created = state.add_snapshot(round_id, ratings)
-    log.info("round %s: snapshot %d (%s): %s", round_id, snapshot_id, "new" if created else "unchanged", changes)
-    return snapshot_id, ratings, changes
+    snapshot = state.add_snapshot(round_id, ratings)
+    log.info("round %s: snapshot %d (%s): %s", round_id, snapshot.snapshot_id,
+             "new" if snapshot.created else "unchanged", changes)
+    return PulledRatings(snapshot.snapshot_id, ratings, changes)
 
 
 INTERRUPTED = "its process stopped during the sync (killed or crashed); nothing it did is served: sync again"
@@ -128,31 +138,30 @@ def _sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool
         from hildif.labelstudio.client import LabelStudioClient
 
         client = LabelStudioClient.from_config(cfg.labelstudio)
-    snapshot_id, ratings, changes = pull_and_snapshot(cfg, state, round_id, client)
-    return sync_snapshot(cfg, round_id, snapshot_id, ratings, changes, progress=progress)
+    return sync_snapshot(cfg, round_id, pull_and_snapshot(cfg, state, round_id, client), progress=progress)
 
 
-def sync_snapshot(cfg: HildifConfig, round_id: str, snapshot_id: int, ratings: list, changes: dict[str, int], *,
-                  progress: bool = True) -> SyncResult:
-    """Steps 3-8 on ratings already stored as snapshot ``snapshot_id`` (:meth:`RoundState.add_snapshot`). The
-    caller holds the run's sync lock (:func:`sync_round` does)."""
+def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, progress: bool = True) -> SyncResult:
+    """Steps 3-8 on ratings already stored as a snapshot (:func:`pull_and_snapshot`, or
+    :meth:`RoundState.add_snapshot`). The caller holds the run's sync lock (:func:`sync_round` does)."""
     from hildif.model.registry import ModelRegistry
 
     state = RoundState(cfg.run_path("rounds.sqlite"))
     info = state.round(round_id)
+    snapshot_id, ratings, changes = pulled.snapshot_id, pulled.ratings, pulled.changes
     digest = ratings_digest(ratings)
     registry = ModelRegistry(cfg.run.run_dir)
     previous_version = registry.current()
     base = SyncResult(round_id, "unchanged", snapshot_id, digest, changes, previous_version=previous_version)
     last = state.last_done_sync(round_id)
     if last is not None:
-        if state.snapshot(last["snapshot_id"])["digest"] == digest:
+        if state.snapshot(last["snapshot_id"]).digest == digest:
             base.sync_id, base.version, base.report_dir = last["sync_id"], last["version"], last["report_dir"]
             base.served = last["version"] == previous_version
             base.gate = (last.get("summary") or {}).get("gate") or {}
             log.info("round %s: ratings unchanged since sync %d; model %s stays", round_id, last["sync_id"], last["version"])
             return base
-    if not any(r.status == "submitted" for r in ratings):
+    if not any(r.status == SUBMITTED for r in ratings):
         base.status = "no_ratings"
         log.info("round %s: no submitted rating yet; nothing to fine-tune on", round_id)
         return base
@@ -178,7 +187,7 @@ def sync_snapshot(cfg: HildifConfig, round_id: str, snapshot_id: int, ratings: l
 
 
 def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
-                      ratings: list, progress: bool) -> dict[str, Any]:
+                      ratings: list[Rating], progress: bool) -> dict[str, Any]:
     from hildif.data.splits import cached_train, evaluation_sets
     from hildif.feedback import aggregate
     from hildif.model.classifier import Classifier
@@ -190,7 +199,7 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     round_id = info["round_id"]
     fb = cfg.feedback
     agg = aggregate(ratings, method=fb.aggregation, min_raters=fb.min_raters, review_spread=fb.review_spread)
-    examples = {(p.anchor_id, p.example_id): p.example for p in state.pairs(round_id)}
+    examples = {p.pair: p.example for p in state.pairs(round_id)}
     scored = [(examples[key], float(pair.score)) for key, pair in sorted(agg.pairs.items())
               if not pair.pending and pair.score is not None and key in examples]
     if not scored:
@@ -232,9 +241,8 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
         "gate": decision, "served": decision["serve"], "previous_version": registry.current(),
     }
     write_round_report(report_dir, summary, agg)
-    scores = [(p.anchor_id, p.example_id, p.score, p.n_raters, p.spread, p.flagged, p.pending) for p in agg.pairs.values()]
     state.finish_sync(
-        sync_id, scores=scores, augmented=fts.examples, version=version, version_path=str(registry.path(version)),
+        sync_id, scores=list(agg.pairs.values()), augmented=fts.examples, version=version, version_path=str(registry.path(version)),
         parent=info["base_version"], metrics=after, report_dir=str(report_dir),
         summary={k: summary[k] for k in ("n_scored_pairs", "n_augmented", "metrics", "ratings_digest", "gate",
                                          "served")},
@@ -278,5 +286,5 @@ def promote(cfg: HildifConfig, round_id: str, version: str | None = None) -> dic
                 "sync_id": chosen["sync_id"]}
 
 
-__all__ = ["PromoteError", "SyncResult", "sync_round", "sync_snapshot", "promote", "recover_interrupted_syncs",
+__all__ = ["PromoteError", "PulledRatings", "SyncResult", "sync_round", "sync_snapshot", "promote", "recover_interrupted_syncs",
            "pull_and_snapshot", "headline"]
