@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from hildif.config import HildifConfig, machine_cache_dir
+from hildif.errors import HildifError
 from hildif.utils.atomic import write_json_atomic, write_text_atomic
 from hildif.utils.paths import display_path
 
@@ -47,7 +48,7 @@ ANNOTATOR_MODES = ("simulated", "human")
 STEPS = 7
 
 
-class DemoError(RuntimeError):
+class DemoError(HildifError, RuntimeError):
     """The demo cannot go on; the message says which step failed and what to do."""
 
 

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from hildif.config import ConfigError
 from hildif.feedback.agreement import Agreement, compute_agreement
 from hildif.feedback.ratings import NormalizedRatings, PairKey, Rating, normalize
 
@@ -217,12 +218,12 @@ def aggregate(
 ) -> AggregationResult:
     """Normalise the event log, aggregate each pair with ``method`` and measure agreement.
 
-    Raises ``ValueError`` for an unknown method or ``min_raters < 1``; ``RatingError`` for a malformed record.
+    Raises :class:`~hildif.config.ConfigError` (a ``ValueError``) for an unknown method or ``min_raters < 1``; ``RatingError`` for a malformed record.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown aggregation method {method!r} (known: {', '.join(METHODS)})")
+        raise ConfigError(f"unknown aggregation method {method!r} (known: {', '.join(METHODS)})")
     if min_raters < 1:
-        raise ValueError(f"min_raters must be >= 1, got {min_raters}")
+        raise ConfigError(f"min_raters must be >= 1, got {min_raters}")
     norm = ratings if isinstance(ratings, NormalizedRatings) else normalize(ratings)
     strategy = METHODS[method]()
     weights = None

@@ -19,13 +19,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from hildif.errors import HildifError
+
 STATUSES = ("submitted", "skipped", "cancelled", "deleted")
 MIN_SCORE, MAX_SCORE = 1, 5
 
 PairKey = tuple[str, str]
 
 
-class RatingError(ValueError):
+class RatingError(HildifError, ValueError):
     """A rating record is malformed; the message names the record (source, pair, annotator) and the field."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
+from hildif.errors import HildifError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_CONFIG_FILE = REPO_ROOT / "label_config" / "rating.xml"
@@ -25,7 +26,7 @@ COMMENT_NAME = "comment"
 TASK_SOURCE = "hildif"  # data.source of every task we push; tasks without it are not ours
 
 
-class ConversionError(ValueError):
+class ConversionError(HildifError, ValueError):
     """A task or annotation from Label Studio does not have the shape hildif wrote; the message names it."""
 
 

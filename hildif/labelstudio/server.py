@@ -37,6 +37,7 @@ from pathlib import Path
 
 import requests
 
+from hildif.errors import HildifError
 from hildif.utils.locks import file_lock
 from hildif.utils.net import is_loopback
 
@@ -52,7 +53,7 @@ LOCAL_ADMIN_TOKEN = "hildif0admin0token0for0local0use0only00"
 CREDENTIALS_FILE = "hildif-admin-credentials.json"
 
 
-class LabelStudioServerError(RuntimeError):
+class LabelStudioServerError(HildifError, RuntimeError):
     """The local Label Studio could not be started (binary missing, port busy, no answer); the message says which."""
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from hildif.data.example import Example
+from hildif.errors import HildifError
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def project_title_for(base: str, round_id: str) -> str:
     return (base.strip()[:room].rstrip() or "HILDIF") + suffix
 
 
-class RoundStateError(RuntimeError):
+class RoundStateError(HildifError, RuntimeError):
     """The round state is missing something the caller needs (unknown round, ...); the message says what."""
 
 

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hildif.config import HildifConfig
+from hildif.errors import HildifError
 from hildif.rounds.start import RoundError
 from hildif.rounds.state import RoundState, now, ratings_digest
 from hildif.utils.locks import file_lock
@@ -243,7 +244,7 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
             "n_augmented": len(fts.examples), "headline": summary["metrics"], "gate": decision}
 
 
-class PromoteError(ValueError):
+class PromoteError(HildifError, ValueError):
     """``hildif round promote`` cannot serve the version asked for; the message says why."""
 
 
