@@ -106,7 +106,7 @@ class Weighted:
         return float(score), {"weights": dict(zip((r.annotator for r in ratings), w))}
 
 
-METHODS = {cls.name: cls for cls in (Median, Mean, TrimmedMean, Majority, Weighted)}
+AGGREGATORS = {cls.name: cls for cls in (Median, Mean, TrimmedMean, Majority, Weighted)}
 
 
 @dataclass
@@ -218,14 +218,15 @@ def aggregate(
 ) -> AggregationResult:
     """Normalise the event log, aggregate each pair with ``method`` and measure agreement.
 
-    Raises :class:`~hildif.config.ConfigError` (a ``ValueError``) for an unknown method or ``min_raters < 1``; ``RatingError`` for a malformed record.
+    Raises :class:`~hildif.config.ConfigError` (a ``ValueError``) for an unknown method or ``min_raters < 1``;
+    ``RatingError`` for a malformed record.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown aggregation method {method!r} (known: {', '.join(METHODS)})")
+    if method not in AGGREGATORS:
+        raise ConfigError(f"unknown aggregation method {method!r} (known: {', '.join(AGGREGATORS)})")
     if min_raters < 1:
         raise ConfigError(f"min_raters must be >= 1, got {min_raters}")
     norm = ratings if isinstance(ratings, NormalizedRatings) else normalize(ratings)
-    strategy = METHODS[method]()
+    strategy = AGGREGATORS[method]()
     weights = None
     if isinstance(strategy, Weighted):
         weights = strategy.fit(norm.counted).weights
