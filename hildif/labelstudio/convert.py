@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
 from hildif.errors import HildifError
-from hildif.labelstudio.template import load_label_config, rating_tags  # load_label_config: re-exported
+from hildif.labelstudio.template import load_label_config, rating_tags  # noqa: F401 (load_label_config: re-exported)
 
 # The paper's five answers, in score order: "The test case and the presented sample are: ..."
 SCORE_CHOICES: tuple[str, ...] = ("Very different", "Different", "Can't decide", "Similar", "Very similar")
