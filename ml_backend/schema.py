@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from hildif.errors import HildifError
+
 # Keys that name something on the server's disk; refused over HTTP wherever they appear.
 _FILE_KEY = re.compile(r"(^|_)(file|files|path|paths|dir|dirs|directory|folder|config|cfg)$", re.IGNORECASE)
 
@@ -23,7 +25,7 @@ MAX_PAIR_IDS = 1000
 MAX_TASKS = 1000
 
 
-class FieldError(ValueError):
+class FieldError(HildifError, ValueError):
     """A request field the API does not accept: ``field`` is its dotted name, the message says what is expected."""
 
     def __init__(self, field_name: str, message: str, status: int = 400) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from hildif.commands.common import add_config_options, config_from_args
 from hildif.config import HildifConfig
-from ml_backend.settings import BackendSettings, ExposureError, check_exposure
+from ml_backend.settings import BackendSettings, SettingsError, check_exposure
 
 AUTH_USER_ENV = "HILDIF_BACKEND_USER"
 AUTH_PASSWORD_ENV = "HILDIF_BACKEND_PASSWORD"
@@ -31,15 +31,15 @@ def _password_from_env() -> str | None:
     """``$HILDIF_BACKEND_PASSWORD``, else the first line of ``$HILDIF_BACKEND_PASSWORD_FILE``; never both."""
     password, path = os.environ.get(AUTH_PASSWORD_ENV), os.environ.get(AUTH_PASSWORD_FILE_ENV)
     if password and path:
-        raise ValueError(f"set ${AUTH_PASSWORD_ENV} or ${AUTH_PASSWORD_FILE_ENV}, not both")
+        raise SettingsError(f"set ${AUTH_PASSWORD_ENV} or ${AUTH_PASSWORD_FILE_ENV}, not both")
     if not path:
         return password
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
     except OSError as exc:
-        raise ValueError(f"${AUTH_PASSWORD_FILE_ENV} {path}: cannot read it: {exc.strerror}") from None
+        raise SettingsError(f"${AUTH_PASSWORD_FILE_ENV} {path}: cannot read it: {exc.strerror}") from None
     if not lines or not lines[0].strip():
-        raise ValueError(f"${AUTH_PASSWORD_FILE_ENV} {path}: the file is empty")
+        raise SettingsError(f"${AUTH_PASSWORD_FILE_ENV} {path}: the file is empty")
     return lines[0].strip()
 
 
@@ -47,7 +47,7 @@ def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bo
                       threads: int = 8, insecure: bool = False) -> BackendSettings:
     user, password = os.environ.get(AUTH_USER_ENV), _password_from_env()
     if bool(user) != bool(password):
-        raise ValueError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV}")
+        raise SettingsError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV}")
     if preannotate is None:
         preannotate = os.environ.get(PREANNOTATE_ENV, "").lower() in ("1", "true", "yes", "on")
     return BackendSettings(host=host, port=port, basic_auth=(user, password) if user else None, preannotate=preannotate,
@@ -57,7 +57,7 @@ def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bo
 def settings_from_args(args: argparse.Namespace) -> BackendSettings:
     """The settings of ``python -m ml_backend`` / ``hildif backend serve`` (options plus environment)."""
     if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        raise SettingsError(f"--threads must be >= 1, got {args.threads}")
     return settings_from_env(args.host, args.port, args.preannotate, args.threads, args.insecure)
 
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         serve(config_from_args(args), settings_from_args(args))
-    except (ExposureError, ValueError) as exc:
+    except SettingsError as exc:
         print(f"python -m ml_backend: {exc}", file=sys.stderr)
         return 2
     return 0

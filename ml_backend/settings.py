@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hildif.errors import HildifError
 from hildif.utils.net import is_loopback
 
 
@@ -25,7 +26,11 @@ class BackendSettings:
     max_body_bytes: int = 4 * 1024 * 1024
 
 
-class ExposureError(ValueError):
+class SettingsError(HildifError, ValueError):
+    """A backend option or environment variable is invalid; the message names it."""
+
+
+class ExposureError(SettingsError):
     """Serving on a non-loopback interface without basic auth and without ``--insecure``."""
 
 

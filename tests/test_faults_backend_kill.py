@@ -124,7 +124,7 @@ def _train(url: str, project_id: int) -> str:
 @pytest.mark.integration
 @pytest.mark.labelstudio
 def test_backend_killed_during_fine_tuning_keeps_the_model_and_recovers(label_studio, tmp_path, data_dir, monkeypatch):
-    from hildif.demo import write_config_file
+    from hildif.labelstudio.processes import write_config_file
     from hildif.labelstudio.client import LabelStudioClient
     from hildif.model.classifier import Classifier
     from hildif.model.registry import ModelRegistry

@@ -23,6 +23,7 @@ def test_a_busy_port_is_refused_before_starting(tmp_path):
 
 def test_missing_executable_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("HILDIF_LABEL_STUDIO_BIN", str(tmp_path / "nope"))
+    monkeypatch.delenv("HILDIF_LS_VENV", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr("hildif.labelstudio.server.REPO_ROOT", tmp_path)
     with pytest.raises(LabelStudioServerError, match=r"pip install label-studio==1\.23\.2"):

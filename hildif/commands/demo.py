@@ -1,5 +1,5 @@
 """``hildif demo``: one whole HILDIF round on this machine (Label Studio, ML backend, baseline, round, ratings,
-sync, before/after table). See :mod:`hildif.demo`."""
+sync, before/after table). The options and what is printed live here; the steps in :mod:`hildif.demo`."""
 
 from __future__ import annotations
 
@@ -39,17 +39,45 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hildif.demo import DemoOptions, run_demo
+    from hildif.demo import run_demo
 
-    cfg = config_with_eval_samples(args)
-    opts = DemoOptions(
+    try:
+        result = run_demo(config_with_eval_samples(args), options_from_args(args), say=say)
+    except KeyboardInterrupt:
+        return 130
+    print_result(result)
+    return 0
+
+
+def options_from_args(args: argparse.Namespace):
+    """The :class:`hildif.demo.DemoOptions` of the command line."""
+    from hildif.demo import DemoOptions
+
+    return DemoOptions(
         annotators=args.annotators, round_id=args.round_id, n_anchors=args.n_anchors, anchors_file=args.anchors_file,
         top_p=args.top_p, simulated=args.simulated, seed=args.seed, ls_url=args.ls_url, ls_port=args.ls_port,
         backend=not args.no_backend, backend_port=args.backend_port, wait_timeout_s=args.wait_timeout,
         progress=not args.no_progress,
     )
-    try:
-        run_demo(cfg, opts)
-    except KeyboardInterrupt:
-        return 130
-    return 0
+
+
+def say(step: int | None, text: str) -> None:
+    """One step's news on the terminal: ``[demo 3/7] text`` (``[demo] text`` outside the steps)."""
+    from hildif.demo import STEPS
+
+    prefix = f"[demo {step}/{STEPS}]" if step else "[demo]"
+    print(f"{prefix} {text}", flush=True)
+
+
+def print_result(result) -> None:
+    """The before/after table (the paper's Figure 1c layout), MNLI accuracy and the report files."""
+    from hildif.utils.paths import display_path
+
+    print("\nHANS accuracy (entailment %, non-entailment %) per heuristic; HANS and MNLI dev accuracy %:\n")
+    print(result.table)
+    mnli_b, mnli_a = (result.before.get("mnli") or {}).get("accuracy"), (result.after.get("mnli") or {}).get("accuracy")
+    print(f"MNLI dev accuracy: {mnli_b} -> {mnli_a}")
+    print("reports:")
+    for name, path in result.paths.items():
+        print(f"  {name}: {display_path(path)}")
+    print(flush=True)

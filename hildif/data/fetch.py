@@ -20,10 +20,12 @@ from typing import Any
 import requests
 from tqdm.auto import tqdm
 
+from hildif.errors import HildifError
+
 DEFAULT_MANIFEST = Path(__file__).with_name("sources.json")
 
 
-class FetchError(RuntimeError):
+class FetchError(HildifError, RuntimeError):
     """A download failed or its digest did not match; the message names the file and both digests."""
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hildif.data.example import Example, binary_label, stable_id
+from hildif.errors import HildifError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ _TEXT_FIELDS = set(_PREMISE_KEYS + _HYPOTHESIS_KEYS) | {
 }
 
 
-class DataFormatError(ValueError):
+class DataFileNotFoundError(HildifError, FileNotFoundError):
+    """A data file that was named (in the configuration or on the command line) does not exist."""
+
+
+class DataFormatError(HildifError, ValueError):
     """A row cannot be read. ``file`` and ``line`` (1-based, counting a header) say where, ``reason`` what."""
 
     def __init__(self, file: str | Path, line: int, reason: str) -> None:
@@ -182,7 +187,7 @@ def load_examples(
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise DataFileNotFoundError(f"data file not found: {path}")
     stats = stats if stats is not None else LoadStats()
     stats.file = str(path)
     examples: list[Example] = []

@@ -14,11 +14,12 @@ from pathlib import Path
 from hildif.config import DataConfig, EvalConfig
 from hildif.data.example import Example
 from hildif.data.loaders import LoadStats, load_examples
+from hildif.errors import HildifError
 
 _NORMALISE = re.compile(r"[^a-z0-9]+")
 
 
-class DataDirError(FileNotFoundError):
+class DataDirError(HildifError, FileNotFoundError):
     """No data directory, or a file missing in it; the message says how to fix it."""
 
 

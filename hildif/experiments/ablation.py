@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from hildif.config import HildifConfig
 from hildif.data.example import Example
+from hildif.errors import HildifError
 from hildif.rounds.finetune import NO_AUGMENTATION_MODES  # re-exported for the CLI
 from hildif.utils.atomic import write_json_atomic
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 
-class AblationError(ValueError):
+class AblationError(HildifError, ValueError):
     """An ablation cannot run as asked (unknown configuration, no baseline, bad settings); the message says which."""
 
 

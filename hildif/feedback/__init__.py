@@ -3,7 +3,7 @@
 Pure functions over plain records; no model or server needed (the similarity filter takes any encoder).
 """
 
-from hildif.feedback.aggregation import METHODS, AggregatedPair, AggregationResult, aggregate
+from hildif.feedback.aggregation import AGGREGATORS, AggregatedPair, AggregationResult, aggregate
 from hildif.feedback.agreement import Agreement, compute_agreement, ordinal_alpha
 from hildif.feedback.augmentation import AugmentResult, augment, build_chains, build_fill_chains, copies_for_score
 from hildif.feedback.ratings import NormalizedRatings, Rating, RatingError, normalize
@@ -11,7 +11,7 @@ from hildif.feedback.resources import ResourceMissingError
 from hildif.feedback.simulation import SimulatedAnnotator, heuristic_features, simulate_ratings
 
 __all__ = [
-    "METHODS", "AggregatedPair", "AggregationResult", "aggregate", "Agreement", "compute_agreement",
+    "AGGREGATORS", "AggregatedPair", "AggregationResult", "aggregate", "Agreement", "compute_agreement",
     "ordinal_alpha", "AugmentResult", "augment", "build_chains", "build_fill_chains", "copies_for_score", "NormalizedRatings", "Rating",
     "RatingError", "normalize", "ResourceMissingError", "SimulatedAnnotator", "heuristic_features",
     "simulate_ratings",

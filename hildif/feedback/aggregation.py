@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from hildif.config import ConfigError
 from hildif.feedback.agreement import Agreement, compute_agreement
 from hildif.feedback.ratings import NormalizedRatings, PairKey, Rating, normalize
 
@@ -105,7 +106,7 @@ class Weighted:
         return float(score), {"weights": dict(zip((r.annotator for r in ratings), w))}
 
 
-METHODS = {cls.name: cls for cls in (Median, Mean, TrimmedMean, Majority, Weighted)}
+AGGREGATORS = {cls.name: cls for cls in (Median, Mean, TrimmedMean, Majority, Weighted)}
 
 
 @dataclass
@@ -217,14 +218,15 @@ def aggregate(
 ) -> AggregationResult:
     """Normalise the event log, aggregate each pair with ``method`` and measure agreement.
 
-    Raises ``ValueError`` for an unknown method or ``min_raters < 1``; ``RatingError`` for a malformed record.
+    Raises :class:`~hildif.config.ConfigError` (a ``ValueError``) for an unknown method or ``min_raters < 1``;
+    ``RatingError`` for a malformed record.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown aggregation method {method!r} (known: {', '.join(METHODS)})")
+    if method not in AGGREGATORS:
+        raise ConfigError(f"unknown aggregation method {method!r} (known: {', '.join(AGGREGATORS)})")
     if min_raters < 1:
-        raise ValueError(f"min_raters must be >= 1, got {min_raters}")
+        raise ConfigError(f"min_raters must be >= 1, got {min_raters}")
     norm = ratings if isinstance(ratings, NormalizedRatings) else normalize(ratings)
-    strategy = METHODS[method]()
+    strategy = AGGREGATORS[method]()
     weights = None
     if isinstance(strategy, Weighted):
         weights = strategy.fit(norm.counted).weights

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from hildif.errors import HildifError
+
 SUBMITTED, SKIPPED, CANCELLED, DELETED = "submitted", "skipped", "cancelled", "deleted"
 STATUSES = (SUBMITTED, SKIPPED, CANCELLED, DELETED)
 DECLINED_STATUSES = (SKIPPED, CANCELLED)  # the annotator declined to rate: not a rating, counted apart
@@ -36,7 +38,7 @@ PairKey = tuple[str, str]
 string ``data.pair_key`` (:func:`hildif.labelstudio.convert.format_pair_key`)."""
 
 
-class RatingError(ValueError):
+class RatingError(HildifError, ValueError):
     """A rating record is malformed; the message names the record (source, pair, annotator) and the field."""
 
 

@@ -27,6 +27,7 @@ import subprocess
 from pathlib import Path
 
 from hildif.config import machine_cache_dir
+from hildif.errors import HildifError
 from hildif.utils.atomic import atomic_dir, write_json_atomic
 from hildif.utils.locks import file_lock
 
@@ -63,7 +64,7 @@ LEXNAMES = (
 _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 
-class ResourceMissingError(RuntimeError):
+class ResourceMissingError(HildifError, RuntimeError):
     """A language resource is not installed; the message says what to install."""
 
 

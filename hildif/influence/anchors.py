@@ -22,10 +22,11 @@ from typing import Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
 from hildif.data.loaders import _ID_KEYS
+from hildif.errors import HildifError
 from hildif.model.classifier import Classifier
 
 
-class AnchorSelectionError(ValueError):
+class AnchorSelectionError(HildifError, ValueError):
     """Unknown ids, a bad rule or an empty selection; the message says which."""
 
 

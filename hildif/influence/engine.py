@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hildif.config import InfluenceConfig
+from hildif.config import ConfigError, InfluenceConfig
 from hildif.data.example import Example
 from hildif.influence.objective import Objective
 from hildif.influence.params import select_parameters
@@ -50,9 +50,9 @@ class InfluenceEngine:
         self, classifier: Classifier, train_examples: Sequence[Example], cfg: InfluenceConfig, progress: bool = False
     ) -> None:
         if cfg.solver not in SOLVERS:
-            raise ValueError(f"influence.solver={cfg.solver!r}: expected one of {SOLVERS}")
+            raise ConfigError(f"influence.solver={cfg.solver!r}: expected one of {SOLVERS}")
         if cfg.gradient_method not in GRADIENT_METHODS:
-            raise ValueError(f"influence.gradient_method={cfg.gradient_method!r}: expected one of {GRADIENT_METHODS}")
+            raise ConfigError(f"influence.gradient_method={cfg.gradient_method!r}: expected one of {GRADIENT_METHODS}")
         if not train_examples:
             raise ValueError("influence needs a non-empty training set")
         self.classifier = classifier

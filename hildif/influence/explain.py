@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from hildif.config import InfluenceConfig
+from hildif.config import ConfigError, InfluenceConfig
 from hildif.data.example import Example
 from hildif.influence.engine import InfluenceEngine
 from hildif.influence.knn import FeatureIndex
@@ -66,7 +66,7 @@ def candidate_indices(
 ) -> list[np.ndarray]:
     """Training indices of each anchor's k nearest neighbours in feature space (``mean``: one shared query)."""
     if query not in QUERIES:
-        raise ValueError(f"influence.query={query!r}: expected one of {QUERIES}")
+        raise ConfigError(f"influence.query={query!r}: expected one of {QUERIES}")
     feats = classifier.features(anchors)
     if query == "mean":
         _, idx = index.search(feats.mean(0, keepdims=True), k)

@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 import torch
 
+from hildif.config import ConfigError
 from hildif.data.example import Example
 from hildif.model.classifier import Classifier
 from hildif.utils.atomic import write_json_atomic
@@ -88,7 +89,7 @@ class FeatureIndex:
     @classmethod
     def build(cls, features: np.ndarray, kind: str = "flat", use_gpu: bool = False, key: str = "") -> "FeatureIndex":
         if kind not in INDEX_KINDS:
-            raise ValueError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
+            raise ConfigError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
         feats = np.ascontiguousarray(features, dtype=np.float32)
         n, d = feats.shape
         if kind == "flat":
@@ -127,7 +128,7 @@ class FeatureIndex:
         or returns None, :meth:`Classifier.features` does.
         """
         if kind not in INDEX_KINDS:
-            raise ValueError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
+            raise ConfigError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
         key = cls.cache_key(classifier, examples, kind)
         use_gpu = _use_gpu(classifier)
         path = Path(cache_dir) / f"knn-{key}.faiss" if cache_dir else None

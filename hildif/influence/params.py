@@ -21,13 +21,15 @@ from dataclasses import dataclass
 
 import torch
 
+from hildif.errors import HildifError
+
 LAYER_PATTERN = re.compile(r"(?:^|\.)(?:layer|layers|block|blocks|h)\.(\d+)\.")
 # FastIF's weight_decay_ignores: no L2 penalty on biases and LayerNorm weights.
 NO_DECAY_PATTERN = re.compile(r"(?:bias$|LayerNorm|layer_norm|layernorm|\.norm\d*\.|_norm\.)")
 NAMED_CHOICES = ("fastif", "head", "all")
 
 
-class ParameterSelectionError(ValueError):
+class ParameterSelectionError(HildifError, ValueError):
     """The parameter choice matches nothing or cannot be interpreted for this model."""
 
 

@@ -19,6 +19,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from hildif.config import LabelStudioConfig
+from hildif.errors import HildifError
 from hildif.labelstudio.convert import rating_from_annotation, result_for_score
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(HildifError, RuntimeError):
     """Label Studio answered with an error; the message names the action, the status and the body."""
 
 

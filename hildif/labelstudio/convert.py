@@ -1,7 +1,8 @@
 """Label Studio JSON <-> hildif records, as pure functions (no SDK, no network).
 
 * :func:`task_payload`: one (anchor, influential example) pair -> the task dict pushed to Label Studio
-  (``data`` shown by ``label_config/rating.xml`` plus ids, ``meta`` with the ids again).
+  (``data`` shown by the rating template, :mod:`hildif.labelstudio.template`, plus ids, ``meta`` with the ids
+  again).
 * :func:`score_from_result` / :func:`result_for_score`: an annotation's ``result`` list <-> a score 1..5.
 * :func:`rating_from_annotation`: one annotation of a task -> a :class:`hildif.feedback.Rating`.
 
@@ -10,37 +11,27 @@ What the ratings mean (statuses, snapshots, deletions) is :mod:`hildif.feedback.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
+from hildif.errors import HildifError
+from hildif.labelstudio.template import load_label_config, rating_tags  # noqa: F401 (load_label_config: re-exported)
 
 if TYPE_CHECKING:
     from hildif.feedback.ratings import PairKey, Rating
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LABEL_CONFIG_FILE = REPO_ROOT / "label_config" / "rating.xml"
-
 # The paper's five answers, in score order: "The test case and the presented sample are: ..."
 SCORE_CHOICES: tuple[str, ...] = ("Very different", "Different", "Can't decide", "Similar", "Very similar")
 CHOICE_SCORES: dict[str, int] = {c: i + 1 for i, c in enumerate(SCORE_CHOICES)}
-FROM_NAME = "similarity"  # the <Choices> name in rating.xml
-TO_NAME = "anchor_premise"  # the <Text> it is attached to
-COMMENT_NAME = "comment"
+_TAGS = rating_tags()  # read from the shipped template (hildif/labelstudio/templates/rating.xml)
+FROM_NAME = _TAGS.from_name  # the <Choices> name
+TO_NAME = _TAGS.to_name  # the <Text> it is attached to
+COMMENT_NAME = _TAGS.comment_name or "comment"
 TASK_SOURCE = "hildif"  # data.source of every task we push; tasks without it are not ours
 
 
-class ConversionError(ValueError):
+class ConversionError(HildifError, ValueError):
     """A task or annotation from Label Studio does not have the shape hildif wrote; the message names it."""
-
-
-def load_label_config(path: str | Path | None = None) -> str:
-    """The rating template's XML (default: ``label_config/rating.xml`` in the repository)."""
-    p = Path(path) if path else LABEL_CONFIG_FILE
-    try:
-        return p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FileNotFoundError(f"rating template not found at {p}: {exc}") from exc
 
 
 def format_pair_key(anchor_id: str, example_id: str) -> str:

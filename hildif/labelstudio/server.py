@@ -34,11 +34,14 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import requests
 
+from hildif.errors import HildifError
 from hildif.utils.locks import file_lock
 from hildif.utils.net import is_loopback
+from hildif.utils.paths import display_path
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ LOCAL_ADMIN_TOKEN = "hildif0admin0token0for0local0use0only00"
 CREDENTIALS_FILE = "hildif-admin-credentials.json"
 
 
-class LabelStudioServerError(RuntimeError):
+class LabelStudioServerError(HildifError, RuntimeError):
     """The local Label Studio could not be started (binary missing, port busy, no answer); the message says which."""
 
 
@@ -289,6 +292,24 @@ def prepare_data_dir(target: Path, template: Path, *, build_timeout: float = 300
     target = Path(target)
     shutil.copytree(template, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.log"))
     return target
+
+
+def start_local_server(data_dir: Path, port: int, template: Path,
+                       notify: Callable[[str], None] | None = None) -> LabelStudioServer:
+    """A Label Studio on 127.0.0.1 for one run, with local ML backends allowed: its data folder is filled from the
+    migrated ``template`` (:func:`prepare_data_dir`) when it has no database yet, and a busy ``port`` gives way to a
+    free one. ``notify`` hears about both."""
+    notify = notify or log.info
+    data_dir = Path(data_dir).resolve()
+    if not (data_dir / "label_studio.sqlite3").exists():
+        notify(f"preparing Label Studio's data folder {display_path(data_dir)} (the first time runs its migrations: "
+               "a minute or two)")
+        prepare_data_dir(data_dir, template, allow_local_backends=True)
+    chosen = port
+    if not port_is_free(port):
+        chosen = free_port()
+        notify(f"port {port} is busy; Label Studio will use {chosen}")
+    return LabelStudioServer(data_dir, port=chosen, allow_local_backends=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hildif.data.example import LABEL_NAMES, Example
+from hildif.errors import HildifError
 from hildif.utils.atomic import atomic_dir, write_json_atomic
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -23,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 METADATA_FILE = "hildif.json"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(HildifError, RuntimeError):
     """A model directory or name cannot be loaded; the message says which and why."""
 
 

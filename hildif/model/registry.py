@@ -17,8 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hildif.errors import HildifError
 from hildif.model.classifier import Classifier
 from hildif.utils.atomic import write_json_atomic
+
+
+class ModelVersionError(HildifError, FileNotFoundError):
+    """A model version, or the current model, is not in the run directory; the message says which."""
 
 
 class ModelRegistry:
@@ -41,7 +46,7 @@ class ModelRegistry:
     def path(self, version: str) -> Path:
         p = self.root / version
         if not (p / "hildif.json").exists():
-            raise FileNotFoundError(f"model version {version!r} not found under {self.root}")
+            raise ModelVersionError(f"model version {version!r} not found under {self.root}")
         return p
 
     def set_current(self, version: str) -> None:
@@ -71,5 +76,5 @@ class ModelRegistry:
     def load_current(self, **kwargs: Any) -> Classifier:
         path = self.current_path()
         if path is None:
-            raise FileNotFoundError(f"no current model under {self.root}: run `hildif train` first")
+            raise ModelVersionError(f"no current model under {self.root}: run `hildif train` first")
         return Classifier.load(str(path), **kwargs)

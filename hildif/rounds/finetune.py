@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 from hildif.config import HildifConfig
 from hildif.data.example import LABEL_NAMES, Example
+from hildif.errors import HildifError
 
 NO_AUGMENTATION_MODES = ("repeat", "once")
 # train: the training pool's class distribution; balanced: equal per class; match: the class distribution of S
@@ -43,7 +44,7 @@ NO_AUGMENTATION_MODES = ("repeat", "once")
 REHEARSAL_BALANCES = ("train", "balanced", "match", "complement")
 
 
-class FineTuneError(ValueError):
+class FineTuneError(HildifError, ValueError):
     """The fine-tuning step cannot run as asked (bad setting, empty set, no training pool); the message says why."""
 
 

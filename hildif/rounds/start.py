@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from hildif.config import HildifConfig
 from hildif.data.example import Example
+from hildif.errors import HildifError
 from hildif.feedback.ratings import PairKey
 from hildif.rounds.state import RoundAnchor, RoundPair, RoundState, project_title_for
 
@@ -35,7 +36,7 @@ METHODS = ("paper", "random", "pairids", "rule")
 _ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class RoundError(ValueError):
+class RoundError(HildifError, ValueError):
     """A round cannot be started or synced as asked; the message says why and what to do."""
 
 

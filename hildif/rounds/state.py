@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from hildif.data.example import Example
+from hildif.errors import HildifError
 from hildif.feedback.ratings import ACTIVE_STATUSES, DELETED, PairKey, Rating, ratings_digest
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def project_title_for(base: str, round_id: str) -> str:
     return (base.strip()[:room].rstrip() or "HILDIF") + suffix
 
 
-class RoundStateError(RuntimeError):
+class RoundStateError(HildifError, RuntimeError):
     """The round state is missing something the caller needs (unknown round, ...); the message says what."""
 
 

@@ -28,9 +28,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hildif.config import HildifConfig
+from hildif.errors import HildifError
 from hildif.feedback.ratings import SUBMITTED, Rating, ratings_digest, reconcile
 from hildif.rounds.start import RoundError
 from hildif.rounds.state import RoundState, now
@@ -59,9 +61,15 @@ class SyncResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     served: bool = False  # whether this sync's version is served (False: the gate kept the previous one; see gate)
     gate: dict[str, Any] = field(default_factory=dict)  # hildif.rounds.gate.GateDecision.to_dict()
+    # the full evaluations {"before": ..., "after": ...} (hildif.model.evaluation.evaluate results) of the base model
+    # and of ``version``, and the report files by name (round.md, evaluation.json, ...); empty for no_ratings
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record for JSON (the backend's job result, ``hildif round sync``): ``metrics`` holds the headline
+        numbers; the full ``evaluation`` and the ``files`` (in ``report_dir``) stay in process."""
+        return {k: v for k, v in asdict(self).items() if k not in ("evaluation", "files")}
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +167,9 @@ def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, pr
             base.sync_id, base.version, base.report_dir = last["sync_id"], last["version"], last["report_dir"]
             base.served = last["version"] == previous_version
             base.gate = (last.get("summary") or {}).get("gate") or {}
+            base.evaluation = {"before": state.evaluation(info["base_version"]) or {},
+                               "after": state.evaluation(last["version"]) or {}}
+            base.files = report_files(last["report_dir"])
             log.info("round %s: ratings unchanged since sync %d; model %s stays", round_id, last["sync_id"], last["version"])
             return base
     if not any(r.status == SUBMITTED for r in ratings):
@@ -183,7 +194,18 @@ def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, pr
         round_id, "trained", snapshot_id, digest, changes, sync_id=sync_id, version=result["version"],
         previous_version=previous_version, report_dir=result["report_dir"], n_scored_pairs=result["n_scored"],
         n_augmented=result["n_augmented"], metrics=result["headline"], served=gate["serve"], gate=gate,
+        evaluation=result["evaluation"], files=report_files(result["report_dir"]),
     )
+
+
+REPORT_FILES = ("round.md", "round.json", "evaluation.md", "evaluation.json", "evaluation.png")
+
+
+def report_files(report_dir: str | None) -> dict[str, str]:
+    """The report files a sync wrote into ``report_dir``, by name."""
+    if not report_dir:
+        return {}
+    return {name: str(Path(report_dir) / name) for name in REPORT_FILES if (Path(report_dir) / name).exists()}
 
 
 def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
@@ -248,10 +270,11 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
                                          "served")},
     )
     return {"version": version, "report_dir": str(report_dir), "n_scored": len(scored),
-            "n_augmented": len(fts.examples), "headline": summary["metrics"], "gate": decision}
+            "n_augmented": len(fts.examples), "headline": summary["metrics"], "gate": decision,
+            "evaluation": eval_results}
 
 
-class PromoteError(ValueError):
+class PromoteError(HildifError, ValueError):
     """``hildif round promote`` cannot serve the version asked for; the message says why."""
 
 

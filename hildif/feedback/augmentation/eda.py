@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+from hildif.config import ConfigError
 from hildif.feedback.augmentation.seeding import seeded
 from hildif.feedback.augmentation.synonym import _TOKEN, PROTECTED_WORDS, _SpacingTokenizer
 
@@ -68,7 +69,7 @@ class EdaAugmenter:
 
     def __init__(self, operation: str, aug_p: float = 0.1, aug_max: int = 3) -> None:
         if operation not in OPERATIONS:
-            raise ValueError(f"feedback.fill_augmenters: unknown operation {operation!r} (known: {', '.join(OPERATIONS)})")
+            raise ConfigError(f"feedback.fill_augmenters: unknown operation {operation!r} (known: {', '.join(OPERATIONS)})")
         self.name = operation
         self.aug_p, self.aug_max = aug_p, aug_max
         self._wordnet = None

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from hildif.config import FeedbackConfig
+from hildif.config import ConfigError, FeedbackConfig
 from hildif.data.example import Example
 from hildif.feedback.augmentation.seeding import derive_seed
 from hildif.feedback.augmentation.similarity import copy_similarity
@@ -56,7 +56,7 @@ def copies_for_score(score: float | None, cfg: FeedbackConfig) -> int:
     table = getattr(cfg, "copies_table", None)
     if table:
         if len(table) != 5:
-            raise ValueError(f"feedback.copies_table needs 5 entries (scores 1..5), got {len(table)}")
+            raise ConfigError(f"feedback.copies_table needs 5 entries (scores 1..5), got {len(table)}")
         low = int(math.floor(score))
         high = min(low + 1, 5)
         value = table[low - 1] + (score - low) * (table[high - 1] - table[low - 1])
@@ -76,14 +76,14 @@ def _make_method(name: str, cfg: FeedbackConfig):
         dirs = list(getattr(cfg, "marian_model_dirs", []) or [])
         if dirs:
             if len(dirs) != 2:
-                raise ValueError("feedback.marian_model_dirs needs two folders: English->pivot, pivot->English")
+                raise ConfigError("feedback.marian_model_dirs needs two folders: English->pivot, pivot->English")
             return bt.MarianBackTranslator(dirs[0], dirs[1])
         return bt.ApertiumBackTranslator(getattr(cfg, "apertium_pair", "eng-spa"))
     if name in EDA_OPERATIONS:
         from hildif.feedback.augmentation.eda import EdaAugmenter
 
         return EdaAugmenter(name, aug_p=getattr(cfg, "eda_p", 0.1))
-    raise ValueError(f"feedback.augmenters: unknown method {name!r} "
+    raise ConfigError(f"feedback.augmenters: unknown method {name!r} "
                      f"(known: synonym, backtranslation, {', '.join(EDA_OPERATIONS)})")
 
 
@@ -96,13 +96,13 @@ def build_chains(cfg: FeedbackConfig, entries: Sequence[str] | None = None,
     ``ResourceMissingError`` early."""
     entries = cfg.augmenters if entries is None else entries
     if not entries:
-        raise ValueError(f"{setting} is empty")
+        raise ConfigError(f"{setting} is empty")
     methods: dict[str, Any] = {}
     chains = []
     for entry in entries:
         names = [n.strip() for n in entry.split(">") if n.strip()]
         if not names:
-            raise ValueError(f"{setting}: empty entry {entry!r}")
+            raise ConfigError(f"{setting}: empty entry {entry!r}")
         for n in names:
             if n not in methods:
                 methods[n] = _make_method(n, cfg)

@@ -36,7 +36,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from hildif.config import ConfigError
 from hildif.data.example import Example
+from hildif.errors import HildifError
 
 OPERATIONS = ("swap", "clause", "passive", "embedded")
 PREMISES = ("source", "clause")
@@ -51,7 +53,7 @@ NON_FACTIVE = frozenset({
 CONDITIONS = frozenset({"if", "unless", "whether", "lest"})
 
 
-class SyntacticResourceError(RuntimeError):
+class SyntacticResourceError(HildifError, RuntimeError):
     """The parser for syntactic augmentation is not installed; the message says how to get it."""
 
 
@@ -285,7 +287,7 @@ def syntactic_examples(
     ops = list(operations)
     unknown = [o for o in ops if o not in OPERATIONS]
     if unknown:
-        raise ValueError(f"feedback.syntactic: unknown operation(s) {unknown} (known: {', '.join(OPERATIONS)})")
+        raise ConfigError(f"feedback.syntactic: unknown operation(s) {unknown} (known: {', '.join(OPERATIONS)})")
     if per_example < 0:
         raise ValueError(f"syntactic per_example must be >= 0, got {per_example}")
     if premise not in PREMISES:
