@@ -112,7 +112,7 @@ def test_selection_validation():
 
 def test_pair_ids_random_and_rule_selection_on_the_real_dev_set(tmp_path, data_dir):
     from hildif.config import load_config
-    from hildif.feedback import heuristic_features
+    from hildif.data.heuristics import heuristic_features
     from hildif.influence.anchors import AnchorSelectionError
     from hildif.rounds.start import select_anchors
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from hildif.config import HildifConfig
 from hildif.data.example import Example
+from hildif.data.heuristics import with_detected_heuristics
 from hildif.rounds.state import RoundState, project_title_for
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class AnchorSelection:
     * ``rule``: ``n`` dev examples (drawn with ``seed``) matching ``rule`` in the grammar of
       :mod:`hildif.influence.anchors` (``heuristic:NAME``, ``label:LABEL``, ``misclassified``, joined by ``+``).
       Dev examples carry no heuristic labels, so each gets the heuristics that
-      :func:`hildif.feedback.heuristic_features` detects in its text (lexical_overlap, subsequence, constituent,
+      :func:`hildif.data.heuristics.heuristic_features` detects in its text (lexical_overlap, subsequence, constituent,
       negation, reversed_order, ...).
     """
 
@@ -101,18 +102,6 @@ class StartResult:
 
 
 # ---------------------------------------------------------------------------------------------- anchor selection
-def with_detected_heuristics(examples: Sequence[Example]) -> list[Example]:
-    """Copies whose ``heuristics`` metadata adds what :func:`hildif.feedback.heuristic_features` finds in the text."""
-    from hildif.feedback import heuristic_features
-    from hildif.feedback.simulation import active_heuristics
-
-    out = []
-    for e in examples:
-        found = set(e.metadata.get("heuristics") or []) | active_heuristics(heuristic_features(e.premise, e.hypothesis))
-        out.append(Example(e.id, e.premise, e.hypothesis, e.label, {**e.metadata, "heuristics": sorted(found)}))
-    return out
-
-
 def select_anchors(cfg: HildifConfig, selection: AnchorSelection, classifier=None) -> list[Example]:
     """The anchors of a round, per :class:`AnchorSelection` (a rule with ``misclassified`` needs ``classifier``)."""
     from hildif.data.splits import load_anchors, load_dev
