@@ -43,7 +43,7 @@ def main() -> None:
     from hildif.rounds.finetune import build_finetuning_set
     from hildif.data.splits import load_dev, load_hans, stratified_sample
     from hildif.feedback.augmentation.syntactic import OPERATIONS
-    from hildif.model.classifier import Classifier
+    from hildif.model.loading import load_checkpoint
     from hildif.model.evaluation import evaluate
     from hildif.model.training import train
 
@@ -84,7 +84,7 @@ def main() -> None:
                                    progress=True)
         examples, stats = fts.examples, fts.stats
         t0 = time.perf_counter()
-        clf = Classifier.load(str(baseline_path), **ctx.load_kwargs)
+        clf = load_checkpoint(cfg, baseline_path)
         tr = train(clf, examples, dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + args.seed), progress=True)
         ev = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=True)
         results[variant + args.tag] = {"variant": variant, "size": len(examples), "stats": stats, "train": tr.to_dict(),

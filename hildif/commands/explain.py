@@ -49,14 +49,10 @@ def load_pool(cfg, name: str):
 
 
 def load_model(cfg):
-    from hildif.model.classifier import Classifier
-    from hildif.model.registry import ModelRegistry
+    """The run's current model, else ``model.name_or_path`` (not registered), with eager attention."""
+    from hildif.model.loading import load_current
 
-    current = ModelRegistry(cfg.run.run_dir).current_path()
-    source = str(current) if current else cfg.model.name_or_path
-    return Classifier.load(source, num_labels=cfg.model.num_labels, max_length=cfg.model.max_length,
-                           device=cfg.model.device, mixed_precision=cfg.model.mixed_precision,
-                           attn_implementation="eager")
+    return load_current(cfg, missing="pretrained", attn_implementation="eager").classifier
 
 
 def format_table(explanations: Sequence, width: int = 70) -> str:

@@ -167,12 +167,10 @@ class _Context:
     def __init__(self, cfg: HildifConfig, settings: AblationSettings, baseline_path: Path, out: Path,
                  progress: bool) -> None:
         from hildif.data.splits import evaluation_sets
-        from hildif.model.classifier import Classifier
-        from hildif.rounds.finetune import load_kwargs
+        from hildif.model.loading import load_checkpoint
 
         self.cfg, self.settings, self.baseline_path, self.out, self.progress = cfg, settings, baseline_path, out, progress
-        self.load_kwargs = load_kwargs(cfg)
-        self.baseline = Classifier.load(str(baseline_path), **self.load_kwargs)
+        self.baseline = load_checkpoint(cfg, baseline_path)
         self.hans, self.mnli = evaluation_sets(cfg.data, cfg.eval)
         self._train: list[Example] | None = None
         self._engine = None

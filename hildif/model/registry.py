@@ -6,7 +6,7 @@ Layout::
     models/current.json      {"version": ..., "path": ..., "updated_at": ...}: the model that is served
 
 Checkpoints are written with :meth:`Classifier.save` (atomic directory rename); ``current.json`` is switched last
-and atomically, so a crash at any point leaves the previous model current.
+and atomically, so a crash at any point leaves the previous model current. Loading them: :mod:`hildif.model.loading`.
 """
 
 from __future__ import annotations
@@ -67,9 +67,3 @@ class ModelRegistry:
             meta = json.loads(d.read_text())
             out.append({"version": d.parent.name, **{k: meta.get(k) for k in ("created_at", "kind", "parent")}})
         return out
-
-    def load_current(self, **kwargs: Any) -> Classifier:
-        path = self.current_path()
-        if path is None:
-            raise FileNotFoundError(f"no current model under {self.root}: run `hildif train` first")
-        return Classifier.load(str(path), **kwargs)

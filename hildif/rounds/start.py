@@ -128,24 +128,6 @@ def validate_round_id(round_id: str) -> str:
     return round_id
 
 
-def current_model(cfg: HildifConfig, **load_kwargs: Any):
-    """The served model version as a :class:`Classifier`; on a fresh run directory, ``model.name_or_path`` is loaded
-    and registered as the first version (so every round starts from a recorded version)."""
-    from hildif.model.classifier import Classifier
-    from hildif.model.registry import ModelRegistry
-
-    registry = ModelRegistry(cfg.run.run_dir)
-    kwargs = dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
-    kwargs.update(load_kwargs)
-    if registry.current() is None:
-        log.info("no current model in %s: registering %s as the first version", registry.root, cfg.model.name_or_path)
-        clf = Classifier.load(cfg.model.name_or_path, num_labels=cfg.model.num_labels, **kwargs)
-        registry.save(clf, {"kind": "base", "source": cfg.model.name_or_path}, make_current=True)
-    version = registry.current()
-    clf = Classifier.load(str(registry.path(version)), **kwargs)
-    return clf, version, str(registry.path(version))
-
-
 def round_settings(cfg: HildifConfig, round_id: str) -> dict[str, Any]:
     """The Label Studio settings a new round is started with: its own project title and overlap."""
     return {"project_title": project_title_for(cfg.labelstudio.project_title, round_id),
@@ -155,7 +137,11 @@ def round_settings(cfg: HildifConfig, round_id: str) -> dict[str, Any]:
 def choose_anchors(cfg: HildifConfig, selection: AnchorSelection):
     """``(classifier, version, path, anchors)``: the current model and the anchors ``selection`` picks with it
     (bad pair IDs, files or rules fail here, in seconds)."""
-    clf, version, path = current_model(cfg)
+    from hildif.model.loading import load_current
+
+    # a fresh run directory: model.name_or_path becomes the first version, so every round starts from a recorded one
+    current = load_current(cfg, missing="register")
+    clf, version, path = current.classifier, current.version, current.path
     return clf, version, path, select_anchors(cfg, selection, clf)
 
 
@@ -339,4 +325,4 @@ def start_round(
 
 
 __all__ = ["AnchorSelection", "StartResult", "PushResult", "RoundError", "start_round", "select_anchors", "push_tasks",
-           "explain_round", "round_settings", "current_model", "with_detected_heuristics"]
+           "explain_round", "round_settings", "with_detected_heuristics"]
