@@ -2,8 +2,9 @@
 
 One round's rated pairs (the paper's five anchors, p influential examples each, the simulated panel's scores) are
 turned into several fine-tuning sets that differ in one thing at a time; each is fine-tuned from the same baseline
-with the same recipe (``cfg.finetune``) and scored on the same stratified HANS sample and a natural-distribution
-MNLI dev sample. Exploration only (samples, one seed per call): the tables that decide defaults come from
+with the same recipe (``cfg.finetune``) and scored on the evaluation sets every model is scored on
+(:func:`hildif.data.splits.evaluation_sets`: HANS stratified by heuristic x label, MNLI dev stratified by label), here
+sampled to ``--hans-sample`` / ``--mnli-sample``. Exploration only (samples, one seed per call): the tables that decide defaults come from
 ``hildif experiment ablation`` on the full sets.
 
     HILDIF_DATA_DIR=../shared/data python benchmarks/finetune_recipes.py --run-dir runs/default \
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,12 +38,12 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     args = ap.parse_args()
 
-    from hildif.experiments.ablation import (AblationSettings, Cell, CONFIGURATIONS, _Context, _scores,
+    from hildif.experiments.ablation import (AblationContext, AblationSettings, Cell, CONFIGURATIONS, cell_scores,
                                              resolve_baseline)
     from hildif.rounds.finetune import build_finetuning_set
-    from hildif.data.splits import load_dev, load_hans, stratified_sample
+    from hildif.data.splits import evaluation_sets
     from hildif.feedback.augmentation.syntactic import OPERATIONS
-    from hildif.model.classifier import Classifier
+    from hildif.model.loading import load_checkpoint
     from hildif.model.evaluation import evaluate
     from hildif.model.training import train
 
@@ -51,19 +51,19 @@ def main() -> None:
     out = Path(args.out or Path(args.run_dir) / "experiments" / "recipes")
     settings = AblationSettings(top_ps=[args.p], seeds=[args.seed])
     baseline_path = resolve_baseline(cfg, None)
-    ctx = _Context(cfg, settings, baseline_path, out, progress=True)
-    hans = stratified_sample(load_hans(cfg.data), args.hans_sample)
-    dev = load_dev(cfg.data)
-    mnli = random.Random(0).sample(dev, min(args.mnli_sample, len(dev)))
+    ctx = AblationContext(cfg, settings, baseline_path, out, progress=True)
+    hans, mnli = evaluation_sets(cfg.data, dataclasses.replace(cfg.eval, hans_sample=args.hans_sample,
+                                                               mnli_sample=args.mnli_sample))
+    samples = f"eval-h{args.hans_sample}_m{args.mnli_sample}"  # in file names: results of other samples are not reused
     cell = Cell(CONFIGURATIONS[0], args.p, args.seed)  # HS, DA, H
     explained = ctx.explanations(ctx.anchors(cell))
     pairs = [(a, z) for a, infl in explained for z, _ in infl[: args.p]]
-    scores, scoring = _scores(cell, pairs, settings, cfg)
+    scores, scoring = cell_scores(cell, pairs, settings, cfg)
     scored = [(z, s) for (_, z), s in zip(pairs, scores)]
     print("scores", Counter(scores))
 
     results: dict[str, dict] = {}
-    base_file = out / f"baseline_h{args.hans_sample}_m{args.mnli_sample}.json"
+    base_file = out / f"baseline_{samples}.json"
     if base_file.exists():
         results["baseline"] = json.loads(base_file.read_text())
     else:
@@ -71,7 +71,7 @@ def main() -> None:
                                                       progress=True)}
         write_json_atomic(base_file, results["baseline"])
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        path = out / f"{variant}_p{args.p}_s{args.seed}{args.tag}.json"
+        path = out / f"{variant}_p{args.p}_s{args.seed}_{samples}{args.tag}.json"
         if path.exists():
             results[variant + args.tag] = json.loads(path.read_text())
             continue
@@ -84,7 +84,7 @@ def main() -> None:
                                    progress=True)
         examples, stats = fts.examples, fts.stats
         t0 = time.perf_counter()
-        clf = Classifier.load(str(baseline_path), **ctx.load_kwargs)
+        clf = load_checkpoint(cfg, baseline_path)
         tr = train(clf, examples, dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + args.seed), progress=True)
         ev = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=True)
         results[variant + args.tag] = {"variant": variant, "size": len(examples), "stats": stats, "train": tr.to_dict(),

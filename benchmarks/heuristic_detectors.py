@@ -1,4 +1,4 @@
-"""Firing rates of hildif.feedback.simulation's heuristic detectors on HANS rows whose heuristic is known.
+"""Firing rates of hildif.data.heuristics's detectors on HANS rows whose heuristic is known.
 
 Usage: python benchmarks/heuristic_detectors.py [--hans PATH] [--out DIR]
 Reads hans/heuristics_evaluation_set.jsonl.gz (HILDIF_DATA_DIR, default ../shared/data), prints a Markdown table
@@ -14,7 +14,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from hildif.feedback.simulation import heuristic_features
+from hildif.data.heuristics import heuristic_features
 from hildif.utils.atomic import write_json_atomic, write_text_atomic
 
 DETECTORS = ("lexical_overlap", "subsequence", "constituent", "negation", "reversed_order", "passive")

@@ -11,24 +11,12 @@ import torch
 
 from hildif.config import HildifConfig
 from hildif.data import evaluation_sets, load_dev, load_train, stratified_sample
-from hildif.model.classifier import Classifier
 from hildif.model.evaluation import evaluate, figure_1c_markdown, write_report
+from hildif.model.loading import load_current, load_pretrained
 from hildif.model.registry import ModelRegistry
 from hildif.model.training import train
 
 log = logging.getLogger(__name__)
-
-
-def load_classifier(cfg: HildifConfig, name_or_path: str | None = None) -> Classifier:
-    name = name_or_path or cfg.model.name_or_path
-    if name == "tiny":
-        from hildif.model.tiny import build_tiny_classifier
-
-        return build_tiny_classifier(load_train(cfg.data)[:5000], device=cfg.model.device)
-    return Classifier.load(
-        name, num_labels=cfg.model.num_labels, max_length=cfg.model.max_length, device=cfg.model.device,
-        mixed_precision=cfg.model.mixed_precision,
-    )
 
 
 def train_baseline(cfg: HildifConfig, resume: bool = False) -> dict[str, Any]:
@@ -37,7 +25,7 @@ def train_baseline(cfg: HildifConfig, resume: bool = False) -> dict[str, Any]:
         torch.set_num_threads(cfg.train.num_threads)
     train_set = load_train(cfg.data)
     dev_sample = stratified_sample(load_dev(cfg.data), cfg.train.eval_examples, key=lambda e: e.label)
-    clf = load_classifier(cfg)
+    clf = load_pretrained(cfg)
     log.info("training %s on %d examples (%s, device %s)", cfg.model.name_or_path, len(train_set), cfg.profile,
              clf.device)
     work = Path(cfg.run.run_dir) / "training" / "baseline"
@@ -54,10 +42,7 @@ def train_baseline(cfg: HildifConfig, resume: bool = False) -> dict[str, Any]:
 
 def evaluate_current(cfg: HildifConfig, title: str = "evaluation", model: str | None = None) -> dict[str, Any]:
     """Evaluate ``model`` (a directory) or the run's current model; write reports under ``<run_dir>/reports``."""
-    if model:
-        clf = load_classifier(cfg, model)
-    else:
-        clf = ModelRegistry(cfg.run.run_dir).load_current(device=cfg.model.device)
+    clf = load_pretrained(cfg, model) if model else load_current(cfg).classifier
     result = evaluate(clf, *evaluation_sets(cfg.data, cfg.eval), batch_size=cfg.eval.batch_size, progress=True)
     paths = write_report({clf.version: result}, Path(cfg.run.run_dir) / "reports", title)
     print(figure_1c_markdown({clf.version: result}))

@@ -75,13 +75,10 @@ class BackendRuntime:
             return None
         with self._lock:
             if self._classifier is None or self._classifier_version != version:
-                from hildif.model.classifier import Classifier
+                from hildif.model.loading import load_version
 
                 log.info("loading model version %s", version)
-                self._classifier = Classifier.load(
-                    str(self.registry.path(version)), max_length=self.cfg.model.max_length,
-                    device=self.cfg.model.device, mixed_precision=self.cfg.model.mixed_precision,
-                )
+                self._classifier = load_version(self.cfg, version)
                 self._classifier_version = version
             return self._classifier
 

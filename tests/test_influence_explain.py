@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hildif.config import InfluenceConfig
-from hildif.influence.anchors import AnchorSelectionError, select_anchors
+from hildif.influence.anchors import AnchorSelectionError, combine, select_anchors
 from hildif.influence.engine import InfluenceEngine
 from hildif.influence.explain import explain
 
@@ -46,20 +46,26 @@ def test_explain_ranks_most_negative_first_and_is_deterministic(tiny_clf, mnli_t
 def test_anchor_selection(hans_sample, tmp_path):
     pool = list(hans_sample)
     ids = [pool[3].id, pool[1].id]
-    assert [e.id for e in select_anchors(pool, pair_ids=ids)] == ids
+    """``hildif explain``'s options combined (:func:`combine`): ids, then the file's, then the rule's draw."""
+    pick = lambda **options: select_anchors(combine(**options), pool)  # noqa: E731
+    assert [e.id for e in pick(pair_ids=ids)] == ids
     f = tmp_path / "ids.txt"
     f.write_text(f"# anchors\n{pool[5].id}\n\n{pool[3].id}  # again\n")
-    assert [e.id for e in select_anchors(pool, pair_ids=ids, ids_file=f)] == ids + [pool[5].id]
-    lo = select_anchors(pool, rule="heuristic:lexical_overlap+label:non-entailment")
+    assert [e.id for e in pick(pair_ids=ids, ids_file=f)] == ids + [pool[5].id]
+    lo = pick(rule="heuristic:lexical_overlap+label:non-entailment")
     assert lo and all(e.metadata["heuristic"] == "lexical_overlap" and e.label == 0 for e in lo)
-    r1 = select_anchors(pool, rule="heuristic:subsequence", random_n=3, seed=4)
-    assert len(r1) == 3 and [e.id for e in r1] == [e.id for e in select_anchors(pool, rule="heuristic:subsequence",
-                                                                                random_n=3, seed=4)]
+    r1 = pick(rule="heuristic:subsequence", random_n=3, seed=4)
+    assert len(r1) == 3 and [e.id for e in r1] == [e.id for e in pick(rule="heuristic:subsequence", random_n=3, seed=4)]
+    assert all(e.metadata["heuristic"] == "subsequence" for e in r1)
+    both = pick(pair_ids=[r1[0].id, pool[0].id], rule="heuristic:subsequence", random_n=3, seed=4)
+    assert [e.id for e in both] == [r1[0].id, pool[0].id] + [e.id for e in r1[1:]]  # each once, ids first
     with pytest.raises(AnchorSelectionError, match="not found"):
-        select_anchors(pool, pair_ids=["nope"])
+        pick(pair_ids=["nope"])
     with pytest.raises(AnchorSelectionError, match="unknown anchor rule"):
-        select_anchors(pool, rule="genre:fiction")
+        pick(rule="genre:fiction")
     with pytest.raises(AnchorSelectionError, match="needs the classifier"):
-        select_anchors(pool, rule="misclassified")
+        pick(rule="misclassified")
     with pytest.raises(AnchorSelectionError, match="no anchor selected"):
-        select_anchors(pool, rule="heuristic:none_such")
+        pick(rule="heuristic:none_such")
+    with pytest.raises(AnchorSelectionError, match="no anchor selected"):
+        combine()

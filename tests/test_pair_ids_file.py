@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hildif.data.example import Example
-from hildif.influence.anchors import AnchorSelectionError, read_id_file, read_id_lines, select_anchors
+from hildif.influence.anchors import AnchorSelectionError, PairIdAnchors, read_id_file, read_id_lines, select_anchors
 
 POOL = [Example(i, f"premise {i}", f"hypothesis {i}", 0) for i in ("49703e", "98315c", "63735n", "ex#2")]
 SECRET = "LABEL_STUDIO_API_KEY=s3cr3t-token"
@@ -19,7 +19,7 @@ def test_plain_list_with_comments_and_blank_lines(tmp_path):
     f = tmp_path / "ids.txt"
     f.write_text("# handpicked\n\n98315c\n  63735n   # the first dev row\n")
     assert read_id_lines(f) == [(3, "98315c"), (4, "63735n")]
-    assert [e.id for e in select_anchors(POOL, ids_file=f)] == ["98315c", "63735n"]
+    assert [e.id for e in select_anchors(PairIdAnchors(ids_file=f), POOL)] == ["98315c", "63735n"]
 
 
 def test_anchors_jsonl_is_accepted(tmp_path, data_dir):
@@ -58,7 +58,7 @@ def test_unknown_ids_are_named_by_line_not_by_content(tmp_path):
     f = tmp_path / "ids.txt"
     f.write_text("98315c\nsecretvalue1\n49703e\nsecretvalue2\n")
     with pytest.raises(AnchorSelectionError, match=r"line\(s\) 2, 4 are not in the pool") as err:
-        select_anchors(POOL, ids_file=f)
+        select_anchors(PairIdAnchors(ids_file=f), POOL)
     assert str(f) in str(err.value) and "secretvalue" not in str(err.value)
 
 

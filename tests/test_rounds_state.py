@@ -110,12 +110,16 @@ def test_flatten_metrics_keeps_numbers_only():
 
 
 def test_selection_validation():
-    with pytest.raises(RoundError, match="unknown"):
+    from hildif.influence.anchors import AnchorSelectionError
+
+    with pytest.raises(AnchorSelectionError, match="unknown"):
         AnchorSelection(method="clever")
-    with pytest.raises(RoundError, match="pair-ids file"):
+    with pytest.raises(AnchorSelectionError, match="pair-ids file"):
         AnchorSelection(method="pairids")
-    with pytest.raises(RoundError, match="needs a rule"):
+    with pytest.raises(AnchorSelectionError, match="needs a rule"):
         AnchorSelection(method="rule")
+    with pytest.raises(AnchorSelectionError, match="unknown anchor rule 'genre:x'"):
+        AnchorSelection(method="rule", rule="label:entailment+genre:x")  # checked before any data is read
     with pytest.raises(RoundError, match="round id"):
         validate_round_id("../etc")
     assert AnchorSelection.from_dict({"method": "random", "n": 2, "extra": 1}) == AnchorSelection("random", 2)
@@ -123,11 +127,11 @@ def test_selection_validation():
 
 def test_pair_ids_random_and_rule_selection_on_the_real_dev_set(tmp_path, data_dir):
     from hildif.config import load_config
-    from hildif.feedback import heuristic_features
-    from hildif.influence.anchors import AnchorSelectionError
-    from hildif.rounds.start import select_anchors
+    from hildif.data.heuristics import heuristic_features
+    from hildif.influence.anchors import AnchorSelectionError, select_anchors as pick
 
     cfg = load_config(overrides=[f"data.data_dir={data_dir}"])
+    select_anchors = lambda cfg, selection: pick(selection.strategy(), data=cfg.data)  # noqa: E731 (a round's way)
     f = tmp_path / "ids.txt"
     f.write_text("# handpicked\n98315c\n63735n  # the first dev row\n")
     chosen = select_anchors(cfg, AnchorSelection(method="pairids", pair_ids_file=str(f)))

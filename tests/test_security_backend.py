@@ -310,18 +310,18 @@ def test_a_queued_job_naming_a_file_fails_on_the_field_without_reading_it(tiny_r
 
 def test_an_ids_file_error_names_lines_without_quoting_them(tmp_path):
     from hildif.data.example import Example
-    from hildif.influence.anchors import AnchorSelectionError, select_anchors
+    from hildif.influence.anchors import AnchorSelectionError, PairIdAnchors, select_anchors
 
     ids = tmp_path / "ids.txt"
     ids.write_text("# header\nroot:x:0:0:root:/root:/bin/bash\nok1\nLABEL_STUDIO_API_KEY=" + SECRET + "\n")
     pool = [Example("ok1", "p", "h", 0)]
     with pytest.raises(AnchorSelectionError) as err:
-        select_anchors(pool, ids_file=ids)
+        select_anchors(PairIdAnchors(ids_file=str(ids)), pool)
     message = str(err.value)
     assert "line(s) 2, 4" in message and str(ids) in message
     assert "root:x" not in message and SECRET not in message
     with pytest.raises(AnchorSelectionError, match="pairIDs not found in the pool: nope"):
-        select_anchors(pool, pair_ids=["nope"])  # IDs sent as data are the caller's own: named
+        select_anchors(PairIdAnchors(("nope",)), pool)  # IDs sent as data are the caller's own: named
 
 
 # ---------------------------------------------------------------------------------------------- exposure

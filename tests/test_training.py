@@ -54,7 +54,7 @@ def test_registry_switches_current_last(tiny_clf, tmp_path):
     v2 = reg.save(tiny_clf, {"kind": "round", "parent": v1}, make_current=False)
     assert v2 != v1 and reg.current() == v1
     reg.set_current(v2)
-    assert reg.load_current(device="cpu").version == v2
+    assert reg.current() == v2 and reg.current_path() == reg.path(v2)
     assert {v["version"] for v in reg.versions()} == {v1, v2}
 
 

@@ -49,14 +49,10 @@ def load_pool(cfg, name: str):
 
 
 def load_model(cfg):
-    from hildif.model.classifier import Classifier
-    from hildif.model.registry import ModelRegistry
+    """The run's current model, else ``model.name_or_path`` (not registered), with eager attention."""
+    from hildif.model.loading import load_current
 
-    current = ModelRegistry(cfg.run.run_dir).current_path()
-    source = str(current) if current else cfg.model.name_or_path
-    return Classifier.load(source, num_labels=cfg.model.num_labels, max_length=cfg.model.max_length,
-                           device=cfg.model.device, mixed_precision=cfg.model.mixed_precision,
-                           attn_implementation="eager")
+    return load_current(cfg, missing="pretrained", attn_implementation="eager").classifier
 
 
 def format_table(explanations: Sequence, width: int = 70) -> str:
@@ -81,19 +77,21 @@ def format_table(explanations: Sequence, width: int = 70) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from hildif.data.splits import load_train
-    from hildif.influence.anchors import select_anchors
+    from hildif.influence.anchors import combine, select_anchors
     from hildif.influence.explain import explain
+    from hildif.influence.knn import index_cache_dir
     from hildif.utils.atomic import write_json_atomic, write_text_atomic
 
     cfg = config_from_args(args)
     clf = load_model(cfg)
     pool = load_pool(cfg, args.pool)
-    anchors = select_anchors(
-        pool, pair_ids=[s.strip() for s in args.pair_ids.split(",") if s.strip()] if args.pair_ids else None,
-        ids_file=args.anchors_file, rule=args.rule, random_n=args.random, seed=cfg.influence.seed, classifier=clf,
+    strategy = combine(
+        pair_ids=[s.strip() for s in args.pair_ids.split(",") if s.strip()] if args.pair_ids else None,
+        ids_file=args.anchors_file, rule=args.rule, random_n=args.random, seed=cfg.influence.seed,
     )
+    anchors = select_anchors(strategy, pool, classifier=clf)
     train = load_train(cfg.data)
-    results = explain(clf, train, anchors, cfg.influence, cache_dir=cfg.cache_path("knn"), harmful=args.harmful)
+    results = explain(clf, train, anchors, cfg.influence, cache_dir=index_cache_dir(cfg), harmful=args.harmful)
     out = Path(args.output) if args.output else cfg.run_path("explanations", f"explain-{time.strftime('%Y%m%d-%H%M%S')}.json")
     payload = {
         "model_version": clf.version,

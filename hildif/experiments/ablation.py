@@ -162,18 +162,18 @@ class AblationRun:
     seconds: float
 
 
-class _Context:
-    """Things shared by the cells of one run: the baseline, evaluation samples, explanations, augmenters."""
+class AblationContext:
+    """Things shared by the cells of one run (and by explorations built on the ablation, such as
+    ``benchmarks/finetune_recipes.py``): the baseline, the evaluation sets, each cell's anchors and their
+    explanations, the training pool, the augmenter chains."""
 
     def __init__(self, cfg: HildifConfig, settings: AblationSettings, baseline_path: Path, out: Path,
                  progress: bool) -> None:
         from hildif.data.splits import evaluation_sets
-        from hildif.model.classifier import Classifier
-        from hildif.rounds.finetune import load_kwargs
+        from hildif.model.loading import load_checkpoint
 
         self.cfg, self.settings, self.baseline_path, self.out, self.progress = cfg, settings, baseline_path, out, progress
-        self.load_kwargs = load_kwargs(cfg)
-        self.baseline = Classifier.load(str(baseline_path), **self.load_kwargs)
+        self.baseline = load_checkpoint(cfg, baseline_path)
         self.hans, self.mnli = evaluation_sets(cfg.data, cfg.eval)
         self._train: list[Example] | None = None
         self._engine = None
@@ -204,12 +204,13 @@ class _Context:
         return self._fill_chains
 
     def anchors(self, cell: Cell) -> list[Example]:
-        from hildif.rounds.start import AnchorSelection, select_anchors
+        """The cell's anchors: the paper's first ``n_anchors`` (H), or ``n_anchors`` dev examples drawn with the
+        cell's seed (¬H)."""
+        from hildif.influence.anchors import PaperAnchors, RandomAnchors, select_anchors
 
         n = self.settings.n_anchors
-        selection = AnchorSelection("paper", n=n) if cell.configuration.handpicked else \
-            AnchorSelection("random", n=n, seed=cell.seed)
-        anchors = select_anchors(self.cfg, selection)
+        strategy = PaperAnchors(n) if cell.configuration.handpicked else RandomAnchors(n, seed=cell.seed)
+        anchors = select_anchors(strategy, data=self.cfg.data)
         if len(anchors) < n:
             raise AblationError(f"{n} anchors asked, the anchors file {self.cfg.data.anchors_file} has {len(anchors)}")
         return anchors
@@ -218,6 +219,7 @@ class _Context:
         """Per anchor, its influential training examples (most helpful first) with their influence, at the
         largest p; computed once per anchor set and kept in ``<out>/explanations/<digest>.json``."""
         from hildif.influence.explain import explain
+        from hildif.influence.knn import index_cache_dir
 
         top = max(self.settings.top_ps)
         inf_cfg = dataclasses.replace(self.cfg.influence, top_p=top)
@@ -236,7 +238,7 @@ class _Context:
                                                progress=self.progress)
             t0 = time.perf_counter()
             found = explain(self.baseline, self.train_examples, anchors, inf_cfg,
-                            cache_dir=self.cfg.cache_path("influence"), progress=self.progress, engine=self._engine)
+                            cache_dir=index_cache_dir(self.cfg), progress=self.progress, engine=self._engine)
             rows = [e.to_dict() for e in found]
             write_json_atomic(path, {"model": self.baseline.version, "anchors": [a.id for a in anchors],
                                      "influence": dataclasses.asdict(inf_cfg),
@@ -247,9 +249,11 @@ class _Context:
         return result
 
 
-def _scores(cell: Cell, pairs: list[tuple[Example, Example]], settings: AblationSettings, cfg: HildifConfig
-            ) -> tuple[list[float], dict[str, Any]]:
-    """The score of each (anchor, influential example) pair: the panel's aggregate (HS) or 5 (¬HS)."""
+def cell_scores(cell: Cell, pairs: list[tuple[Example, Example]], settings: AblationSettings, cfg: HildifConfig
+                ) -> tuple[list[float | None], dict[str, Any]]:
+    """The score of each (anchor, influential example) pair: the simulated panel's aggregate (HS; the panel of
+    ``settings.annotators`` with the cell's seed, aggregated by ``feedback.aggregation``) or 5 (¬HS). Returns
+    ``(scores, how)`` where ``how`` says the method, the annotators and their agreement (alpha)."""
     if not cell.configuration.human_scoring:
         return [5.0] * len(pairs), {"method": "constant 5 (no human scoring)"}
     from hildif.experiments.panel import simulated_panel
@@ -266,7 +270,7 @@ def _scores(cell: Cell, pairs: list[tuple[Example, Example]], settings: Ablation
     }
 
 
-def run_cell(ctx: _Context, cell: Cell) -> dict[str, Any]:
+def run_cell(ctx: AblationContext, cell: Cell) -> dict[str, Any]:
     """Explain (cached), score, then the round's own fine-tuning step (:mod:`hildif.rounds.finetune`): build the
     fine-tuning set, fine-tune a fresh baseline copy, evaluate."""
     from hildif.rounds.finetune import build_finetuning_set, evaluate_model, fine_tune
@@ -281,7 +285,7 @@ def run_cell(ctx: _Context, cell: Cell) -> dict[str, Any]:
     influence = {(anchor.id, z.id): s for anchor, infl in explained for z, s in infl[: cell.top_p]}
     if not pairs:
         raise AblationError(f"cell {cell.key}: influence found no training example for the anchors")
-    scores, scoring = _scores(cell, pairs, settings, cfg)
+    scores, scoring = cell_scores(cell, pairs, settings, cfg)
     scored = [(z, s) for (_, z), s in zip(pairs, scores)]
     t1 = time.perf_counter()
     da = cell.configuration.augmentation
@@ -356,7 +360,7 @@ def run_ablation(
     settings = settings or AblationSettings()
     out = Path(out_dir) if out_dir else cfg.run_path("experiments", "ablation")
     baseline_path = resolve_baseline(cfg, baseline)
-    ctx = _Context(cfg, settings, baseline_path, out, progress)
+    ctx = AblationContext(cfg, settings, baseline_path, out, progress)
     shaping = {
         "baseline": ctx.baseline.version, "settings": settings.shaping(),
         **{name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "model", "eval", "influence", "feedback")},
@@ -407,5 +411,5 @@ def run_ablation(
     return AblationRun(out, computed, reused, summary, paths, time.perf_counter() - start)
 
 
-__all__ = ["AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell", "Configuration",
-           "cells_of", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell"]
+__all__ = ["AblationContext", "AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell",
+           "Configuration", "cell_scores", "cells_of", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell"]

@@ -8,11 +8,10 @@ from hildif.feedback.agreement import Agreement, compute_agreement, ordinal_alph
 from hildif.feedback.augmentation import AugmentResult, augment, build_chains, build_fill_chains, copies_for_score
 from hildif.feedback.ratings import NormalizedRatings, Rating, RatingError, normalize
 from hildif.feedback.resources import ResourceMissingError
-from hildif.feedback.simulation import SimulatedAnnotator, heuristic_features, simulate_ratings
+from hildif.feedback.simulation import SimulatedAnnotator, simulate_ratings
 
 __all__ = [
     "AGGREGATORS", "AggregatedPair", "AggregationResult", "aggregate", "Agreement", "compute_agreement",
     "ordinal_alpha", "AugmentResult", "augment", "build_chains", "build_fill_chains", "copies_for_score", "NormalizedRatings", "Rating",
-    "RatingError", "normalize", "ResourceMissingError", "SimulatedAnnotator", "heuristic_features",
-    "simulate_ratings",
+    "RatingError", "normalize", "ResourceMissingError", "SimulatedAnnotator", "simulate_ratings",
 ]

@@ -12,5 +12,5 @@ Modules, one job each (imported directly, so that importing one does not load FA
 ``knn``      the FAISS prefilter, cached per model version and training set
 ``engine``   s_test and candidate scores for one model and training set
 ``explain``  anchors -> top-p influential training examples (what ``hildif explain`` and rounds call)
-``anchors``  anchor selection: pairIDs, a file, rules, random
+``anchors``  anchor selection: one strategy class per way (paper list, pairIDs, random, rule), one select_anchors
 """

@@ -1,15 +1,29 @@
-"""SELECT ANCHORS of Algorithm 1: pick anchor points from a validation pool.
+"""SELECT ANCHORS of Algorithm 1: one small interface, one class per way of picking anchors.
 
-By id (``pairID``s given directly, or in a file: one per line with ``#`` comments, or JSON Lines with a
-``pairID`` per object such as the anchors file; see :func:`read_id_lines`), by rule, or at random:
+Every caller (a round's start, ``hildif explain``, the ablation) goes through :func:`select_anchors` with an
+:class:`AnchorStrategy`:
 
-``heuristic:NAME``   examples whose metadata ``heuristic`` equals NAME or whose ``heuristics`` list contains it
+:class:`PaperAnchors`    the paper's handpicked anchors (``data.anchors_file``), the first ``n``
+:class:`PairIdAnchors`   the examples with the given ``pairID``s (as data, or in a file: one per line with ``#``
+                         comments, or JSON Lines with a ``pairID`` per object such as the anchors file; see
+                         :func:`read_id_lines`), in that order
+:class:`RandomAnchors`   ``n`` examples drawn with ``seed``
+:class:`RuleAnchors`     the examples matching a rule, then ``n`` of them drawn with ``seed`` (all when ``n`` is None)
+:class:`UnionAnchors`    what several strategies pick, in turn (``hildif explain`` combines its options so)
+
+A strategy picks from a pool it is given, or from the pool a round draws from (:meth:`AnchorStrategy.pool`: MNLI dev;
+the anchors file for the paper's; the anchors file then dev for pairIDs, so handpicked anchors keep their heuristic
+labels). Rules, in the grammar of :class:`RuleAnchors`:
+
+``heuristic:NAME``   examples whose metadata ``heuristic`` equals NAME or whose ``heuristics`` list contains it (a
+                     rule's own pool labels dev examples with :func:`hildif.data.heuristics.with_detected_heuristics`)
 ``label:NAME``       gold label ``entailment`` or ``non-entailment``
 ``misclassified``    the classifier's prediction differs from the gold label (needs a classifier)
 ``all``              the whole pool
 
-Rules can be combined with ``+`` (``heuristic:lexical_overlap+misclassified``); ``random_n`` then samples from the
-result with ``seed``.
+joined by ``+`` (``heuristic:lexical_overlap+misclassified``). :class:`AnchorSelection` is the form a round records
+(and the backend's HTTP API and the CLI pass): a method name and its options, turned into a strategy by
+:meth:`AnchorSelection.strategy`.
 """
 
 from __future__ import annotations
@@ -17,13 +31,18 @@ from __future__ import annotations
 import json
 import random
 import re
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from hildif.data.example import LABEL_NAMES, Example
 from hildif.data.loaders import _ID_KEYS
 from hildif.errors import HildifError
-from hildif.model.classifier import Classifier
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hildif.config import DataConfig
+    from hildif.model.classifier import Classifier
 
 
 class AnchorSelectionError(HildifError, ValueError):
@@ -123,13 +142,31 @@ def _has_heuristic(e: Example, name: str) -> bool:
     return e.metadata.get("heuristic") == name or name in (e.metadata.get("heuristics") or [])
 
 
-def by_rule(pool: Sequence[Example], rule: str, classifier: Classifier | None = None) -> list[Example]:
-    selected = list(pool)
+RULE_KINDS = ("heuristic", "label", "misclassified", "all")
+
+
+def parse_rule(rule: str) -> list[tuple[str, str]]:
+    """``(kind, argument)`` for each ``+``-joined part of ``rule``; an unknown part is an error naming it."""
+    parts = []
     for part in rule.split("+"):
         kind, _, arg = part.strip().partition(":")
-        if kind == "heuristic" and arg:
+        if (kind == "heuristic" and arg) or (kind == "label" and arg in LABEL_NAMES) or kind in ("misclassified", "all"):
+            parts.append((kind, arg))
+        else:
+            raise AnchorSelectionError(
+                f"unknown anchor rule {part!r}: expected heuristic:NAME, label:{'|'.join(LABEL_NAMES)}, "
+                "misclassified or all (combine with '+')"
+            )
+    return parts
+
+
+def by_rule(pool: Sequence[Example], rule: str, classifier: "Classifier | None" = None) -> list[Example]:
+    """The examples of ``pool`` matching ``rule`` (see the module docstring), in pool order."""
+    selected = list(pool)
+    for kind, arg in parse_rule(rule):
+        if kind == "heuristic":
             selected = [e for e in selected if _has_heuristic(e, arg)]
-        elif kind == "label" and arg in LABEL_NAMES:
+        elif kind == "label":
             selected = [e for e in selected if e.label == LABEL_NAMES.index(arg)]
         elif kind == "misclassified":
             if classifier is None:
@@ -137,39 +174,250 @@ def by_rule(pool: Sequence[Example], rule: str, classifier: Classifier | None = 
             if selected:
                 pred = classifier.predict(selected).argmax(1)
                 selected = [e for e, p in zip(selected, pred) if int(p) != e.label]
-        elif kind == "all":
-            continue
-        else:
-            raise AnchorSelectionError(
-                f"unknown anchor rule {part!r}: expected heuristic:NAME, label:{'|'.join(LABEL_NAMES)}, "
-                "misclassified or all (combine with '+')"
-            )
     return selected
 
 
-def select_anchors(
-    pool: Sequence[Example],
+# ---------------------------------------------------------------------------------------------- the strategies
+def _dev(data: "DataConfig") -> list[Example]:
+    from hildif.data.splits import load_dev
+
+    return load_dev(data)
+
+
+class AnchorStrategy(ABC):
+    """One way of picking anchors: :meth:`select` from a pool, :meth:`pool` the pool a round draws from.
+
+    ``select`` returns examples of the pool in the strategy's order (duplicates and emptiness are
+    :func:`select_anchors`'s to handle) and raises :class:`AnchorSelectionError` naming what is wrong.
+    """
+
+    method: ClassVar[str]
+
+    @property
+    def needs_classifier(self) -> bool:
+        """Whether :meth:`select` runs the model (a rule with ``misclassified``)."""
+        return False
+
+    def pool(self, data: "DataConfig") -> list[Example]:
+        """The examples a round picks from: MNLI dev (``data.dev_file``)."""
+        return _dev(data)
+
+    @abstractmethod
+    def select(self, pool: Sequence[Example], classifier: "Classifier | None" = None) -> list[Example]:
+        """The anchors this strategy picks from ``pool``."""
+
+
+@dataclass(frozen=True)
+class PaperAnchors(AnchorStrategy):
+    """The first ``n`` of the paper's handpicked anchors (the anchors file, with their heuristic labels)."""
+
+    method: ClassVar[str] = "paper"
+    n: int = 5
+
+    def pool(self, data: "DataConfig") -> list[Example]:
+        from hildif.data.splits import load_anchors
+
+        return load_anchors(data)
+
+    def select(self, pool: Sequence[Example], classifier: "Classifier | None" = None) -> list[Example]:
+        return list(pool[: self.n])
+
+
+@dataclass(frozen=True)
+class PairIdAnchors(AnchorStrategy):
+    """The examples with ``pair_ids`` (given as data: unknown ones are named), then those ``ids_file`` lists (outside
+    input: unknown ones are reported by line number, never quoted), in that order."""
+
+    method: ClassVar[str] = "pairids"
+    pair_ids: tuple[str, ...] = ()
+    ids_file: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pair_ids", tuple(self.pair_ids or ()))
+        if not (self.pair_ids or self.ids_file):
+            raise AnchorSelectionError("anchor selection 'pairids' needs pair IDs or a pair-ids file")
+
+    def pool(self, data: "DataConfig") -> list[Example]:
+        """The anchors file first (its rows carry their heuristics), then the dev examples it does not hold."""
+        from hildif.data.splits import load_anchors
+
+        handpicked = load_anchors(data)
+        known = {e.id for e in handpicked}
+        return handpicked + [e for e in _dev(data) if e.id not in known]
+
+    def select(self, pool: Sequence[Example], classifier: "Classifier | None" = None) -> list[Example]:
+        chosen = by_ids(pool, list(self.pair_ids)) if self.pair_ids else []
+        return chosen + (by_id_file(pool, self.ids_file) if self.ids_file else [])
+
+
+@dataclass(frozen=True)
+class RandomAnchors(AnchorStrategy):
+    """``n`` examples of the pool drawn with ``random.Random(seed)`` (all of them when the pool is smaller)."""
+
+    method: ClassVar[str] = "random"
+    n: int = 5
+    seed: int = 0
+
+    def select(self, pool: Sequence[Example], classifier: "Classifier | None" = None) -> list[Example]:
+        return random.Random(self.seed).sample(list(pool), min(self.n, len(pool)))
+
+
+@dataclass(frozen=True)
+class RuleAnchors(AnchorStrategy):
+    """The examples matching ``rule``; then ``n`` of them drawn with ``random.Random(seed)`` (all when ``n`` is
+    None). The rule is checked when the strategy is made, before any data is read."""
+
+    method: ClassVar[str] = "rule"
+    rule: str = "all"
+    n: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.rule:
+            raise AnchorSelectionError("anchor selection 'rule' needs a rule, e.g. "
+                                       "'heuristic:lexical_overlap+misclassified'")
+        parse_rule(self.rule)
+
+    @property
+    def needs_classifier(self) -> bool:
+        return any(kind == "misclassified" for kind, _ in parse_rule(self.rule))
+
+    def pool(self, data: "DataConfig") -> list[Example]:
+        """MNLI dev; for a ``heuristic:`` rule each example also gets the heuristics detected in its text (dev
+        examples carry no heuristic labels)."""
+        dev = _dev(data)
+        if any(kind == "heuristic" for kind, _ in parse_rule(self.rule)):
+            from hildif.data.heuristics import with_detected_heuristics
+
+            return with_detected_heuristics(dev)
+        return dev
+
+    def select(self, pool: Sequence[Example], classifier: "Classifier | None" = None) -> list[Example]:
+        picked = by_rule(pool, self.rule, classifier)
+        return random.Random(self.seed).sample(picked, min(self.n, len(picked))) if self.n else picked
+
+
+@dataclass(frozen=True)
+class UnionAnchors(AnchorStrategy):
+    """What each of ``parts`` picks from the same pool, one after the other (:func:`select_anchors` drops repeats)."""
+
+    method: ClassVar[str] = "union"
+    parts: tuple[AnchorStrategy, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parts", tuple(self.parts))
+
+    @property
+    def needs_classifier(self) -> bool:
+        return any(p.needs_classifier for p in self.parts)
+
+    def pool(self, data: "DataConfig") -> list[Example]:
+        """The parts' pools merged, the first occurrence of each pairID kept."""
+        seen: set[str] = set()
+        return [e for p in self.parts for e in p.pool(data) if not (e.id in seen or seen.add(e.id))]
+
+    def select(self, pool: Sequence[Example], classifier: "Classifier | None" = None) -> list[Example]:
+        return [e for p in self.parts for e in p.select(pool, classifier)]
+
+
+STRATEGIES: dict[str, type[AnchorStrategy]] = {
+    cls.method: cls for cls in (PaperAnchors, RandomAnchors, PairIdAnchors, RuleAnchors)
+}
+ANCHOR_METHODS = tuple(STRATEGIES)  # the methods a round can be started with
+
+
+def combine(
     *,
     pair_ids: Sequence[str] | None = None,
     ids_file: str | Path | None = None,
     rule: str | None = None,
     random_n: int | None = None,
     seed: int = 0,
-    classifier: Classifier | None = None,
+) -> AnchorStrategy:
+    """The strategy of ``hildif explain``'s options: the given pairIDs and the ids file's, then the rule's matches
+    (``random_n`` of them drawn with ``seed``; a number without a rule draws from the whole pool)."""
+    parts: list[AnchorStrategy] = []
+    if pair_ids or ids_file:
+        parts.append(PairIdAnchors(tuple(pair_ids or ()), str(ids_file) if ids_file else None))
+    if rule:
+        parts.append(RuleAnchors(rule, random_n or None, seed))
+    elif random_n:
+        parts.append(RandomAnchors(random_n, seed))
+    if not parts:
+        raise AnchorSelectionError(NOTHING_SELECTED)
+    return parts[0] if len(parts) == 1 else UnionAnchors(tuple(parts))
+
+
+NOTHING_SELECTED = "no anchor selected: give pair ids, an anchors file, a rule that matches, or --random N"
+
+
+def select_anchors(
+    strategy: AnchorStrategy,
+    pool: Sequence[Example] | None = None,
+    *,
+    data: "DataConfig | None" = None,
+    classifier: "Classifier | None" = None,
 ) -> list[Example]:
-    """Anchors from ``pool``: the union of ids (given order) then the rule/random selection, without duplicates."""
-    chosen: list[Example] = []
-    if pair_ids:
-        chosen += by_ids(pool, list(pair_ids))
-    if ids_file:
-        chosen += by_id_file(pool, ids_file)
-    if rule or random_n:
-        picked = by_rule(pool, rule or "all", classifier)
-        if random_n:
-            picked = random.Random(seed).sample(picked, min(random_n, len(picked)))
-        chosen += picked
+    """The anchors ``strategy`` picks from ``pool`` (default: the strategy's own pool of ``data``), each once, in
+    the strategy's order. A rule with ``misclassified`` needs ``classifier``. An empty selection is an error."""
+    if pool is None:
+        if data is None:
+            raise ValueError("select_anchors needs a pool or the data configuration (data=)")
+        pool = strategy.pool(data)
     seen: set[str] = set()
-    out = [e for e in chosen if not (e.id in seen or seen.add(e.id))]
+    out = [e for e in strategy.select(pool, classifier) if not (e.id in seen or seen.add(e.id))]
     if not out:
-        raise AnchorSelectionError("no anchor selected: give pair ids, an anchors file, a rule that matches, or --random N")
+        raise AnchorSelectionError(NOTHING_SELECTED)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- a round's record
+@dataclass
+class AnchorSelection:
+    """How a round picks its anchors, as recorded with the round (and as the CLI and the backend's HTTP API pass
+    it); :meth:`strategy` is the :class:`AnchorStrategy` it names. ``method``:
+
+    * ``paper``: :class:`PaperAnchors`, the first ``n``;
+    * ``random``: :class:`RandomAnchors`, ``n`` dev examples drawn with ``seed``;
+    * ``pairids``: :class:`PairIdAnchors`, the examples listed in ``pair_ids`` (as data: how the backend's HTTP API
+      passes them) or in ``pair_ids_file`` (the CLI), looked up in the anchors file and the dev set;
+    * ``rule``: :class:`RuleAnchors`, ``n`` dev examples (drawn with ``seed``) matching ``rule``; for ``heuristic:``
+      rules each dev example gets the heuristics :func:`hildif.data.heuristics.heuristic_features` detects in its
+      text (lexical_overlap, subsequence, constituent, negation, reversed_order, ...).
+    """
+
+    method: str = "paper"
+    n: int = 5
+    seed: int = 0
+    pair_ids_file: str | None = None
+    rule: str | None = None
+    pair_ids: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in STRATEGIES:
+            raise AnchorSelectionError(f"anchor selection method {self.method!r} unknown "
+                                       f"(known: {', '.join(ANCHOR_METHODS)})")
+        if self.n < 1:
+            raise AnchorSelectionError(f"number of anchors must be >= 1, got {self.n}")
+        self.strategy()  # pairIDs or a file for 'pairids', a valid rule for 'rule': checked now
+
+    def strategy(self) -> AnchorStrategy:
+        if self.method == "paper":
+            return PaperAnchors(self.n)
+        if self.method == "random":
+            return RandomAnchors(self.n, self.seed)
+        if self.method == "pairids":
+            return PairIdAnchors(tuple(self.pair_ids or ()), self.pair_ids_file)
+        return RuleAnchors(self.rule or "", self.n, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AnchorSelection":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+__all__ = ["ANCHOR_METHODS", "AnchorSelection", "AnchorSelectionError", "AnchorStrategy", "PairIdAnchors",
+           "PaperAnchors", "RULE_KINDS", "RandomAnchors", "RuleAnchors", "STRATEGIES", "UnionAnchors", "by_id_file",
+           "by_ids", "by_rule", "combine", "parse_rule", "read_id_file", "read_id_lines", "select_anchors"]

@@ -6,7 +6,7 @@ training sets; it moves to the GPU when faiss has GPUs and the classifier is on 
 
 Cache key: sha256 of the model's weights (every tensor of its state dict, so in-place training invalidates it), a
 fingerprint of the training set (ids, texts and labels in order), the feature definition and the index kind. Files:
-``<cache_dir>/knn-<key>.faiss`` and ``knn-<key>.json``.
+``<cache_dir>/knn-<key>.faiss`` and ``knn-<key>.json``; a run keeps them in one folder, :func:`index_cache_dir`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import faiss
 import numpy as np
@@ -29,9 +29,18 @@ from hildif.data.example import Example
 from hildif.model.classifier import Classifier
 from hildif.utils.atomic import write_json_atomic
 
+if TYPE_CHECKING:  # pragma: no cover
+    from hildif.config import HildifConfig
+
 log = logging.getLogger(__name__)
 FEATURE_KIND = "pooler_output/v1"
 INDEX_KINDS = ("flat", "ivf")
+
+
+def index_cache_dir(cfg: "HildifConfig") -> Path:
+    """The run's one folder of kNN indexes, ``<cache>/influence``: a round's start, ``hildif explain`` and the
+    ablation all read and write it, so an index is built once per model and training set."""
+    return cfg.cache_path("influence")
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:

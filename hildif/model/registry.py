@@ -6,7 +6,7 @@ Layout::
     models/current.json      {"version": ..., "path": ..., "updated_at": ...}: the model that is served
 
 Checkpoints are written with :meth:`Classifier.save` (atomic directory rename); ``current.json`` is switched last
-and atomically, so a crash at any point leaves the previous model current.
+and atomically, so a crash at any point leaves the previous model current. Loading them: :mod:`hildif.model.loading`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hildif.errors import HildifError
-from hildif.model.classifier import Classifier
+from hildif.model.classifier import Classifier, ModelLoadError
 from hildif.utils.atomic import write_json_atomic
 
 
-class ModelVersionError(HildifError, FileNotFoundError):
-    """A model version, or the current model, is not in the run directory; the message says which."""
+class ModelVersionError(ModelLoadError, FileNotFoundError):
+    """A model version that is not registered in the run (or no current version); the message names it."""
 
 
 class ModelRegistry:
@@ -72,9 +71,3 @@ class ModelRegistry:
             meta = json.loads(d.read_text())
             out.append({"version": d.parent.name, **{k: meta.get(k) for k in ("created_at", "kind", "parent")}})
         return out
-
-    def load_current(self, **kwargs: Any) -> Classifier:
-        path = self.current_path()
-        if path is None:
-            raise ModelVersionError(f"no current model under {self.root}: run `hildif train` first")
-        return Classifier.load(str(path), **kwargs)

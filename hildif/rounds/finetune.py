@@ -207,22 +207,17 @@ def build_finetuning_set(
                                     **stats})
 
 
-def load_kwargs(cfg: HildifConfig) -> dict[str, Any]:
-    """How every checkpoint of a run is loaded (``cfg.model``'s max length, device, mixed precision)."""
-    return dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
-
-
 def fine_tune(base_path: str | Path, fine_tuning_set: FineTuningSet | Sequence[Example], cfg: HildifConfig, *,
               seed: int = 0, progress: bool = False):
     """FINE_TUNE: a fresh copy of the checkpoint ``base_path`` trained on the set (``cfg.finetune``, seed
     ``finetune.seed + seed``). Returns ``(classifier, TrainResult)``."""
-    from hildif.model.classifier import Classifier
+    from hildif.model.loading import load_checkpoint
     from hildif.model.training import train
 
     examples = fine_tuning_set.examples if isinstance(fine_tuning_set, FineTuningSet) else list(fine_tuning_set)
     if not examples:
         raise FineTuneError("the fine-tuning set is empty")
-    clf = Classifier.load(str(base_path), **load_kwargs(cfg))
+    clf = load_checkpoint(cfg, base_path)
     ft = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + seed)
     return clf, train(clf, examples, ft, progress=progress)
 
@@ -239,4 +234,4 @@ def evaluate_model(clf, cfg: HildifConfig, sets: tuple[Sequence[Example], Sequen
 
 
 __all__ = ["FineTuneError", "FineTuningSet", "NO_AUGMENTATION_MODES", "REHEARSAL_BALANCES", "build_finetuning_set",
-           "evaluate_model", "fine_tune", "load_kwargs", "rehearsal_counts", "rehearsal_rows"]
+           "evaluate_model", "fine_tune", "rehearsal_counts", "rehearsal_rows"]

@@ -1,6 +1,7 @@
 """Start a round (Algorithm 1's SELECT ANCHORS, f(X), EXPLAIN, then "present to the user"):
 
-1. select anchors from the validation set (random, handpicked by a pairID file, the paper's five, or a rule);
+1. select anchors from the validation set (random, handpicked by a pairID file, the paper's five, or a rule:
+   :class:`hildif.influence.anchors.AnchorSelection`, one strategy class per method);
 2. explain them with influence functions (the current model version; GPU when present);
 3. record the round, its anchors and (anchor, influential example) pairs in the round database, in one transaction;
 4. create or reuse the round's own Label Studio project (``"<labelstudio.project_title> — <round id>"``, rating
@@ -22,63 +23,21 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from hildif.config import HildifConfig
-from hildif.data.example import Example
 from hildif.errors import HildifError
 from hildif.feedback.ratings import PairKey
+from hildif.influence.anchors import AnchorSelection  # the form a round records its selection in
 from hildif.rounds.state import RoundAnchor, RoundPair, RoundState, project_title_for
 
 log = logging.getLogger(__name__)
 
-METHODS = ("paper", "random", "pairids", "rule")
 _ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class RoundError(HildifError, ValueError):
     """A round cannot be started or synced as asked; the message says why and what to do."""
-
-
-@dataclass
-class AnchorSelection:
-    """How to pick anchors (the selection itself is :func:`hildif.influence.anchors.select_anchors`). ``method``:
-
-    * ``paper``: the paper's five handpicked anchors (``data.anchors_file``), the first ``n``;
-    * ``random``: ``n`` dev examples drawn with ``seed``;
-    * ``pairids``: the examples listed in ``pair_ids`` (as data: how the backend's HTTP API passes them) or in
-      ``pair_ids_file`` (the CLI: one pairID per line with ``#`` comments, or JSON Lines with a ``pairID`` per object
-      such as the anchors file), in that order, looked up in the anchors file and the dev set;
-    * ``rule``: ``n`` dev examples (drawn with ``seed``) matching ``rule`` in the grammar of
-      :mod:`hildif.influence.anchors` (``heuristic:NAME``, ``label:LABEL``, ``misclassified``, joined by ``+``).
-      Dev examples carry no heuristic labels, so each gets the heuristics that
-      :func:`hildif.feedback.heuristic_features` detects in its text (lexical_overlap, subsequence, constituent,
-      negation, reversed_order, ...).
-    """
-
-    method: str = "paper"
-    n: int = 5
-    seed: int = 0
-    pair_ids_file: str | None = None
-    rule: str | None = None
-    pair_ids: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise RoundError(f"anchor selection method {self.method!r} unknown (known: {', '.join(METHODS)})")
-        if self.n < 1:
-            raise RoundError(f"number of anchors must be >= 1, got {self.n}")
-        if self.method == "pairids" and not (self.pair_ids_file or self.pair_ids):
-            raise RoundError("anchor selection 'pairids' needs pair IDs or a pair-ids file")
-        if self.method == "rule" and not self.rule:
-            raise RoundError("anchor selection 'rule' needs a rule, e.g. 'heuristic:lexical_overlap+misclassified'")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AnchorSelection":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -102,61 +61,11 @@ class StartResult:
         return asdict(self)
 
 
-# ---------------------------------------------------------------------------------------------- anchor selection
-def with_detected_heuristics(examples: Sequence[Example]) -> list[Example]:
-    """Copies whose ``heuristics`` metadata adds what :func:`hildif.feedback.heuristic_features` finds in the text."""
-    from hildif.feedback import heuristic_features
-    from hildif.feedback.simulation import active_heuristics
-
-    out = []
-    for e in examples:
-        found = set(e.metadata.get("heuristics") or []) | active_heuristics(heuristic_features(e.premise, e.hypothesis))
-        out.append(Example(e.id, e.premise, e.hypothesis, e.label, {**e.metadata, "heuristics": sorted(found)}))
-    return out
-
-
-def select_anchors(cfg: HildifConfig, selection: AnchorSelection, classifier=None) -> list[Example]:
-    """The anchors of a round, per :class:`AnchorSelection` (a rule with ``misclassified`` needs ``classifier``)."""
-    from hildif.data.splits import load_anchors, load_dev
-    from hildif.influence.anchors import select_anchors as pick
-
-    if selection.method == "paper":
-        return load_anchors(cfg.data)[: selection.n]
-    dev = load_dev(cfg.data)
-    if selection.method == "random":
-        return pick(dev, random_n=selection.n, seed=selection.seed)
-    if selection.method == "pairids":
-        handpicked = load_anchors(cfg.data)  # preferred: they carry their heuristics
-        known = {e.id for e in handpicked}
-        pool = handpicked + [e for e in dev if e.id not in known]
-        return pick(pool, pair_ids=selection.pair_ids, ids_file=selection.pair_ids_file)
-    pool = with_detected_heuristics(dev) if "heuristic:" in (selection.rule or "") else dev
-    return pick(pool, rule=selection.rule, random_n=selection.n, seed=selection.seed, classifier=classifier)
-
-
 # ---------------------------------------------------------------------------------------------- the round
 def validate_round_id(round_id: str) -> str:
     if not _ROUND_ID.match(round_id or ""):
         raise RoundError(f"round id {round_id!r}: use 1-64 letters, digits, '.', '_' or '-' (starting alphanumeric)")
     return round_id
-
-
-def current_model(cfg: HildifConfig, **load_kwargs: Any):
-    """The served model version as a :class:`Classifier`; on a fresh run directory, ``model.name_or_path`` is loaded
-    and registered as the first version (so every round starts from a recorded version)."""
-    from hildif.model.classifier import Classifier
-    from hildif.model.registry import ModelRegistry
-
-    registry = ModelRegistry(cfg.run.run_dir)
-    kwargs = dict(max_length=cfg.model.max_length, device=cfg.model.device, mixed_precision=cfg.model.mixed_precision)
-    kwargs.update(load_kwargs)
-    if registry.current() is None:
-        log.info("no current model in %s: registering %s as the first version", registry.root, cfg.model.name_or_path)
-        clf = Classifier.load(cfg.model.name_or_path, num_labels=cfg.model.num_labels, **kwargs)
-        registry.save(clf, {"kind": "base", "source": cfg.model.name_or_path}, make_current=True)
-    version = registry.current()
-    clf = Classifier.load(str(registry.path(version)), **kwargs)
-    return clf, version, str(registry.path(version))
 
 
 def round_settings(cfg: HildifConfig, round_id: str) -> dict[str, Any]:
@@ -168,8 +77,13 @@ def round_settings(cfg: HildifConfig, round_id: str) -> dict[str, Any]:
 def choose_anchors(cfg: HildifConfig, selection: AnchorSelection):
     """``(classifier, version, path, anchors)``: the current model and the anchors ``selection`` picks with it
     (bad pair IDs, files or rules fail here, in seconds)."""
-    clf, version, path = current_model(cfg)
-    return clf, version, path, select_anchors(cfg, selection, clf)
+    from hildif.influence.anchors import select_anchors
+    from hildif.model.loading import load_current
+
+    # a fresh run directory: model.name_or_path becomes the first version, so every round starts from a recorded one
+    current = load_current(cfg, missing="register")
+    anchors = select_anchors(selection.strategy(), data=cfg.data, classifier=current.classifier)
+    return current.classifier, current.version, current.path, anchors
 
 
 def explain_round(
@@ -180,12 +94,13 @@ def explain_round(
     record the round. Returns the base version."""
     from hildif.data.splits import load_train
     from hildif.influence.explain import explain
+    from hildif.influence.knn import index_cache_dir
 
     clf, version, path, anchors = chosen or choose_anchors(cfg, selection)
     train_examples = load_train(cfg.data)
     log.info("round %s: explaining %d anchors against %d training examples (model %s, device %s)",
              round_id, len(anchors), len(train_examples), version, clf.device)
-    explanations = explain(clf, train_examples, anchors, cfg.influence, cache_dir=cfg.cache_path("influence"),
+    explanations = explain(clf, train_examples, anchors, cfg.influence, cache_dir=index_cache_dir(cfg),
                            progress=progress)
     anchor_rows = [RoundAnchor(e.anchor, e.probs) for e in explanations]
     pair_rows = [RoundPair(e.anchor.id, inf.example, inf.rank, inf.score)
@@ -352,5 +267,5 @@ def start_round(
     )
 
 
-__all__ = ["AnchorSelection", "StartResult", "PushResult", "RoundError", "start_round", "select_anchors", "push_tasks",
-           "explain_round", "round_settings", "current_model", "with_detected_heuristics"]
+__all__ = ["AnchorSelection", "StartResult", "PushResult", "RoundError", "start_round", "choose_anchors", "push_tasks",
+           "explain_round", "round_settings"]

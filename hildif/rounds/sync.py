@@ -212,10 +212,10 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
                       ratings: list[Rating], progress: bool) -> dict[str, Any]:
     from hildif.data.splits import cached_train, evaluation_sets
     from hildif.feedback import aggregate
-    from hildif.model.classifier import Classifier
     from hildif.model.evaluation import write_report
+    from hildif.model.loading import load_checkpoint
     from hildif.rounds import gate as promotion
-    from hildif.rounds.finetune import build_finetuning_set, evaluate_model, fine_tune, load_kwargs
+    from hildif.rounds.finetune import build_finetuning_set, evaluate_model, fine_tune
     from hildif.rounds.report import write_round_report
 
     round_id = info["round_id"]
@@ -235,7 +235,7 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     sets = evaluation_sets(cfg.data, cfg.eval)
     before = state.evaluation(info["base_version"])
     if before is None:  # evaluated once per base version (same samples: eval.* settings)
-        base_clf = Classifier.load(info["base_path"], **load_kwargs(cfg))
+        base_clf = load_checkpoint(cfg, info["base_path"])
         before = evaluate_model(base_clf, cfg, sets, progress=progress)
         state.record_version(info["base_version"], info["base_path"], metrics=before)
         del base_clf
