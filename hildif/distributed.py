@@ -211,6 +211,8 @@ def gather_by_index(indices: Sequence[int], values: np.ndarray, n: int) -> np.nd
     values = np.asarray(values)
     if not active():
         parts = [(list(indices), values)]
+    elif values.ndim == 2:  # rows (features, probabilities): as tensors, not pickled
+        parts = list(zip(all_gather_object(list(indices)), all_gather_rows(values)))
     else:
         parts = all_gather_object((list(indices), values))
     filled = np.zeros(n, dtype=bool)
