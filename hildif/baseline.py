@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from hildif import distributed
 from hildif.config import HildifConfig
 from hildif.data import evaluation_sets, load_dev, load_train, stratified_sample
 from hildif.model.evaluation import evaluate, figure_1c_markdown, write_report
@@ -45,6 +46,7 @@ def evaluate_current(cfg: HildifConfig, title: str = "evaluation", model: str | 
     clf = load_pretrained(cfg, model) if model else load_current(cfg).classifier
     result = evaluate(clf, *evaluation_sets(cfg.data, cfg.eval), batch_size=cfg.eval.batch_size, progress=True)
     paths = write_report({clf.version: result}, Path(cfg.run.run_dir) / "reports", title)
-    print(figure_1c_markdown({clf.version: result}))
-    print("reports: " + ", ".join(str(p) for p in paths.values()))
+    if distributed.is_main():  # under torchrun every rank evaluates its shard; rank 0 alone writes and prints
+        print(figure_1c_markdown({clf.version: result}))
+        print("reports: " + ", ".join(str(p) for p in paths.values()))
     return {"result": result, "paths": {k: str(v) for k, v in paths.items()}}

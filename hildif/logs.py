@@ -11,6 +11,7 @@ they are held in memory until :func:`attach_run_log` names the file.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -146,6 +147,9 @@ def attach_run_log(run_dir: str | Path) -> Path | None:
     if pending is None:
         return None
     path = Path(run_dir) / LOG_FILE
+    rank = os.environ.get("RANK", "0")  # under torchrun the other ranks keep their own log beside rank 0's
+    if rank not in ("", "0"):
+        path = path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
     if _state.get("file") == path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -176,3 +176,27 @@ def test_dockerfile_installs_with_the_setup_script_and_copies_what_it_needs():
         assert any(line.lstrip("!").startswith(path) for line in ignore if line.startswith("!")), path
     assert re.search(r"^USER hildif$", text, re.M)  # not root at run time
     assert "HEALTHCHECK" in text and "127.0.0.1:9090/health" in text
+
+
+def test_multigpu_override_trains_on_every_gpu_under_torchrun():
+    services = resolved("compose.yaml", "compose.gpu.yaml", "compose.multigpu.yaml")["services"]
+    train = services["train"]
+    assert train["profiles"] == ["train"]  # a one-off job: `up` leaves it alone
+    assert train["command"][:4] == ["hildif", "train", "--nproc", "8"] and "model.device=cuda" in train["command"]
+    devices = train["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and devices[0]["count"] == "all" and devices[0]["capabilities"] == ["gpu"]
+
+    def targets(svc):  # compose v2 gives mappings, docker-compose v1 "source:target:mode" strings
+        out = {}
+        for v in services[svc]["volumes"]:
+            if isinstance(v, str):
+                source, target, *mode = v.split(":")
+                out[target] = (source, mode[0] if mode else "rw")
+            else:
+                out[v["target"]] = (v["source"], "ro" if v.get("read_only") else "rw")
+        return out
+
+    volumes, backend = targets("train"), targets("backend")
+    assert volumes["/runs"][0] == backend["/runs"][0] == "hildif-runs"  # the backend serves what it trains
+    assert volumes["/runs/models"][0] == backend["/runs/models"][0] == "hildif-models"
+    assert volumes["/data"] == backend["/data"] and volumes["/data"][1] == "ro"

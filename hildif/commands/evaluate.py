@@ -15,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hildif import distributed
     from hildif.baseline import evaluate_current
 
-    evaluate_current(config_from_args(args), title=args.title, model=args.model)
+    cfg = config_from_args(args)
+    distributed.init(cfg.model.device)  # under torchrun: sharded, rank 0 writes the reports
+    evaluate_current(cfg, title=args.title, model=args.model)
+    distributed.shutdown()
     return 0

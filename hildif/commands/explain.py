@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from hildif.influence.knn import index_cache_dir
     from hildif.utils.atomic import write_json_atomic, write_text_atomic
 
+    from hildif import distributed
+
     cfg = config_from_args(args)
+    distributed.init(cfg.model.device)  # under torchrun: the pool pass and the scoring sharded, rank 0 writes
     clf = load_model(cfg)
     pool = load_pool(cfg, args.pool)
     strategy = combine(
@@ -92,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     anchors = select_anchors(strategy, pool, classifier=clf)
     train = load_train(cfg.data)
     results = explain(clf, train, anchors, cfg.influence, cache_dir=index_cache_dir(cfg), harmful=args.harmful)
+    if not distributed.is_main():
+        distributed.shutdown()
+        return 0
     out = Path(args.output) if args.output else cfg.run_path("explanations", f"explain-{time.strftime('%Y%m%d-%H%M%S')}.json")
     payload = {
         "model_version": clf.version,
@@ -104,4 +110,5 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(out.with_suffix(".txt"), table + "\n")
     print(table)
     print(f"wrote {display_path(out)}")
+    distributed.shutdown()
     return 0

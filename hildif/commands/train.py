@@ -1,4 +1,8 @@
-"""``hildif train``: FIT, the baseline classifier on MNLI train, then its HANS/MNLI evaluation."""
+"""``hildif train``: FIT, the baseline classifier on MNLI train, then its HANS/MNLI evaluation.
+
+``--nproc N`` runs the same command on N processes of this machine under torchrun (DistributedDataParallel; see
+:mod:`hildif.distributed`); a command started by torchrun itself joins its process group.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_options(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its saved state")
     p.add_argument("--no-eval", action="store_true", help="skip the HANS/MNLI evaluation after training")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train on N processes of this machine (torchrun; one per GPU, or gloo on CPU); "
+                        "train.batch_size stays the global batch and must be divisible by N")
     p.set_defaults(func=run)
 
 
+def relaunch_args(args: argparse.Namespace) -> list[str]:
+    """``hildif train`` arguments that repeat ``args`` without ``--nproc`` (for the processes torchrun starts)."""
+    out = ["train"]
+    for flag, value in (("--profile", args.profile), ("--config", args.config), ("--data-dir", args.data_dir),
+                        ("--run-dir", args.run_dir), ("--model", args.model)):
+        if value:
+            out += [flag, value]
+    for item in args.overrides:
+        out += ["--set", item]
+    out += [flag for flag, on in (("--resume", args.resume), ("--no-eval", args.no_eval),
+                                  ("--verbose", getattr(args, "verbose", False))) if on]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    from hildif import distributed
+
+    if args.nproc < 1:
+        raise ValueError(f"--nproc {args.nproc}: must be at least 1")
+    if args.nproc > 1 and not distributed.launched():
+        return distributed.launch(args.nproc, relaunch_args(args))
     from hildif.baseline import evaluate_current, train_baseline
 
     cfg = config_from_args(args)
+    distributed.init(cfg.model.device)
     info = train_baseline(cfg, resume=args.resume)
-    print(f"trained model version {info['version']} in {info['train']['seconds'] / 60:.1f} min "
-          f"({info['train']['steps']} steps); saved to {info['path']}")
+    if distributed.is_main():
+        print(f"trained model version {info['version']} in {info['train']['seconds'] / 60:.1f} min "
+              f"({info['train']['steps']} steps); saved to {info['path']}")
     if not args.no_eval:
         evaluate_current(cfg, title="baseline")
+    distributed.shutdown()
     return 0

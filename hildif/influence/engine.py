@@ -11,6 +11,11 @@ the training loss grows by eps). HILDIF shows the most negative ones. L includes
 The engine computes the frozen prefix of each training example once (:mod:`hildif.influence.split`) and keeps it
 in memory, so later anchors reuse it; :meth:`InfluenceEngine.pool_features` computes it for the whole training set
 in the pass that gives the kNN index its features.
+
+Under torchrun (:mod:`hildif.distributed`) that pass is sharded: every rank cuts the training set into the same
+length-sorted batches as one process and computes every W-th batch, keeping the frozen prefixes of its own rows
+(its *shard*: :meth:`InfluenceEngine.owner`); the features are gathered. A candidate is then scored by the rank that
+holds its prefix (:meth:`InfluenceEngine.owned_positions`), see :func:`hildif.influence.explain.explain`.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hildif import distributed
 from hildif.config import ConfigError, InfluenceConfig
 from hildif.data.example import Example
 from hildif.influence.objective import Objective
 from hildif.influence.params import select_parameters
 from hildif.influence.solvers import SolveResult, conjugate_gradient, exact_solve, lissa
 from hildif.influence.split import Batch, Item, SplitModel, eager_attention
-from hildif.model.classifier import Classifier
+from hildif.model.classifier import Classifier, length_sorted_batches
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,7 @@ class InfluenceEngine:
         self.split = SplitModel(classifier, self.selection)
         self.objective = Objective(self.split, cfg.weight_decay)
         self._items: dict[int, Item] = {}
+        self._owner: np.ndarray | None = None  # rank holding each row's prefix after a sharded pool pass
         self._hessian: tuple[tuple[int, ...], list] | None = None
 
     @property
@@ -91,28 +98,72 @@ class InfluenceEngine:
             self._items.update(zip(missing, fresh))
         return [self._items[int(i)] for i in indices]
 
-    def pool_features(self) -> np.ndarray | None:
+    def pool_features(self, gather: bool = True) -> np.ndarray | None:
         """kNN features of the whole training set ((N, hidden) float32, as :meth:`Classifier.features`) from the same
         pass that computes and keeps every example's frozen prefix: building the kNN index then leaves no candidate
         prefix to compute per anchor.
 
         Returns None, keeping nothing, when the split cannot give features (all parameters or an unknown layout) or
         the prefixes would take more than ``cfg.prefix_memory_mb``; the caller then computes the features alone.
+
+        Under torchrun every rank calls it: each computes and keeps its shard (``prefix_memory_mb`` is then per
+        rank), and the features are gathered on every rank (``gather=False``: not gathered, None returned).
         """
         if not self.split.gives_features:
             return None
         lengths = self.classifier.token_lengths(self.train)
-        need_mb = sum(self.split.item_floats(n) for n in lengths) * 4 / 2**20
+        world = distributed.world_size() if distributed.active() else 1
+        batches = list(length_sorted_batches(lengths, self.cfg.grad_batch_size))
+        shards = [[i for b in batches[r::world] for i in b] for r in range(world)]
+        need_mb = max(sum(self.split.item_floats(lengths[i]) for i in shard) for shard in shards) * 4 / 2**20
         if need_mb > self.cfg.prefix_memory_mb:
-            log.info("frozen prefix of %d examples needs %.0f MB > influence.prefix_memory_mb=%d: computed per "
-                     "candidate instead", len(self.train), need_mb, self.cfg.prefix_memory_mb)
+            log.info("frozen prefix of %d examples needs %.0f MB%s > influence.prefix_memory_mb=%d: computed per "
+                     "candidate instead", len(self.train), need_mb, " per process" if world > 1 else "",
+                     self.cfg.prefix_memory_mb)
             return None
+        mine = shards[distributed.rank()] if world > 1 else list(range(len(self.train)))
+        # the shard's rows are in the global length order, so the pass below cuts exactly this rank's batches
         with self._mode():
             items, feats = self.split.prefix_and_features(
-                self.train, batch_size=self.cfg.grad_batch_size, progress=self.progress, lengths=lengths
+                [self.train[i] for i in mine], batch_size=self.cfg.grad_batch_size, progress=self.progress,
+                lengths=[lengths[i] for i in mine],
             )
-        self._items.update(enumerate(items))
-        return feats
+        self._items.update(zip(mine, items))
+        if world == 1:
+            return feats
+        owner = np.zeros(len(self.train), dtype=np.int64)
+        for r, shard in enumerate(shards):
+            owner[shard] = r
+        self._owner = owner
+        return distributed.gather_by_index(mine, feats, len(self.train)) if gather else None
+
+    def owner(self, indices: Sequence[int]) -> np.ndarray:
+        """The rank that scores each training index: the one holding its prefix after a sharded pool pass, else
+        ``index mod W``."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if self._owner is not None:
+            return self._owner[idx]
+        return idx % max(1, distributed.world_size() if distributed.active() else 1)
+
+    def owned_positions(self, indices: Sequence[int]) -> list[int]:
+        """Positions into ``indices`` that this rank scores (all of them for one process)."""
+        if not distributed.active():
+            return list(range(len(indices)))
+        return np.flatnonzero(self.owner(indices) == distributed.rank()).tolist()
+
+    def share_items(self, indices: Sequence[int]) -> None:
+        """Collective: every rank receives the prefixes of ``indices`` from the ranks that hold them (e.g. the fixed
+        Hessian sample, so that the rank computing s_test uses the very prefixes one process would). A no-op
+        for one process or before a sharded pool pass."""
+        if not distributed.active() or self._owner is None:
+            return
+        indices = sorted({int(i) for i in indices})
+        mine = {i: {k: v.cpu() for k, v in self._items[i].items()} for i in indices
+                if self._owner[i] == distributed.rank() and i in self._items}
+        device = self.classifier.device
+        for part in distributed.all_gather_object(mine):
+            for i, item in part.items():
+                self._items.setdefault(i, {k: v.to(device) for k, v in item.items()})
 
     def batch(self, indices: Sequence[int]) -> Batch:
         return self.split.collate(self.items(indices), [self.train[i].label for i in indices])

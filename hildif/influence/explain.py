@@ -2,6 +2,11 @@
 
 Sign: I(z, x) = -grad L(x)^T (H + lambda I)^-1 grad L(z); the most NEGATIVE scores are the most helpful
 (upweighting them lowers the anchor's loss) and come first; ``harmful=True`` ranks the most positive first.
+
+Under torchrun (:mod:`hildif.distributed`, every rank calling :func:`explain` alike): the pass over the training
+pool is sharded and its features gathered; rank 0 builds (or reads) the FAISS index, finds the candidates and
+computes s_test once, which it broadcasts; each rank scores the candidates whose frozen prefix it holds, and the
+scores are gathered, so every rank ranks the same full score vector and returns the single-process result.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
+from hildif import distributed
 from hildif.config import ConfigError, InfluenceConfig
 from hildif.data.example import Example
 from hildif.influence.engine import InfluenceEngine
@@ -107,19 +114,30 @@ def explain(
     """
     if not anchors:
         return []
+    sharded = distributed.active()
+    progress = progress and distributed.is_main()
     engine = engine or InfluenceEngine(classifier, train_examples, cfg, progress=progress)
-    # a fresh index gets its features from the pass that also computes every example's frozen prefix
-    index = FeatureIndex.build_or_load(classifier, train_examples, cfg.index, cache_dir, progress=progress,
-                                       features=engine.pool_features)
-    candidates = candidate_indices(classifier, index, anchors, cfg.k, cfg.query)
+    if sharded:
+        index_info, candidates = _sharded_candidates(classifier, engine, anchors, cfg, cache_dir, progress)
+    else:
+        # a fresh index gets its features from the pass that also computes every example's frozen prefix
+        index = FeatureIndex.build_or_load(classifier, train_examples, cfg.index, cache_dir, progress=progress,
+                                           features=engine.pool_features)
+        candidates = candidate_indices(classifier, index, anchors, cfg.k, cfg.query)
+        index_info = {"kind": index.kind, "key": index.key, "from_cache": index.from_cache}
     probs = classifier.predict(anchors)
     out: list[AnchorExplanation] = []
     for anchor, cand, p in tqdm(list(zip(anchors, candidates, probs)), desc="explain", disable=not progress,
                                 unit="anchor"):
         start = time.perf_counter()
-        v = engine.anchor_gradient(anchor)
-        solved = engine.s_test(v)
-        scores = engine.influence(solved.s_test, cand)
+        if sharded:
+            s_test, summary = _shared_s_test(engine, anchor)
+            mine = engine.owned_positions(cand)
+            scores = distributed.gather_by_index(mine, engine.influence(s_test, cand[mine]), len(cand))
+        else:
+            solved = engine.s_test(engine.anchor_gradient(anchor))
+            summary = solved.summary()
+            scores = engine.influence(solved.s_test, cand)
         top = rank(scores, cfg.top_p, harmful)
         influential = [
             Influential(train_examples[int(cand[j])], float(scores[j]), r + 1) for r, j in enumerate(top)
@@ -130,8 +148,47 @@ def explain(
             "sign": "I(z,x) = -grad L(x)^T (H + damping*scale*I)^-1 grad L(z); negative = helpful",
             "params": cfg.params,
             "num_params": engine.objective.size,
-            "index": {"kind": index.kind, "key": index.key, "from_cache": index.from_cache},
-            "solver": solved.summary(),
+            "index": index_info,
+            "solver": summary,
             "seconds": time.perf_counter() - start,
         }))
     return out
+
+
+def _sharded_candidates(
+    classifier: Classifier, engine: InfluenceEngine, anchors: Sequence[Example], cfg: InfluenceConfig,
+    cache_dir: str | Path | None, progress: bool,
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Collective: the sharded pool pass (every rank keeps its shard's prefixes; features gathered when the index
+    must be built), then rank 0 builds or reads the index and broadcasts each anchor's candidates."""
+    train = engine.train
+    cached = None
+    if distributed.is_main():
+        key = FeatureIndex.cache_key(classifier, train, cfg.index)
+        cached = bool(cache_dir) and (Path(cache_dir) / f"knn-{key}.faiss").exists()
+    cached = distributed.broadcast_object(cached)
+    feats = engine.pool_features(gather=not cached)
+    if feats is None and not cached:  # no prefix pass (layout or memory): the features alone, sharded
+        from hildif.model.evaluation import sharded_rows
+
+        feats = sharded_rows(classifier, train, classifier.features, batch_size=128)
+    if cfg.solver in ("cg", "exact"):  # rank 0 solves with the very prefixes of the Hessian sample one process uses
+        engine.share_items(engine.hessian_sample())
+    found = None
+    if distributed.is_main():
+        index = FeatureIndex.build_or_load(classifier, train, cfg.index, cache_dir, progress=progress,
+                                           features=(lambda: feats) if feats is not None else None)
+        found = ({"kind": index.kind, "key": index.key, "from_cache": index.from_cache},
+                 candidate_indices(classifier, index, anchors, cfg.k, cfg.query))
+    return distributed.broadcast_object(found)
+
+
+def _shared_s_test(engine: InfluenceEngine, anchor: Example) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Collective: s_test of ``anchor`` computed once, on rank 0, and broadcast with its solver summary."""
+    theta = engine.objective.theta
+    if distributed.is_main():
+        solved = engine.s_test(engine.anchor_gradient(anchor))
+        s_test, summary = solved.s_test.to(theta.dtype), solved.summary()
+    else:
+        s_test, summary = torch.empty_like(theta), None
+    return distributed.broadcast_tensor(s_test), distributed.broadcast_object(summary)

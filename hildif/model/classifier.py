@@ -131,8 +131,14 @@ class Classifier:
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> str:
         """Write weights, tokenizer, config and ``hildif.json`` atomically to ``directory``; return the version.
 
-        The version is a short digest of the saved weights, so two saves of the same weights share it.
+        The version is a short digest of the saved weights, so two saves of the same weights share it. Under torchrun
+        every rank calls it: rank 0 writes and broadcasts the version and metadata to the others, which write nothing.
         """
+        from hildif import distributed
+
+        if not distributed.is_main() and distributed.active():
+            self.version, self.metadata = distributed.broadcast_object(None)
+            return self.version
         directory = Path(directory)
         with atomic_dir(directory) as tmp:
             self.model.save_pretrained(tmp)
@@ -145,6 +151,8 @@ class Classifier:
             write_json_atomic(tmp / METADATA_FILE, meta)
         self.version = version
         self.metadata = meta
+        if distributed.active():
+            distributed.broadcast_object((version, meta))
         return version
 
     # ------------------------------------------------------------------ inference

@@ -3,6 +3,10 @@
 HANS accuracy is reported per heuristic x gold class, as in Figure 1c of the paper: for each of lexical overlap (LO),
 subsequence (SUB) and constituent (CON) the pair (entailment accuracy, non-entailment accuracy), plus per subcase and
 overall. MNLI is dev_matched 2-class accuracy. All accuracies are percentages.
+
+Under torchrun (:mod:`hildif.distributed`) predictions are sharded: every rank cuts the examples into the same
+length-sorted batches as one process, predicts every W-th batch and the probabilities are gathered, so every rank
+gets the single-process tables; only rank 0 writes reports.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from hildif import distributed
 from hildif.data.example import LABEL_NAMES, Example
 from hildif.utils.atomic import write_json_atomic, write_text_atomic
 
@@ -78,6 +83,30 @@ def mnli_table(examples: Sequence[Example], predicted: Sequence[int]) -> dict[st
     }
 
 
+def sharded_rows(clf, examples: Sequence[Example], compute, batch_size: int = 128, progress: bool = False
+                 ) -> np.ndarray:
+    """``compute(examples, batch_size=, progress=)`` (a :class:`Classifier` method giving one row per example in
+    length-sorted batches: ``predict``, ``features``), sharded across ranks under torchrun.
+
+    Each rank computes every W-th of the single-process run's length-sorted batches (the same batches, so the same
+    padding and the same numbers), then the rows are gathered on every rank. One process: ``compute`` itself.
+    """
+    if not distributed.active() or not examples:
+        return compute(examples, batch_size=batch_size, progress=progress)
+    from hildif.model.classifier import length_sorted_batches
+
+    batches = list(length_sorted_batches(clf.token_lengths(examples), batch_size))
+    mine = [i for batch in distributed.shard_batches(batches) for i in batch]
+    # ``compute`` re-sorts ``mine`` by length (stable): its batches are exactly this rank's share of ``batches``
+    local = compute([examples[i] for i in mine], batch_size=batch_size, progress=progress and distributed.is_main())
+    return distributed.gather_by_index(mine, local, len(examples))
+
+
+def predict_probs(clf, examples: Sequence[Example], batch_size: int = 128, progress: bool = False) -> np.ndarray:
+    """``clf.predict(examples)`` ((n, 2) probabilities), sharded across ranks under torchrun (:func:`sharded_rows`)."""
+    return sharded_rows(clf, examples, clf.predict, batch_size, progress)
+
+
 def evaluate(
     clf,
     hans: Sequence[Example] | None,
@@ -85,13 +114,14 @@ def evaluate(
     batch_size: int = 128,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Predict on HANS and MNLI dev (either may be None) and return both tables plus throughput."""
+    """Predict on HANS and MNLI dev (either may be None) and return both tables plus throughput (sharded across
+    ranks under torchrun; every rank returns the same tables)."""
     result: dict[str, Any] = {"model_version": getattr(clf, "version", None)}
     for name, examples, table in (("hans", hans, hans_table), ("mnli", mnli, mnli_table)):
         if not examples:
             continue
         t0 = time.perf_counter()
-        probs = clf.predict(examples, batch_size=batch_size, progress=progress)
+        probs = predict_probs(clf, examples, batch_size=batch_size, progress=progress)
         seconds = time.perf_counter() - t0
         result[name] = table(examples, probs.argmax(1).tolist())
         result[name]["seconds"] = round(seconds, 2)
@@ -171,10 +201,17 @@ def write_report(
     """Write ``<title>.json``, ``<title>.md`` and ``<title>.png`` into ``out_dir``; return their paths.
 
     ``results`` is either one :func:`evaluate` result or a mapping of names (e.g. "before", "after") to results.
+    Under torchrun only rank 0 writes; the others return the same paths after it has written them.
     """
     if "hans" in results or "mnli" in results:
         results = {"model": results}
     out = Path(out_dir)
+    if not distributed.is_main():
+        distributed.barrier()
+        names = {"json": f"{title}.json", "markdown": f"{title}.md"}
+        if any(r.get("hans") for r in results.values()):
+            names["plot"] = f"{title}.png"
+        return {k: out / v for k, v in names.items()}
     paths = {
         "json": write_json_atomic(out / f"{title}.json", {"title": title, "results": results, **(extra or {})}),
     }
@@ -188,4 +225,5 @@ def write_report(
     paths["markdown"] = write_text_atomic(out / f"{title}.md", "\n".join(md))
     if any(r.get("hans") for r in results.values()):
         paths["plot"] = plot_hans_bars(results, out / f"{title}.png", title)
+    distributed.barrier()
     return paths

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hildif import distributed
 from hildif.model.classifier import Classifier, ModelLoadError
 from hildif.utils.atomic import write_json_atomic
 
@@ -30,16 +31,20 @@ class ModelRegistry:
         self.root = Path(run_dir) / "models"
 
     def save(self, clf: Classifier, metadata: dict[str, Any] | None = None, make_current: bool = True) -> str:
-        """Save ``clf`` as a new version (its weight digest) and, by default, make it current."""
+        """Save ``clf`` as a new version (its weight digest) and, by default, make it current.
+
+        Under torchrun every rank calls it; rank 0 alone writes, and every rank returns once the version is saved."""
         staging = self.root / f".staging-{time.time_ns()}"
-        version = clf.save(staging, metadata)
-        target = self.root / version
-        if target.exists():
-            shutil.rmtree(staging)
-        else:
-            staging.replace(target)
-        if make_current:
-            self.set_current(version)
+        version = clf.save(staging, metadata)  # rank 0 writes, the others receive the version
+        if distributed.is_main():
+            target = self.root / version
+            if target.exists():
+                shutil.rmtree(staging)
+            else:
+                staging.replace(target)
+            if make_current:
+                self.set_current(version)
+        distributed.barrier()
         return version
 
     def path(self, version: str) -> Path:

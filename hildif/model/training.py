@@ -5,10 +5,19 @@ padding with length-grouped batches, gradient accumulation, gradient clipping, s
 evaluation, and resumable: every ``save_every`` optimizer steps the full training state (weights, optimizer,
 scheduler, step, RNG) is written atomically to ``output_dir/train_state``; ``resume=True`` continues from it on the
 same batch plan. Mixed precision on CUDA.
+
+Under ``torchrun`` (:mod:`hildif.distributed`) the same loop runs on every rank with DistributedDataParallel: every
+rank draws the same plan of *global* batches (``batch_size`` is the global batch) and takes every W-th example of
+each (a distributed batch sampler: the examples of a step are the single-process run's, which keeps the losses,
+the weights and resuming equal to one process; torch's ``DistributedSampler`` would regroup them). Each rank's loss
+is its examples' summed cross-entropy over the global batch size, times W, so DDP's gradient average is the global
+batch's mean gradient even when the last batch does not divide evenly. Rank 0 alone writes the training state;
+resuming reads it on rank 0 and broadcasts it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -21,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hildif import distributed
 from hildif.config import LoopConfig
 from hildif.data.example import Example
 from hildif.model.classifier import Classifier
@@ -110,16 +120,53 @@ def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
+def _rng_state() -> dict[str, Any]:
+    return {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    np.random.set_state(state["numpy_rng"])
+
+
 def _save_state(path: Path, clf: Classifier, opt, sched, step: int, losses: list[float]) -> None:
-    with atomic_dir(path) as tmp:
-        torch.save(
-            {
-                "model": clf.model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "step": step, "losses": losses, "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
-            },
-            tmp / "state.pt",
-        )
+    """Write the training state (rank 0 only; with several ranks every rank's RNG state goes with it). Every rank
+    calls it: the RNG states are gathered, and the others wait until the file is written."""
+    ranks = distributed.all_gather_object(_rng_state()) if distributed.active() else None
+    if distributed.is_main():
+        with atomic_dir(path) as tmp:
+            torch.save(
+                {
+                    "model": clf.model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "step": step, "losses": losses, **_rng_state(),
+                    **({"rank_rngs": ranks} if ranks else {}),
+                },
+                tmp / "state.pt",
+            )
+    distributed.barrier()
+
+
+def _load_state(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The saved training state, or None. With several ranks rank 0 reads it (on the CPU) and broadcasts it, so
+    the other ranks need not see rank 0's disk."""
+    file = path / "state.pt"
+    if not distributed.active():
+        return torch.load(file, map_location=device, weights_only=False) if file.exists() else None
+    state = None
+    if distributed.is_main() and file.exists():
+        state = torch.load(file, map_location="cpu", weights_only=False)
+    return distributed.broadcast_object(state)
+
+
+def _wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model under DistributedDataParallel (rank 0's weights are broadcast to every rank here)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":  # pragma: no cover - needs GPUs
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index], output_device=index)
+    return DistributedDataParallel(model)
 
 
 def train(
@@ -147,12 +194,21 @@ def train(
         resume: continue from ``output_dir/train_state`` when it exists.
         stop_after: stop after this many optimizer steps in this call (to test resuming; the schedule still spans
             the full run).
+
+    Under torchrun (several ranks) every rank calls it with the same arguments and gets the same result; rank 0
+    alone writes ``output_dir`` (module docstring).
     """
     if not examples:
         raise ValueError("train: no training examples")
     set_seed(cfg.seed)
     model = clf.model
     device = clf.device
+    world = distributed.world_size() if distributed.init(str(device)) else 1
+    rank = distributed.rank() if world > 1 else 0
+    main = rank == 0
+    if world > 1 and cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} is the global batch size: it must be divisible by the "
+                         f"{world} processes (per-process batch = batch_size / processes)")
     eval_every = eval_every if eval_every is not None else cfg.eval_every
     save_every = save_every if save_every is not None else cfg.save_every
     lengths = clf.token_lengths(examples)
@@ -167,17 +223,21 @@ def train(
     result = TrainResult(total_steps=total)
     state_path = Path(output_dir) / STATE_DIR if output_dir else None
     step = 0
-    if resume and state_path and (state_path / "state.pt").exists():
-        state = torch.load(state_path / "state.pt", map_location=device, weights_only=False)
+    if world > 1:
+        torch.manual_seed(cfg.seed + rank)  # dropout differs between ranks (rank 0 keeps the single-process seed)
+    state = _load_state(state_path, device) if resume and state_path else None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step = result.resumed_from = int(state["step"])
         result.losses = list(state["losses"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
-        np.random.set_state(state["numpy_rng"])
+        rngs = state.get("rank_rngs")
+        _set_rng_state(rngs[rank] if rngs and len(rngs) == world else state)
         log.info("resumed training at step %d of %d from %s", step, total, state_path)
+        del state
+    ddp = _wrap_ddp(model, device) if world > 1 else None
+    forward = ddp if ddp is not None else model
 
     # The full batch plan, epoch by epoch, is a function of the seed alone: resuming skips what was done.
     def plan():
@@ -192,22 +252,41 @@ def train(
         next(batches)
     start = time.perf_counter()
     model.train()
-    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress)
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress or not main)
     steps_this_call = 0
     try:
         while step < total and (stop_after is None or steps_this_call < stop_after):
             opt.zero_grad(set_to_none=True)
             step_loss = 0.0
-            for _ in range(cfg.grad_accum_steps):
+            shared_loss = torch.zeros((), device=device)  # this rank's part of the step's mean loss
+            for micro in range(cfg.grad_accum_steps):
                 idx = next(batches)
-                batch = [examples[i] for i in idx]
-                enc = clf.encode(batch)
-                labels = torch.tensor([e.label for e in batch], device=device)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    loss = torch.nn.functional.cross_entropy(model(**enc).logits.float(), labels)
-                scaler.scale(loss / cfg.grad_accum_steps).backward()
-                step_loss += loss.item() / cfg.grad_accum_steps
-                result.examples_seen += len(batch)
+                if world == 1:
+                    batch = [examples[i] for i in idx]
+                    enc = clf.encode(batch)
+                    labels = torch.tensor([e.label for e in batch], device=device)
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                        loss = torch.nn.functional.cross_entropy(model(**enc).logits.float(), labels)
+                    scaler.scale(loss / cfg.grad_accum_steps).backward()
+                    step_loss += loss.item() / cfg.grad_accum_steps
+                else:
+                    mine = idx[rank::world]
+                    # a rank left without rows (a last batch smaller than the ranks) still joins DDP's all-reduce,
+                    # with one row weighted 0
+                    batch = [examples[i] for i in (mine or idx[:1])]
+                    enc = clf.encode(batch)
+                    labels = torch.tensor([e.label for e in batch], device=device)
+                    last = micro == cfg.grad_accum_steps - 1
+                    with contextlib.nullcontext() if last else ddp.no_sync():  # all-reduce once per optimizer step
+                        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                            summed = torch.nn.functional.cross_entropy(forward(**enc).logits.float(), labels,
+                                                                       reduction="sum") * (1.0 if mine else 0.0)
+                            loss = summed * world / len(idx)  # DDP divides the summed gradients by world
+                        scaler.scale(loss / cfg.grad_accum_steps).backward()
+                    shared_loss += summed.detach() / len(idx) / cfg.grad_accum_steps
+                result.examples_seen += len(idx)
+            if world > 1:
+                step_loss = float(distributed.all_reduce_sum(shared_loss))
             scaler.unscale_(opt)
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -220,8 +299,8 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             if steps_this_call == 1 or step % LOG_EVERY == 0:  # INFO where no bar shows progress (a backend job)
-                log.log(logging.DEBUG if progress else logging.INFO, "train: step %d of %d done (loss %.4f)", step,
-                        total, step_loss)
+                log.log(logging.DEBUG if progress or not main else logging.INFO,
+                        "train: step %d of %d done (loss %.4f)", step, total, step_loss)
             if eval_examples and eval_every and step % eval_every == 0 and step < total:
                 result.evals.append({"step": step, "accuracy": accuracy(clf, eval_examples)})
                 model.train()
@@ -231,6 +310,7 @@ def train(
     finally:
         bar.close()
         model.eval()
+        del forward, ddp  # the raw module (clf.model) keeps the trained weights
     result.steps = step
     result.seconds = time.perf_counter() - start
     if state_path and step < total:
@@ -241,7 +321,9 @@ def train(
 
 
 def accuracy(clf: Classifier, examples: Sequence[Example], batch_size: int = 128) -> float:
-    """Percent of ``examples`` whose argmax prediction equals the label."""
-    probs = clf.predict(examples, batch_size=batch_size)
+    """Percent of ``examples`` whose argmax prediction equals the label (sharded across ranks under torchrun)."""
+    from hildif.model.evaluation import predict_probs
+
+    probs = predict_probs(clf, examples, batch_size=batch_size)
     gold = np.array([e.label for e in examples])
     return float((probs.argmax(1) == gold).mean() * 100.0)
