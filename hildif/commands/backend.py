@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from hildif.commands.common import config_from_args
+    from hildif.options import config_from_args
     from ml_backend.server import serve, settings_from_args
 
     serve(config_from_args(args), settings_from_args(args))
