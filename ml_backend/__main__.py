@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from ml_backend.server import main
+from ml_backend.launch import main
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 sys.exit(main())

@@ -8,7 +8,7 @@ endpoint               does                                                     
 ``POST /setup``        remembers the project's token/host; ``{"model_version": ...}``        3 s
 ``POST /predict``      ``{"results": [{result, score, model_version}, ...]}``, one per task   100 s
 ``POST /webhook``      any event; START_TRAINING queues a sync job; answers at once         1 s
-``GET /versions``      ``{"versions": [...]}``: model versions, newest last                  -
+``GET /versions``      ``{"versions", "current"}``: saved model versions (oldest first)     -
 ``GET /jobs[/<id>]``   background jobs and their persisted status                           -
 ``POST /jobs``         ``{"kind": "sync"|"start", "params": {...}}`` queues a job            -
 =====================  ===================================================================  ===============
@@ -35,8 +35,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from hildif.config import HildifConfig
 from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret_matches
 from ml_backend import schema
-from ml_backend.model import BackendRuntime, BackendSettings, HildifModel, project_id_of
+from ml_backend.ls_model import HildifModel, project_id_of
+from ml_backend.runtime import BackendRuntime
 from ml_backend.schema import FieldError
+from ml_backend.settings import BackendSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runtime: BackendRuntime | None = None) -> Flask:
     """Build the app around one :class:`BackendRuntime` (created here unless given)."""
     runtime = runtime or BackendRuntime(cfg, settings)
+    service = runtime.service
     app = Flask("hildif-ml-backend")
     app.config["HILDIF_RUNTIME"] = runtime
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
@@ -91,8 +94,8 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
     @app.get("/health")
     @app.get("/")
     def health():
-        return jsonify({"status": "UP", "model_class": "HildifModel", "model_version": runtime.current_version(),
-                        "loaded_version": runtime.loaded_version(), "webhooks": runtime.events.totals()})
+        return jsonify({"status": "UP", "model_class": "HildifModel", "model_version": service.current_version(),
+                        "loaded_version": service.loaded_version(), "webhooks": runtime.events.totals()})
 
     @app.post("/setup")
     def setup():
@@ -131,11 +134,7 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
 
     @app.get("/versions")
     def versions():
-        known = [v["version"] for v in runtime.state.model_versions()]
-        current = runtime.current_version()
-        if current and current not in known:
-            known.append(current)
-        return jsonify({"versions": known, "current": current})
+        return jsonify({"versions": service.versions(), "current": service.current_version()})
 
     @app.get("/jobs")
     def jobs():

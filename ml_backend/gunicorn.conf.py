@@ -4,7 +4,7 @@
 # HILDIF_BACKEND_INSECURE=1 (checked by ml_backend.wsgi).
 import os
 
-from ml_backend.server import ACCESS_LOG_FORMAT
+from ml_backend.launch import ACCESS_LOG_FORMAT
 
 bind = os.environ.get("HILDIF_BACKEND_BIND", "127.0.0.1:9090")
 workers = 1

@@ -1,51 +1,29 @@
 """The background job kinds the backend runs: ``sync`` (pull ratings, fine-tune, switch the served model) and
-``start`` (explain anchors with influence functions and push the rating tasks; on the GPU when there is one)."""
+``start`` (explain anchors with influence functions and push the rating tasks; on the GPU when there is one).
+Each checks its params and hands over to :class:`hildif.service.Service`."""
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from hildif.service import Service
 from ml_backend.schema import JOB_PARAMS
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ml_backend.model import BackendRuntime
-
-log = logging.getLogger(__name__)
+ClientFor = Callable[[Any], Any]  # project id (or None) -> a LabelStudioClient
 
 
-def label_studio_client(runtime: "BackendRuntime", project_id: int | None):
-    """A client from the configured URL and key; without a configured key, the token Label Studio sent to /setup
-    for this project (the project creator's legacy token) is used."""
-    from hildif.labelstudio.client import LabelStudioClient, LabelStudioError
-
-    cfg = runtime.cfg.labelstudio
-    try:
-        return LabelStudioClient.from_config(cfg)
-    except LabelStudioError:
-        setup = runtime.setups.get(project_id or -1)
-        if not setup or not setup.get("access_token"):
-            raise
-        return LabelStudioClient(cfg.url or setup["hostname"], setup["access_token"], cfg.timeout_s)
-
-
-def make_handlers(runtime: "BackendRuntime") -> dict[str, Callable[[dict[str, Any]], Any]]:
+def make_handlers(service: Service, client_for: ClientFor) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """``{kind: fn(params)}`` for :class:`ml_backend.jobs.JobQueue`. ``client_for(project_id)``: the Label Studio
+    client a job talks to."""
     # Params are checked again when a job runs (not only when it was posted): a row queued by an older backend that
     # still names a server file fails here, naming the field, before anything is read.
     def sync(params: dict[str, Any]) -> dict[str, Any]:
-        from hildif.rounds.sync import sync_round
-
         params = JOB_PARAMS["sync"]("params", params)
-        runtime.state.round(params["round_id"])  # an unknown round fails here, before Label Studio is asked
-        client = label_studio_client(runtime, params.get("project_id"))
-        return sync_round(runtime.cfg, params["round_id"], client=client, progress=False).to_dict()
+        service.check_round(params["round_id"])  # an unknown round fails here, before Label Studio is asked
+        return service.sync_round(params["round_id"], client_for(params.get("project_id")))
 
     def start(params: dict[str, Any]) -> dict[str, Any]:
-        from hildif.rounds.start import AnchorSelection, start_round
-
         params = JOB_PARAMS["start"]("params", params)
-        client = label_studio_client(runtime, None)
-        selection = AnchorSelection.from_dict(params.get("selection") or {})
-        return start_round(runtime.cfg, params["round_id"], selection, client=client, progress=False).to_dict()
+        return service.start_round(params["round_id"], params.get("selection") or {}, client_for(None))
 
     return {"sync": sync, "start": start}

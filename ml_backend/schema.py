@@ -129,7 +129,7 @@ class Obj:
 
 
 def _round_id(name: str, value: Any) -> str:
-    from hildif.rounds.start import RoundError, validate_round_id
+    from hildif.service import RoundError, validate_round_id
 
     if not isinstance(value, str):
         raise FieldError(name, f"expected a string, got a {_type_name(value)}")

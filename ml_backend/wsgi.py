@@ -2,7 +2,7 @@
 
 The configuration comes from the environment: ``HILDIF_CONFIG`` (TOML/JSON file), ``HILDIF_PROFILE``,
 ``HILDIF_RUN_DIR``, ``HILDIF_BACKEND_BIND`` (host:port, as in gunicorn.conf.py), ``HILDIF_BACKEND_INSECURE=1`` (allow a
-non-loopback bind without basic auth, with a warning) and the backend variables of :mod:`ml_backend.server`.
+non-loopback bind without basic auth, with a warning) and the backend variables of :mod:`ml_backend.launch`.
 """
 
 import os
@@ -10,7 +10,7 @@ import sys
 
 from hildif.config import load_config
 from ml_backend.app import create_app
-from ml_backend.server import settings_from_env
+from ml_backend.launch import settings_from_env
 from ml_backend.settings import check_exposure
 
 _cfg = load_config(file=os.environ.get("HILDIF_CONFIG") or None)

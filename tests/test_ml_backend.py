@@ -15,7 +15,7 @@ import requests
 
 from hildif.labelstudio.convert import SCORE_CHOICES
 from ml_backend.jobs import JobQueue
-from ml_backend.model import similarity_score
+from ml_backend.ls_model import similarity_score
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def backend(tmp_path, mnli_train_sample):
     from hildif.model.registry import ModelRegistry
     from hildif.model.tiny import build_tiny_classifier
     from ml_backend.app import create_app
-    from ml_backend.model import BackendRuntime
+    from ml_backend.runtime import BackendRuntime
     from ml_backend.settings import BackendSettings
 
     cfg = load_config(overrides=[f"run.run_dir={tmp_path / 'run'}", "model.device=cpu"])
@@ -114,7 +114,7 @@ def test_health_setup_predict_versions(backend):
     r = client.post("/predict", json={"tasks": TASKS, "project": "7.1700000000", "label_config": "<View/>"}).get_json()
     # pre-annotation is off by default: one empty prediction per task, the model is not even loaded
     assert r["results"] == [{"result": [], "score": 0.0, "model_version": version}] * 2
-    assert rt.loaded_version() is None
+    assert rt.service.loaded_version() is None
     assert client.get("/versions").get_json() == {"versions": [version], "current": version}
     assert client.post("/predict", json={"tasks": "x"}).status_code == 400
     assert client.post("/predict", data="not json").status_code == 400
@@ -128,9 +128,9 @@ def test_preannotation_uses_the_model_loaded_once(backend):
     choice = first[0]["result"][0]
     assert choice["from_name"] == "similarity" and choice["value"]["choices"][0] in SCORE_CHOICES
     assert 0.0 <= first[0]["score"] <= 1.0
-    loaded = rt._classifier
+    loaded = rt.service.classifier()
     second = client.post("/predict", json={"tasks": TASKS}).get_json()["results"]
-    assert second == first and rt._classifier is loaded and rt.loaded_version() == version
+    assert second == first and rt.service.classifier() is loaded and rt.service.loaded_version() == version
 
 
 def test_webhooks_answer_at_once_and_jobs_are_visible(backend):

@@ -33,7 +33,7 @@ def served(label_studio, tmp_path_factory, data_dir):
     from hildif.rounds.start import push_tasks
     from hildif.rounds.state import RoundAnchor, RoundPair, RoundState
     from ml_backend.app import create_app
-    from ml_backend.model import BackendRuntime
+    from ml_backend.runtime import BackendRuntime
     from ml_backend.settings import BackendSettings
 
     os.environ[KEY_ENV] = label_studio.admin_token
@@ -129,4 +129,4 @@ def test_connect_predict_webhooks_and_train(served):
     assert sorted(scores.values()) == [1.0, 3.0, 5.0]
     # the next prediction loads the new version once
     r = requests.post(f"{served['url']}/predict", json={"tasks": [tasks[0]]}, timeout=60).json()
-    assert r["results"][0]["model_version"] == new_version and rt.loaded_version() == new_version
+    assert r["results"][0]["model_version"] == new_version and rt.service.loaded_version() == new_version

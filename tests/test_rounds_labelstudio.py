@@ -114,7 +114,7 @@ def crashed(env, rated, edited):
     cfg, client, users = env["cfg"], env["client"], env["users"]
     registry = ModelRegistry(cfg.run.run_dir)
     state = RoundState(cfg.run_path("rounds.sqlite"))
-    out = {"serving": registry.current(), "n_versions": len(state.model_versions())}
+    out = {"serving": registry.current(), "n_versions": len(registry.versions())}
     client.update_annotation(rated[(2, users[ANNOTATORS[1]])], 1)  # 3, 5 -> 1, 5: median 4 -> 3
 
     def disk_full(*args, **kwargs):
@@ -126,7 +126,7 @@ def crashed(env, rated, edited):
             sync_round(cfg, "r1", client=client, progress=False)
     out["current_after_crash"] = registry.current()
     out["last_sync_after_crash"] = state.syncs("r1")[-1]
-    out["n_versions_after_crash"] = len(state.model_versions())
+    out["n_versions_after_crash"] = len(registry.versions())  # the crashed sync's saved model was removed
     out["last_done_after_crash"] = state.last_done_sync("r1")["version"]
     out["result"] = sync_round(cfg, "r1", client=client, progress=False)
     return out
@@ -332,7 +332,7 @@ def test_label_studio_unreachable_is_a_clear_error_and_loses_nothing(env, starte
 def test_backend_start_job_explains_and_pushes_a_random_round(env):
     """``POST /jobs {"kind": "start"}`` on the backend: influence runs in its job thread, tasks reach Label Studio."""
     from ml_backend.app import create_app
-    from ml_backend.model import BackendRuntime
+    from ml_backend.runtime import BackendRuntime
 
     cfg = env["cfg"]
     runtime = BackendRuntime(cfg)

@@ -189,7 +189,7 @@ def test_two_rounds_get_two_projects_and_start_training_syncs_its_own(lab):
 
     from hildif.labelstudio.server import free_port
     from ml_backend.app import create_app
-    from ml_backend.model import BackendRuntime
+    from ml_backend.runtime import BackendRuntime
 
     client = lab["client"]
     a = start(lab, "proj-a", annotators=2)

@@ -90,7 +90,7 @@ def test_sync_records_and_metrics(state):
     scored = AggregatedPair("a1", "z0", 4.0, 1, 0, False, False, [_rating("s1", "u1", 4)], "median")
     pending = AggregatedPair("a1", "z1", None, 0, None, True, True, [], "pending")
     state.finish_sync(sync_id, scores=[scored, pending], augmented=[Z[0], Z[1]], version="v1",
-                      version_path="/models/v1", parent="v0", metrics=metrics, report_dir="/r", summary={"x": 1})
+                      metrics=metrics, report_dir="/r", summary={"x": 1})
     done = state.last_done_sync("r1")
     assert (done["sync_id"], done["version"], done["summary"]) == (sync_id, "v1", {"x": 1})
     assert [(s["example_id"], s["score"], s["n_raters"], s["flagged"], s["pending"]) for s in state.scores(sync_id)] \
@@ -102,7 +102,9 @@ def test_sync_records_and_metrics(state):
     failed = state.begin_sync("r1", sid)
     state.fail_sync(failed, "RuntimeError: boom")
     assert state.syncs("r1")[-1]["status"] == "failed" and state.last_done_sync("r1")["sync_id"] == sync_id
-    assert [v["version"] for v in state.model_versions()] == ["v1"]
+    assert state.evaluation("v1") == metrics and state.evaluation("v0") is None
+    state.record_evaluation("v0", {"mnli": {"accuracy": 60.0}})
+    assert state.evaluation("v0") == {"mnli": {"accuracy": 60.0}} and state.metrics("v0") == {"mnli.accuracy": 60.0}
 
 
 def test_flatten_metrics_keeps_numbers_only():
@@ -183,6 +185,34 @@ def test_schema_1_database_is_migrated_with_each_rounds_annotators(tmp_path):
         RoundState(path)
 
 
+def test_schema_2_database_keeps_its_evaluations_only(tmp_path):
+    """Schema 3 drops ``model_versions`` (the registry records versions) and keeps each version's evaluation."""
+    import json
+
+    path = tmp_path / "rounds.sqlite"
+    RoundState(path)
+    db = sqlite3.connect(path)
+    db.executescript("""
+        DROP TABLE evaluations;
+        UPDATE meta SET value = '2' WHERE key = 'schema_version';
+        CREATE TABLE model_versions (
+            version TEXT PRIMARY KEY, path TEXT NOT NULL, parent TEXT, round_id TEXT, sync_id INTEGER,
+            created_at TEXT NOT NULL, evaluation TEXT);
+        INSERT INTO model_versions VALUES ('v0', '/m/v0', NULL, NULL, NULL, 't0', NULL);
+    """)
+    db.execute("INSERT INTO model_versions VALUES ('v1', '/m/v1', 'v0', 'r1', 1, 't1', ?)",
+               (json.dumps({"mnli": {"accuracy": 61.5}}),))
+    db.commit()
+    db.close()
+    st = RoundState(path)
+    assert st.evaluation("v1") == {"mnli": {"accuracy": 61.5}} and st.evaluation("v0") is None
+    db = sqlite3.connect(path)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "model_versions" not in tables and "evaluations" in tables
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    db.close()
+
+
 def test_round_keeps_its_settings_and_project_maps_back_to_it(tmp_path):
     from hildif.rounds.state import project_title_for, round_for_project
 
@@ -204,3 +234,36 @@ def test_project_titles_fit_label_studio_and_stay_distinct():
     assert titles[0] == "HILDIF influence rating — r1"
     assert len(set(titles)) == 4 and all(3 <= len(t) <= PROJECT_TITLE_MAX for t in titles)
     assert project_title_for("A" * 80, "r1").endswith(" — r1") and len(project_title_for("A" * 80, "r1")) == 50
+
+
+def test_a_failed_syncs_saved_model_is_no_version(state, tiny_clf, tmp_path):
+    """The registry records model versions, so the model a sync saved before failing is removed with it; models of
+    other syncs, one made before that sync began (an older database's sync of the same number) and the served one
+    stay."""
+    import torch
+
+    from hildif.model.registry import ModelRegistry
+    from hildif.rounds.state import now
+    from hildif.rounds.sync import discard_versions_of
+
+    registry = ModelRegistry(tmp_path)
+    base = registry.save(tiny_clf, {"kind": "base"})
+    sid, _ = state.add_snapshot("r1", [_rating("s1", "u1", 4)])
+
+    def save(**meta):
+        with torch.no_grad():
+            tiny_clf.model.classifier.bias.add_(1.0)
+        return registry.save(tiny_clf, {"kind": "round", "round_id": "r1", **meta}, make_current=False)
+
+    old = save(sync_id=2, created_at="2020-01-01T00:00:00.000Z")
+    done = state.begin_sync("r1", sid)
+    kept = save(sync_id=done, created_at=now())
+    state.finish_sync(done, scores=[], augmented=[], version=kept, metrics={}, report_dir="/r", summary={})
+    failed = state.begin_sync("r1", sid)
+    assert failed == 2
+    lost = save(sync_id=failed, created_at=now())
+    state.fail_sync(failed, "OSError: disk full")
+    assert discard_versions_of(registry, state, [failed]) == [lost]
+    assert [v["version"] for v in registry.versions()] == [base, old, kept]
+    registry.set_current(kept)
+    assert discard_versions_of(registry, state, [done]) == []  # the served model stays, whatever its sync did

@@ -36,7 +36,7 @@ def _env_without_auth() -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------------- where secrets come from
 def test_password_from_a_file_the_environment_or_a_clear_error(tmp_path, monkeypatch):
-    from ml_backend.server import settings_from_env
+    from ml_backend.launch import settings_from_env
 
     for k in ("HILDIF_BACKEND_USER", "HILDIF_BACKEND_PASSWORD", "HILDIF_BACKEND_PASSWORD_FILE"):
         monkeypatch.delenv(k, raising=False)
@@ -73,7 +73,7 @@ def _all_options(parser: argparse.ArgumentParser, path: str = "hildif"):
 
 def test_no_command_line_option_takes_a_secret():
     from hildif.cli import build_parser
-    from ml_backend.server import add_serve_options
+    from ml_backend.launch import add_serve_options
 
     backend = argparse.ArgumentParser()
     add_serve_options(backend)
@@ -289,7 +289,7 @@ def test_a_queued_job_naming_a_file_fails_on_the_field_without_reading_it(tiny_r
     """A row queued by an older backend (which took paths) is checked again when it runs: it fails naming the
     field, and neither the file's content nor the exception text of anything unexpected is stored."""
     from hildif.config import load_config
-    from ml_backend.model import BackendRuntime
+    from ml_backend.runtime import BackendRuntime
 
     run, _ = tiny_run
     secret_file = tmp_path / "ids.txt"
@@ -330,19 +330,19 @@ def test_non_loopback_needs_auth_or_insecure(monkeypatch, capsys, tmp_path):
     gunicorn's ``run`` is replaced by a recorder here: the test suite binds 127.0.0.1 only."""
     from gunicorn.app.base import BaseApplication
 
-    from ml_backend import server
+    from ml_backend import launch
     from ml_backend.settings import ExposureError, check_exposure
 
     for k in ("HILDIF_BACKEND_USER", "HILDIF_BACKEND_PASSWORD", "HILDIF_BACKEND_PASSWORD_FILE"):
         monkeypatch.delenv(k, raising=False)
     parser = argparse.ArgumentParser()
-    server.add_serve_options(parser)
+    launch.add_serve_options(parser)
     for host in ("0.0.0.0", "::", "192.168.1.20", "backend.example.org"):
         with pytest.raises(ExposureError, match=f"refusing to serve on {re.escape(host)} without authentication"):
-            check_exposure(server.settings_from_args(parser.parse_args(["--host", host])))
+            check_exposure(launch.settings_from_args(parser.parse_args(["--host", host])))
     for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
-        assert check_exposure(server.settings_from_args(parser.parse_args(["--host", host]))) is None
-    assert server.main(["--host", "0.0.0.0", "--run-dir", str(tmp_path / "run")]) == 2
+        assert check_exposure(launch.settings_from_args(parser.parse_args(["--host", host]))) is None
+    assert launch.main(["--host", "0.0.0.0", "--run-dir", str(tmp_path / "run")]) == 2
     assert "refusing to serve on 0.0.0.0" in capsys.readouterr().err
 
     seen = {}
@@ -352,14 +352,14 @@ def test_non_loopback_needs_auth_or_insecure(monkeypatch, capsys, tmp_path):
         seen.update(bind=app.cfg.bind, threads=app.cfg.threads, worker=app.cfg.worker_class_str)
 
     monkeypatch.setattr(BaseApplication, "run", record)
-    assert server.main(["--host", "0.0.0.0", "--port", "9999", "--insecure", "--threads", "3",
+    assert launch.main(["--host", "0.0.0.0", "--port", "9999", "--insecure", "--threads", "3",
                         "--run-dir", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
     assert "WARNING" in err and "0.0.0.0 WITHOUT authentication (--insecure)" in err
     assert seen == {"bind": ["0.0.0.0:9999"], "threads": 3, "worker": "ml_backend.worker.SplitPoolWorker"}
     monkeypatch.setenv("HILDIF_BACKEND_USER", "u")
     monkeypatch.setenv("HILDIF_BACKEND_PASSWORD", "p")
-    assert check_exposure(server.settings_from_args(parser.parse_args(["--host", "0.0.0.0"]))) is None
+    assert check_exposure(launch.settings_from_args(parser.parse_args(["--host", "0.0.0.0"]))) is None
 
 
 # ---------------------------------------------------------------------------------------------- Label Studio credentials

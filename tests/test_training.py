@@ -58,6 +58,30 @@ def test_registry_switches_current_last(tiny_clf, tmp_path):
     assert {v["version"] for v in reg.versions()} == {v1, v2}
 
 
+def test_registry_is_the_record_of_versions(tiny_clf, tmp_path):
+    """Versions in the order they were saved, with the lineage their hildif.json holds; a version that must not stay
+    one is discarded atomically, never the served one."""
+    import pytest
+
+    reg = ModelRegistry(tmp_path)
+    v1 = reg.save(tiny_clf, {"kind": "base"})
+    with torch.no_grad():
+        tiny_clf.model.classifier.bias.add_(1.0)
+    v2 = reg.save(tiny_clf, {"kind": "round", "parent": v1, "round_id": "r1", "sync_id": 3}, make_current=False)
+    rows = reg.versions()
+    assert [r["version"] for r in rows] == [v1, v2]  # saved order, whatever the digests' alphabetical order
+    assert rows[1] == {"version": v2, "created_at": rows[1]["created_at"], "kind": "round", "parent": v1,
+                       "round_id": "r1", "sync_id": 3}
+    assert rows[0]["parent"] is None and rows[0]["created_at"] <= rows[1]["created_at"]
+    with pytest.raises(ValueError, match="served"):
+        reg.discard(v1)
+    reg.discard(v2)
+    assert [r["version"] for r in reg.versions()] == [v1] and not (tmp_path / "models" / v2).exists()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted([v1, "current.json"])
+    with pytest.raises(FileNotFoundError):
+        reg.discard(v2)
+
+
 def test_resume_reproduces_an_uninterrupted_run(mnli_train_sample, hans_sample, tmp_path):
     rows = mnli_train_sample[:96]
     cfg = small_cfg(max_steps=8, batch_size=8, grad_accum_steps=2)

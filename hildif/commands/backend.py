@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ml_backend.server import add_serve_options
+    from ml_backend.launch import add_serve_options
 
     p = sub.add_parser("backend", help="the ML backend Label Studio connects to")
     bsub = p.add_subparsers(dest="backend_command", metavar="ACTION")
@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from hildif.commands.common import config_from_args
-    from ml_backend.server import serve, settings_from_args
+    from hildif.options import config_from_args
+    from ml_backend.launch import serve, settings_from_args
 
     serve(config_from_args(args), settings_from_args(args))
     return 0

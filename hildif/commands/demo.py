@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from hildif.commands.common import add_config_options
 from hildif.commands.experiment import add_eval_sample_options, config_with_eval_samples
+from hildif.options import add_config_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:

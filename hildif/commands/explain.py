@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from hildif.commands.common import add_config_options, config_from_args
+from hildif.options import add_config_options, config_from_args
 from hildif.utils.paths import display_path
 
 POOLS = ("anchors+dev", "anchors", "dev", "hans")

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from hildif.commands.common import add_config_options, config_from_args
+from hildif.options import add_config_options, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

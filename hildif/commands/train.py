@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hildif.commands.common import add_config_options, config_from_args
+from hildif.options import add_config_options, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

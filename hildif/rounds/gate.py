@@ -78,7 +78,8 @@ def metric_checks(before: Mapping[str, Any] | None, after: Mapping[str, Any] | N
 def lineage_check(round_id: str, base_version: str, current_version: str | None,
                   versions: Mapping[str, Mapping[str, Any]], ft) -> tuple[list[str], dict]:
     """Whether serving this round's new model moves the served model forward. ``versions``: version -> its row
-    (``parent``, ``round_id``) from the round state's ``model_versions``. Returns (reasons, check)."""
+    (``parent``, ``round_id``) from the registry (:meth:`hildif.model.registry.ModelRegistry.versions`). Returns
+    (reasons, check)."""
     if not getattr(ft, "gate_lineage", True):
         return [], {"enabled": False}
     row = versions.get(current_version or "") or {}

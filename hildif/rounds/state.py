@@ -14,16 +14,17 @@ Tables (ids are strings; JSON columns hold :meth:`Example.to_dict` or plain dict
                     (a sync whose process died: ``failed``, ``interrupted: ...``, set by the next sync or backend start)
 * ``scores``        (sync_id, anchor_id, example_id) -> aggregated score, n_raters, spread, flagged, pending
 * ``augmented``     (sync_id, position) -> example: the fine-tuning set S of that sync
-* ``model_versions`` version -> path, parent, round_id, sync_id, created_at, evaluation (the full evaluate() JSON)
+* ``evaluations``   version -> created_at, evaluation (the full evaluate() JSON of that model version)
 * ``metrics``       (version, name) -> value: flattened evaluation numbers (``hans.accuracy``, ``mnli.accuracy`` ...)
 
 Records in and out: :class:`RoundAnchor`, :class:`RoundPair`, :class:`Snapshot` (this module),
 :class:`hildif.feedback.ratings.Rating` (snapshot ratings; what their statuses mean is that module's business) and
 :class:`hildif.feedback.aggregation.AggregatedPair` (a sync's scores).
 
-The served model is the registry's ``models/current.json`` (:class:`hildif.model.registry.ModelRegistry`), switched
-by the sync only after everything above is committed; so the database never points at a half-written model and a
-crash leaves the previous model serving.
+Model versions themselves (which exist, their lineage, which is served) are recorded once, by the registry
+(:class:`hildif.model.registry.ModelRegistry`: ``models/<version>/hildif.json`` and ``models/current.json``); this
+database only refers to them by name. The served model is switched by the sync only after everything above is
+committed; so the database never points at a half-written model and a crash leaves the previous model serving.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,9 +90,8 @@ CREATE TABLE IF NOT EXISTS augmented (
     sync_id INTEGER NOT NULL REFERENCES syncs(sync_id), position INTEGER NOT NULL, example TEXT NOT NULL,
     PRIMARY KEY (sync_id, position)
 );
-CREATE TABLE IF NOT EXISTS model_versions (
-    version TEXT PRIMARY KEY, path TEXT NOT NULL, parent TEXT, round_id TEXT, sync_id INTEGER, created_at TEXT NOT NULL,
-    evaluation TEXT
+CREATE TABLE IF NOT EXISTS evaluations (
+    version TEXT PRIMARY KEY, created_at TEXT NOT NULL, evaluation TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS metrics (
     version TEXT NOT NULL, name TEXT NOT NULL, value REAL, PRIMARY KEY (version, name)
@@ -114,7 +114,16 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
             db.execute("UPDATE rounds SET annotators_per_task = ? WHERE round_id = ?", (value, row[0]))
 
 
-MIGRATIONS = {1: _migrate_1_to_2}  # from version -> step to version + 1 (each in the caller's transaction)
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Version 3 keeps only each model version's evaluation (table ``evaluations``); the rest of the old
+    ``model_versions`` rows (path, parent, round, sync) is what the registry's ``hildif.json`` records."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_versions'").fetchone():
+        db.execute("INSERT OR IGNORE INTO evaluations SELECT version, created_at, evaluation FROM model_versions "
+                   "WHERE evaluation IS NOT NULL")
+        db.execute("DROP TABLE model_versions")
+
+
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}  # from version -> step to version + 1 (each in the caller's transaction)
 
 
 def project_title_for(base: str, round_id: str) -> str:
@@ -439,8 +448,6 @@ class RoundState:
         scores: Sequence["AggregatedPair"],
         augmented: Sequence[Example],
         version: str,
-        version_path: str,
-        parent: str | None,
         metrics: dict[str, Any],
         report_dir: str,
         summary: dict[str, Any],
@@ -456,8 +463,7 @@ class RoundState:
                              int(p.pending)) for p in scores])
             db.executemany("INSERT INTO augmented VALUES (?, ?, ?)",
                            [(sync_id, i, json.dumps(ex.to_dict())) for i, ex in enumerate(augmented)])
-            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (version, version_path, parent, row["round_id"], sync_id, now(), json.dumps(metrics)))
+            db.execute("INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?)", (version, now(), json.dumps(metrics)))
             self._put_metrics(db, version, metrics)
             db.execute(
                 "UPDATE syncs SET status = 'done', finished_at = ?, version = ?, report_dir = ?, summary = ? "
@@ -468,15 +474,11 @@ class RoundState:
         db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)",
                        [(version, k, v) for k, v in flatten_metrics(metrics).items()])
 
-    def record_version(self, version: str, path: str, parent: str | None = None, metrics: dict[str, Any] | None = None,
-                       round_id: str | None = None) -> None:
-        """Register a model version made outside a sync (the base model) and, optionally, its metrics."""
+    def record_evaluation(self, version: str, metrics: dict[str, Any]) -> None:
+        """Record the evaluation of a model version made outside a sync (a round's base model)."""
         with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO model_versions VALUES (?, ?, ?, ?, NULL, ?, NULL)",
-                       (version, path, parent, round_id, now()))
-            if metrics:
-                db.execute("UPDATE model_versions SET evaluation = ? WHERE version = ?", (json.dumps(metrics), version))
-                self._put_metrics(db, version, metrics)
+            db.execute("INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?)", (version, now(), json.dumps(metrics)))
+            self._put_metrics(db, version, metrics)
 
     def update_sync_summary(self, sync_id: int, patch: dict[str, Any]) -> None:
         """Merge ``patch`` into a sync's summary JSON (e.g. an admin's promotion), in one transaction."""
@@ -516,14 +518,8 @@ class RoundState:
     def evaluation(self, version: str) -> dict[str, Any] | None:
         """The full :func:`hildif.model.evaluation.evaluate` result recorded for ``version``, if any."""
         with self._read() as db:
-            row = db.execute("SELECT evaluation FROM model_versions WHERE version = ?", (version,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
-
-    def model_versions(self) -> list[dict[str, Any]]:
-        with self._read() as db:
-            return [dict(r) for r in db.execute(
-                "SELECT version, path, parent, round_id, sync_id, created_at FROM model_versions "
-                "ORDER BY created_at, version")]
+            row = db.execute("SELECT evaluation FROM evaluations WHERE version = ?", (version,)).fetchone()
+        return json.loads(row[0]) if row else None
 
 
 def round_for_project(state: RoundState, project_id: int) -> str | None:

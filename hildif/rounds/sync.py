@@ -124,10 +124,36 @@ def recover_interrupted_syncs(cfg: HildifConfig) -> list[int]:
 
 
 def _recover(cfg: HildifConfig) -> list[int]:
-    ids = RoundState(cfg.run_path("rounds.sqlite")).interrupt_running_syncs(INTERRUPTED)
+    from hildif.model.registry import ModelRegistry
+
+    state = RoundState(cfg.run_path("rounds.sqlite"))
+    ids = state.interrupt_running_syncs(INTERRUPTED)
     if ids:
         log.warning("marked interrupted sync(s) %s as failed", ids)
+        discard_versions_of(ModelRegistry(cfg.run.run_dir), state, ids)
     return ids
+
+
+def discard_versions_of(registry, state: RoundState, sync_ids: list[int]) -> list[str]:
+    """Remove the model a failed or interrupted sync saved before it could record it: the registry is the record
+    of model versions, and such a model is not one (never recorded in the round state, never served). A model is
+    taken for that sync's only if its ``hildif.json`` names the sync and its round and it was made after the sync
+    began; the served model is never removed."""
+    syncs = {s["sync_id"]: s for r in state.round_ids() for s in state.syncs(r) if s["sync_id"] in sync_ids}
+    current = registry.current()
+    gone = []
+    for v in registry.versions():
+        sync = syncs.get(v["sync_id"])
+        if (v["kind"] == "round" and sync is not None and v["round_id"] == sync["round_id"]
+                and str(v["created_at"]) >= sync["started_at"] and v["version"] != current):
+            try:
+                registry.discard(v["version"])
+            except OSError as exc:  # never hides why the sync failed; the next failed sync tries again
+                log.error("could not remove model %s of failed sync %s: %s", v["version"], v["sync_id"], exc)
+                continue
+            log.warning("removed model %s saved by failed sync %s", v["version"], v["sync_id"])
+            gone.append(v["version"])
+    return gone
 
 
 def sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool = True) -> SyncResult:
@@ -181,6 +207,7 @@ def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, pr
         result = _train_and_record(cfg, state, registry, info, sync_id, ratings, progress)
     except BaseException as exc:
         state.fail_sync(sync_id, f"{type(exc).__name__}: {exc}")
+        discard_versions_of(registry, state, [sync_id])
         raise
     gate = result["gate"]
     if gate["serve"]:
@@ -237,7 +264,7 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     if before is None:  # evaluated once per base version (same samples: eval.* settings)
         base_clf = load_checkpoint(cfg, info["base_path"])
         before = evaluate_model(base_clf, cfg, sets, progress=progress)
-        state.record_version(info["base_version"], info["base_path"], metrics=before)
+        state.record_evaluation(info["base_version"], before)
         del base_clf
     t0 = time.perf_counter()
     clf, train_result = fine_tune(info["base_path"], fts, cfg, progress=progress)
@@ -246,7 +273,7 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
         "kind": "round", "parent": info["base_version"], "round_id": round_id, "sync_id": sync_id,
         "ratings_digest": ratings_digest(ratings), "created_at": now(),
     }, make_current=False)
-    versions = {v["version"]: v for v in state.model_versions()}
+    versions = {v["version"]: v for v in registry.versions()}
     decision = promotion.decide(before, after, cfg.finetune, round_id=round_id, base_version=info["base_version"],
                                 current_version=registry.current(), versions=versions).to_dict()
     report_dir = cfg.run_path("rounds", round_id, f"sync-{sync_id:03d}")
@@ -264,8 +291,8 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     }
     write_round_report(report_dir, summary, agg)
     state.finish_sync(
-        sync_id, scores=list(agg.pairs.values()), augmented=fts.examples, version=version, version_path=str(registry.path(version)),
-        parent=info["base_version"], metrics=after, report_dir=str(report_dir),
+        sync_id, scores=list(agg.pairs.values()), augmented=fts.examples, version=version, metrics=after,
+        report_dir=str(report_dir),
         summary={k: summary[k] for k in ("n_scored_pairs", "n_augmented", "metrics", "ratings_digest", "gate",
                                          "served")},
     )
@@ -309,5 +336,5 @@ def promote(cfg: HildifConfig, round_id: str, version: str | None = None) -> dic
                 "sync_id": chosen["sync_id"]}
 
 
-__all__ = ["PromoteError", "PulledRatings", "SyncResult", "sync_round", "sync_snapshot", "promote", "recover_interrupted_syncs",
-           "pull_and_snapshot", "headline"]
+__all__ = ["PromoteError", "PulledRatings", "SyncResult", "sync_round", "sync_snapshot", "promote",
+           "recover_interrupted_syncs", "pull_and_snapshot", "headline", "discard_versions_of"]

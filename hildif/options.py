@@ -1,4 +1,5 @@
-"""Options shared by every subcommand: profile, config file, overrides, data and run directories."""
+"""Command-line options for the configuration, shared by every hildif subcommand and the ML backend
+(``python -m ml_backend``): profile, config file, overrides, data and run directories."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ import os
 import sys
 from typing import Any
 
-from hildif.commands.common import add_config_options, config_from_args
 from hildif.config import HildifConfig
+from hildif.options import add_config_options, config_from_args
 from ml_backend.settings import BackendSettings, SettingsError, check_exposure
 
 AUTH_USER_ENV = "HILDIF_BACKEND_USER"

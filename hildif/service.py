@@ -1,0 +1,117 @@
+"""What a front end (the Label Studio ML backend, :mod:`ml_backend`) needs from hildif, in one small facade.
+
+:class:`Service` answers for one run directory: the served model version and the versions saved
+(:class:`hildif.model.registry.ModelRegistry`, the one record of model versions), the similarity of two NLI pairs
+under the served model (loaded once per version, reloaded only when a sync switched it), the round a Label Studio
+project belongs to, and the two round jobs: start a round and sync it (:mod:`hildif.rounds`). A front end converts its
+own wire format to and from these calls and never reaches into the rounds' state or the registry itself.
+
+Importing this module is cheap (no torch): the model and the round steps are imported when first used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hildif.config import HildifConfig
+from hildif.model.registry import ModelRegistry
+from hildif.rounds.start import RoundError, validate_round_id
+from hildif.rounds.state import RoundState, RoundStateError, round_for_project
+from hildif.rounds.sync import recover_interrupted_syncs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hildif.labelstudio.client import LabelStudioClient
+    from hildif.model.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+Pair = tuple[str, str]  # (premise, hypothesis)
+
+
+class Service:
+    """hildif's rounds and models for one configuration (its ``run.run_dir``). Safe to share between threads."""
+
+    def __init__(self, cfg: HildifConfig) -> None:
+        self.cfg = cfg
+        self.registry = ModelRegistry(cfg.run.run_dir)
+        self.state = RoundState(cfg.run_path("rounds.sqlite"))
+        self._lock = threading.Lock()
+        # Hugging Face fast tokenizers are not thread-safe (concurrent calls change each other's padding: seen as
+        # "expected sequence of length 15 at dim 1 (got 12)" under 50 concurrent /predict): one inference at a time.
+        self._inference_lock = threading.Lock()
+        self._classifier: Classifier | None = None
+        self._classifier_version: str | None = None
+
+    def recover(self) -> list[int]:
+        """Mark syncs left running by a process that died as failed (not while a sync runs); their ids."""
+        return recover_interrupted_syncs(self.cfg)
+
+    # ------------------------------------------------------------------ model versions
+    def current_version(self) -> str | None:
+        """The served model version (None before any model was saved)."""
+        return self.registry.current()
+
+    def versions(self) -> list[str]:
+        """Every saved model version, oldest first."""
+        return [v["version"] for v in self.registry.versions()]
+
+    def loaded_version(self) -> str | None:
+        """The version this process has loaded (None until a similarity was asked for)."""
+        return self._classifier_version
+
+    def classifier(self) -> Classifier | None:
+        """The served model, loaded once per version and reloaded only when the registry's pointer moves."""
+        version = self.current_version()
+        if version is None:
+            return None
+        with self._lock:
+            if self._classifier is None or self._classifier_version != version:
+                from hildif.model.loading import load_version
+
+                log.info("loading model version %s", version)
+                self._classifier = load_version(self.cfg, version)
+                self._classifier_version = version
+            return self._classifier
+
+    def similarity(self, anchor: Pair, example: Pair) -> float | None:
+        """Cosine similarity in [-1, 1] of the served model's representations of two (premise, hypothesis) pairs;
+        None when no model is served."""
+        from hildif.data.example import Example
+
+        clf = self.classifier()
+        if clf is None:
+            return None
+        pair = [Example("anchor", anchor[0], anchor[1], 0), Example("example", example[0], example[1], 0)]
+        with self._inference_lock:
+            feats = clf.features(pair)
+        return float(np.dot(feats[0], feats[1]) / (np.linalg.norm(feats[0]) * np.linalg.norm(feats[1]) + 1e-12))
+
+    # ------------------------------------------------------------------ rounds
+    def round_for_project(self, project_id: int) -> str | None:
+        """The round whose Label Studio project is ``project_id``, or None."""
+        return round_for_project(self.state, project_id)
+
+    def check_round(self, round_id: str) -> None:
+        """Raise :class:`RoundStateError` (naming it) unless ``round_id`` is a round of this run."""
+        self.state.round(round_id)
+
+    def sync_round(self, round_id: str, client: LabelStudioClient) -> dict[str, Any]:
+        """Sync ``round_id`` (pull ratings, fine-tune, maybe serve); :meth:`SyncResult.to_dict`."""
+        from hildif.rounds.sync import sync_round
+
+        return sync_round(self.cfg, round_id, client=client, progress=False).to_dict()
+
+    def start_round(self, round_id: str, selection: dict[str, Any], client: LabelStudioClient) -> dict[str, Any]:
+        """Start ``round_id`` with the anchor selection ``selection`` (:meth:`AnchorSelection.from_dict`);
+        :meth:`StartResult.to_dict`."""
+        from hildif.rounds.start import AnchorSelection, start_round
+
+        return start_round(self.cfg, round_id, AnchorSelection.from_dict(selection), client=client,
+                           progress=False).to_dict()
+
+
+__all__ = ["Pair", "RoundError", "RoundStateError", "Service", "validate_round_id"]

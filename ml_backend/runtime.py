@@ -1,0 +1,89 @@
+"""Process-wide state of one backend process, shared by its requests and its job thread: hildif's
+:class:`~hildif.service.Service` (the served model, loaded once per version, and the rounds), the job queue, the
+per-project key-value store, the webhook event log and the tokens Label Studio sent to /setup."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from hildif.config import HildifConfig
+from hildif.service import Service
+from ml_backend import handlers
+from ml_backend.events import EventLog
+from ml_backend.jobs import JobQueue
+from ml_backend.settings import BackendSettings
+
+
+class BackendRuntime:
+    """Everything one backend process shares between requests and its job thread."""
+
+    def __init__(self, cfg: HildifConfig, settings: BackendSettings | None = None, start_jobs: bool = True) -> None:
+        self.cfg = cfg
+        self.settings = settings or BackendSettings()
+        self.service = Service(cfg)
+        self.service.recover()  # a sync row left running by a killed backend (not if a sync runs now)
+        self.db_path = Path(self.settings.db_path or cfg.run_path("backend.sqlite"))
+        self.setups: dict[int, dict[str, str]] = {}  # project id -> {"hostname", "access_token"} from /setup
+        self.jobs = JobQueue(self.db_path, handlers.make_handlers(self.service, self.label_studio_client),
+                             secrets=self.secrets)
+        self._kv_init()
+        self.events = EventLog(self.db_path)
+        if start_jobs:
+            self.jobs.start()
+
+    def label_studio_client(self, project_id: int | None):
+        """A client from the configured URL and key; without a configured key, the token Label Studio sent to /setup
+        for this project (the project creator's legacy token) is used."""
+        from hildif.labelstudio.client import LabelStudioClient, LabelStudioError
+
+        cfg = self.cfg.labelstudio
+        try:
+            return LabelStudioClient.from_config(cfg)
+        except LabelStudioError:
+            setup = self.setups.get(project_id or -1)
+            if not setup or not setup.get("access_token"):
+                raise
+            return LabelStudioClient(cfg.url or setup["hostname"], setup["access_token"], cfg.timeout_s)
+
+    # ------------------------------------------------------------------ per-project key-value store
+    def _kv_init(self) -> None:
+        db = sqlite3.connect(self.db_path, timeout=30)
+        with db:
+            db.execute("CREATE TABLE IF NOT EXISTS kv (project TEXT, key TEXT, value TEXT, PRIMARY KEY (project, key))")
+        db.close()
+
+    def kv_get(self, project: str, key: str) -> Any:
+        if key == "events":
+            self.events.flush()
+        db = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            row = db.execute("SELECT value FROM kv WHERE project = ? AND key = ?", (project, key)).fetchone()
+        finally:
+            db.close()
+        return json.loads(row[0]) if row else None
+
+    def count_event(self, project: str, event: str) -> None:
+        """Count a webhook event per project (``get("events")``), for diagnostics: queued, written in the background
+        by :class:`ml_backend.events.EventLog`, so a webhook does no I/O."""
+        self.events.record(project, event)
+
+    def kv_set(self, project: str, key: str, value: Any) -> None:
+        db = sqlite3.connect(self.db_path, timeout=30)
+        with db:
+            db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (project, key, json.dumps(value)))
+        db.close()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this process knows (masked wherever a message could carry one)."""
+        found = [self.settings.basic_auth[1]] if self.settings.basic_auth else []
+        found += [s["access_token"] for s in self.setups.values() if s.get("access_token")]
+        found += [os.environ.get(self.cfg.labelstudio.api_key_env, ""), os.environ.get("HILDIF_BACKEND_PASSWORD", "")]
+        return tuple(s for s in found if s)
+
+    def close(self) -> None:
+        self.jobs.stop()
+        self.events.close()
