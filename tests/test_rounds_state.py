@@ -248,7 +248,7 @@ def test_a_failed_syncs_saved_model_is_no_version(state, tiny_clf, tmp_path):
 
     registry = ModelRegistry(tmp_path)
     base = registry.save(tiny_clf, {"kind": "base"})
-    sid, _ = state.add_snapshot("r1", [_rating("s1", "u1", 4)])
+    sid = state.add_snapshot("r1", [_rating("s1", "u1", 4)]).snapshot_id
 
     def save(**meta):
         with torch.no_grad():
