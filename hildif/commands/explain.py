@@ -21,7 +21,8 @@ POOLS = ("anchors+dev", "anchors", "dev", "hans")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="top influential training examples for anchors (FastIF: kNN + s_test)")
+    p = sub.add_parser("explain", help="top influential training examples for anchors (FastIF: kNN + s_test, or the "
+                       "gradient store with --set influence.candidates=store)")
     add_config_options(p)
     g = p.add_argument_group("anchors")
     g.add_argument("--pair-ids", help="comma-separated pairIDs of anchors in the pool")
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         ids_file=args.anchors_file, rule=args.rule, random_n=args.random, seed=cfg.influence.seed, classifier=clf,
     )
     train = load_train(cfg.data)
-    results = explain(clf, train, anchors, cfg.influence, cache_dir=cfg.cache_path("knn"), harmful=args.harmful)
+    results = explain(clf, train, anchors, cfg.influence, cache_dir=cfg.cache_path("knn"), harmful=args.harmful,
+                      store_dir=cfg.cache_path("store"))
     out = Path(args.output) if args.output else cfg.run_path("explanations", f"explain-{time.strftime('%Y%m%d-%H%M%S')}.json")
     payload = {
         "model_version": clf.version,
