@@ -135,6 +135,13 @@ class InfluenceConfig:
 
     k: int = 1000
     top_p: int = 10
+    # which training examples are scored: knn (FastIF: the k nearest neighbours in feature space, scored exactly) |
+    # store (the whole pool through the gradient store, hildif.influence.store: each example's gradient projected to
+    # store_dim numbers, float16, built once per model version; the store's best store_rerank are re-scored exactly;
+    # store_rerank = 0 shows the store's approximate scores and needs no s_test)
+    candidates: str = "knn"
+    store_dim: int = 1024
+    store_rerank: int = 200
     params: str = "fastif"  # fastif | head | all
     index: str = "flat"  # flat (exact L2) | ivf (approximate)
     query: str = "per_anchor"  # per_anchor | mean

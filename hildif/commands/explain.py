@@ -21,7 +21,8 @@ POOLS = ("anchors+dev", "anchors", "dev", "hans")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="top influential training examples for anchors (FastIF: kNN + s_test)")
+    p = sub.add_parser("explain", help="top influential training examples for anchors (FastIF: kNN + s_test, or the "
+                       "gradient store with --set influence.candidates=store)")
     add_config_options(p)
     g = p.add_argument_group("anchors")
     g.add_argument("--pair-ids", help="comma-separated pairIDs of anchors in the pool")
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     )
     anchors = select_anchors(strategy, pool, classifier=clf)
     train = load_train(cfg.data)
-    results = explain(clf, train, anchors, cfg.influence, cache_dir=index_cache_dir(cfg), harmful=args.harmful)
+    results = explain(clf, train, anchors, cfg.influence, cache_dir=index_cache_dir(cfg), harmful=args.harmful,
+                      store_dir=cfg.cache_path("store"))
     if not distributed.is_main():
         distributed.shutdown()
         return 0

@@ -165,6 +165,32 @@ class InfluenceEngine:
             for i, item in part.items():
                 self._items.setdefault(i, {k: v.to(device) for k, v in item.items()})
 
+    def sweep_pool(self, progress: bool = False, desc: str = "pool") -> Iterator[tuple[list[int], Batch, np.ndarray | None]]:
+        """One pass over the whole training set in length-sorted batches of ``grad_batch_size``, yielding each batch's
+        training indices, its tail batch and its kNN features ((B, hidden) float32; None where the split gives none).
+
+        The frozen prefixes are kept for later anchors when the whole pool's fit in ``prefix_memory_mb`` (as
+        :meth:`pool_features`); prefixes kept before are reused. The engine's mode (eval, eager attention) holds
+        while the caller works on a batch, so it may take gradients of it (the gradient store does).
+        """
+        lengths = self.classifier.token_lengths(self.train)
+        keep = sum(self.split.item_floats(n) for n in lengths) * 4 / 2**20 <= self.cfg.prefix_memory_mb
+        batches = list(length_sorted_batches(lengths, max(1, self.cfg.grad_batch_size)))
+        with self._mode():
+            for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch", leave=False):
+                examples = [self.train[i] for i in idx]
+                feats = None
+                if self.split.gives_features:
+                    items, feats = self.split.prefix_and_features(examples, batch_size=len(idx),
+                                                                  lengths=[lengths[i] for i in idx])
+                elif all(i in self._items for i in idx):
+                    items = [self._items[i] for i in idx]
+                else:
+                    items = self.split.prefix(examples, batch_size=len(idx))
+                if keep:
+                    self._items.update(zip(idx, items))
+                yield list(idx), self.split.collate(items, [e.label for e in examples]), feats
+
     def batch(self, indices: Sequence[int]) -> Batch:
         return self.split.collate(self.items(indices), [self.train[i].label for i in indices])
 

@@ -1,4 +1,5 @@
-"""EXPLAIN of Algorithm 1: for each anchor, the top-p training examples by influence (FastIF: kNN + s_test).
+"""EXPLAIN of Algorithm 1: for each anchor, the top-p training examples by influence (FastIF: kNN + s_test, or
+the whole pool through the gradient store with an exact re-ranking: ``influence.candidates``).
 
 Sign: I(z, x) = -grad L(x)^T (H + lambda I)^-1 grad L(z); the most NEGATIVE scores are the most helpful
 (upweighting them lowers the anchor's loss) and come first; ``harmful=True`` ranks the most positive first.
@@ -25,9 +26,11 @@ from hildif.config import ConfigError, InfluenceConfig
 from hildif.data.example import Example
 from hildif.influence.engine import InfluenceEngine
 from hildif.influence.knn import FeatureIndex
+from hildif.influence.store import GradientStore
 from hildif.model.classifier import Classifier
 
 QUERIES = ("per_anchor", "mean")
+CANDIDATES = ("knn", "store")
 
 
 @dataclass
@@ -99,6 +102,7 @@ def explain(
     harmful: bool = False,
     progress: bool = True,
     engine: InfluenceEngine | None = None,
+    store_dir: str | Path | None = None,
 ) -> list[AnchorExplanation]:
     """FastIF for each anchor: kNN candidates (``cfg.k``), s_test (``cfg.solver``), scores, top ``cfg.top_p``.
 
@@ -109,14 +113,22 @@ def explain(
         cache_dir: where the FAISS index is cached (None: not cached).
         harmful: rank the most positive (harmful) scores first instead of the most negative (helpful).
         engine: reuse an engine (and its prefix cache) built for the same model and training set.
+        store_dir: where the gradient store is cached (``candidates = store``; default ``cache_dir``).
     Returns:
         one :class:`AnchorExplanation` per anchor, in order.
     """
+    if cfg.candidates not in CANDIDATES:
+        raise ConfigError(f"influence.candidates={cfg.candidates!r}: expected one of {CANDIDATES}")
     if not anchors:
         return []
     sharded = distributed.active()
     progress = progress and distributed.is_main()
     engine = engine or InfluenceEngine(classifier, train_examples, cfg, progress=progress)
+    if cfg.candidates == "store":
+        if sharded:
+            raise ConfigError("influence.candidates=store runs in one process (not under torchrun); use knn there")
+        return _explain_store(classifier, train_examples, anchors, cfg, engine, cache_dir, store_dir or cache_dir,
+                              harmful, progress)
     if sharded:
         index_info, candidates = _sharded_candidates(classifier, engine, anchors, cfg, cache_dir, progress)
     else:
@@ -192,3 +204,65 @@ def _shared_s_test(engine: InfluenceEngine, anchor: Example) -> tuple[torch.Tens
     else:
         s_test, summary = torch.empty_like(theta), None
     return distributed.broadcast_tensor(s_test), distributed.broadcast_object(summary)
+
+
+SIGN = "I(z,x) = -grad L(x)^T (H + damping*scale*I)^-1 grad L(z); negative = helpful"
+
+
+def store_ranking(
+    engine: InfluenceEngine, store: GradientStore, anchor: Example, cfg: InfluenceConfig, harmful: bool = False
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """One anchor through the gradient store: (training indices, their scores, details), best first.
+
+    With ``cfg.store_rerank`` > 0 the store scores the whole pool with the projected s_test and the engine re-scores
+    its best ``store_rerank`` exactly (the scores returned are the engine's); with 0 it scores the pool with v /
+    lambda (s_test's value when lambda dominates the Hessian, FastIF's damping) and returns the store's scores.
+    """
+    v = engine.anchor_gradient(anchor)
+    details: dict[str, Any] = {"store": {"dim": store.dim, "key": store.key, "from_cache": store.from_cache,
+                                         "scored": store.size, "rerank": int(cfg.store_rerank)}}
+    if cfg.store_rerank > 0:
+        solved = engine.s_test(v)
+        approx = store.influence(solved.s_test)
+        cand = rank(approx, cfg.store_rerank, harmful)
+        scores = engine.influence(solved.s_test, cand)
+        details["solver"] = solved.summary()
+        details["candidates"] = int(len(cand))
+        details["store"]["exact"] = True
+    else:
+        approx = store.influence(v / engine.damping_total)
+        cand = rank(approx, cfg.top_p, harmful)
+        scores = approx[cand]
+        details["candidates"] = store.size
+        details["store"]["exact"] = False
+    top = rank(scores, cfg.top_p, harmful)
+    return np.asarray(cand)[top], np.asarray(scores)[top], details
+
+
+def _explain_store(classifier, train_examples, anchors, cfg, engine, index_dir, store_dir, harmful, progress):
+    feats: dict[int, np.ndarray] = {}
+
+    def keep_features(idx, _grads, batch_feats):
+        if batch_feats is not None:
+            feats.update(zip(idx, batch_feats))
+
+    store = GradientStore.build_or_load(engine, cfg.store_dim, store_dir, progress=progress, on_batch=keep_features)
+    if len(feats) == len(train_examples) and index_dir is not None:
+        # the store's pass gave every example's kNN features: the kNN mode's index costs nothing more
+        FeatureIndex.build_or_load(classifier, train_examples, cfg.index, index_dir,
+                                   features=lambda: np.stack([feats[i] for i in range(len(train_examples))]))
+    probs = classifier.predict(anchors)
+    out: list[AnchorExplanation] = []
+    for anchor, p in tqdm(list(zip(anchors, probs)), desc="explain", disable=not progress, unit="anchor"):
+        start = time.perf_counter()
+        idx, scores, details = store_ranking(engine, store, anchor, cfg, harmful)
+        influential = [Influential(train_examples[int(i)], float(s), r + 1) for r, (i, s) in enumerate(zip(idx, scores))]
+        out.append(AnchorExplanation(anchor, [float(x) for x in p], influential, {
+            **details,
+            "ranking": "harmful" if harmful else "helpful",
+            "sign": SIGN,
+            "params": cfg.params,
+            "num_params": engine.objective.size,
+            "seconds": time.perf_counter() - start,
+        }))
+    return out
