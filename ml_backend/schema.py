@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hildif.errors import HildifError
+from hildif.influence.anchors import ANCHOR_METHODS
 
 # Keys that name something on the server's disk; refused over HTTP wherever they appear.
 _FILE_KEY = re.compile(r"(^|_)(file|files|path|paths|dir|dirs|directory|folder|config|cfg)$", re.IGNORECASE)
@@ -140,7 +141,7 @@ def _round_id(name: str, value: Any) -> str:
 
 
 SELECTION = Obj({
-    "method": Field(one_of("paper", "random", "pairids", "rule")),
+    "method": Field(one_of(*ANCHOR_METHODS)),
     "n": Field(integer(1, 1000)),
     "seed": Field(integer(0, 2**31 - 1)),
     "pair_ids": Field(list_of(string(PAIR_ID, "a pairID (letters, digits, '_.:-', at most 64)"), MAX_PAIR_IDS)),

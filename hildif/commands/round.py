@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = rsub.add_parser("start", help="check Label Studio, select anchors, explain them, push rating tasks to the "
                                       "round's own project (idempotent; re-creates tasks deleted in Label Studio)")
     _common(s)
-    s.add_argument("--anchors", choices=["paper", "random", "pairids", "rule"], default="paper",
+    from hildif.influence.anchors import ANCHOR_METHODS
+
+    s.add_argument("--anchors", choices=list(ANCHOR_METHODS), default="paper",
                    help="paper: the paper's 5 handpicked anchors; random; pairids: --pair-ids FILE; rule: --rule")
     s.add_argument("-n", "--num-anchors", type=int, default=5)
     s.add_argument("--seed", type=int, default=0)
