@@ -19,38 +19,17 @@ from typing import Any
 
 from hildif.config import HildifConfig
 from hildif.options import add_config_options, config_from_args
-from ml_backend.settings import BackendSettings, SettingsError, check_exposure
+from ml_backend.settings import BackendSettings, SettingsError, basic_auth_from_env, check_exposure
 
-AUTH_USER_ENV = "HILDIF_BACKEND_USER"
-AUTH_PASSWORD_ENV = "HILDIF_BACKEND_PASSWORD"
-AUTH_PASSWORD_FILE_ENV = "HILDIF_BACKEND_PASSWORD_FILE"
 PREANNOTATE_ENV = "HILDIF_BACKEND_PREANNOTATE"
-
-
-def _password_from_env() -> str | None:
-    """``$HILDIF_BACKEND_PASSWORD``, else the first line of ``$HILDIF_BACKEND_PASSWORD_FILE``; never both."""
-    password, path = os.environ.get(AUTH_PASSWORD_ENV), os.environ.get(AUTH_PASSWORD_FILE_ENV)
-    if password and path:
-        raise SettingsError(f"set ${AUTH_PASSWORD_ENV} or ${AUTH_PASSWORD_FILE_ENV}, not both")
-    if not path:
-        return password
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except OSError as exc:
-        raise SettingsError(f"${AUTH_PASSWORD_FILE_ENV} {path}: cannot read it: {exc.strerror}") from None
-    if not lines or not lines[0].strip():
-        raise SettingsError(f"${AUTH_PASSWORD_FILE_ENV} {path}: the file is empty")
-    return lines[0].strip()
 
 
 def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bool | None = None,
                       threads: int = 8, insecure: bool = False) -> BackendSettings:
-    user, password = os.environ.get(AUTH_USER_ENV), _password_from_env()
-    if bool(user) != bool(password):
-        raise SettingsError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV}")
+    basic_auth = basic_auth_from_env()
     if preannotate is None:
         preannotate = os.environ.get(PREANNOTATE_ENV, "").lower() in ("1", "true", "yes", "on")
-    return BackendSettings(host=host, port=port, basic_auth=(user, password) if user else None, preannotate=preannotate,
+    return BackendSettings(host=host, port=port, basic_auth=basic_auth, preannotate=preannotate,
                            threads=threads, insecure=insecure)
 
 

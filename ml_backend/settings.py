@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from hildif.errors import HildifError
@@ -28,6 +29,38 @@ class BackendSettings:
 
 class SettingsError(HildifError, ValueError):
     """A backend option or environment variable is invalid; the message names it."""
+
+
+AUTH_USER_ENV = "HILDIF_BACKEND_USER"
+AUTH_PASSWORD_ENV = "HILDIF_BACKEND_PASSWORD"
+AUTH_PASSWORD_FILE_ENV = "HILDIF_BACKEND_PASSWORD_FILE"
+
+
+def _password_from_env() -> str | None:
+    """``$HILDIF_BACKEND_PASSWORD``, else the first line of ``$HILDIF_BACKEND_PASSWORD_FILE``; never both."""
+    password, path = os.environ.get(AUTH_PASSWORD_ENV), os.environ.get(AUTH_PASSWORD_FILE_ENV)
+    if password and path:
+        raise SettingsError(f"set ${AUTH_PASSWORD_ENV} or ${AUTH_PASSWORD_FILE_ENV}, not both")
+    if not path:
+        return password
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise SettingsError(f"${AUTH_PASSWORD_FILE_ENV} {path}: cannot read it: {exc.strerror}") from None
+    if not lines or not lines[0].strip():
+        raise SettingsError(f"${AUTH_PASSWORD_FILE_ENV} {path}: the file is empty")
+    return lines[0].strip()
+
+
+def basic_auth_from_env() -> tuple[str, str] | None:
+    """The backend's basic auth, ``(user, password)``, from ``$HILDIF_BACKEND_USER`` and ``$HILDIF_BACKEND_PASSWORD``
+    or ``$HILDIF_BACKEND_PASSWORD_FILE``; None when neither is set. The backend serves with it and
+    ``hildif round start --connect-backend`` gives it to Label Studio, so both read the same variables."""
+    user, password = os.environ.get(AUTH_USER_ENV), _password_from_env()
+    if bool(user) != bool(password):
+        raise SettingsError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV} (or "
+                            f"${AUTH_PASSWORD_FILE_ENV})")
+    return (user, password) if user else None
 
 
 class ExposureError(SettingsError):

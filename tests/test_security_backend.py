@@ -37,6 +37,7 @@ def _env_without_auth() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- where secrets come from
 def test_password_from_a_file_the_environment_or_a_clear_error(tmp_path, monkeypatch):
     from ml_backend.launch import settings_from_env
+    from ml_backend.settings import basic_auth_from_env  # also what `round start --connect-backend` sends
 
     for k in ("HILDIF_BACKEND_USER", "HILDIF_BACKEND_PASSWORD", "HILDIF_BACKEND_PASSWORD_FILE"):
         monkeypatch.delenv(k, raising=False)
@@ -45,7 +46,7 @@ def test_password_from_a_file_the_environment_or_a_clear_error(tmp_path, monkeyp
     secret_file.write_text(SECRET + "\n")
     monkeypatch.setenv("HILDIF_BACKEND_USER", "ls")
     monkeypatch.setenv("HILDIF_BACKEND_PASSWORD_FILE", str(secret_file))
-    assert settings_from_env().basic_auth == ("ls", SECRET)
+    assert settings_from_env().basic_auth == ("ls", SECRET) == basic_auth_from_env()
     monkeypatch.setenv("HILDIF_BACKEND_PASSWORD", "other")
     with pytest.raises(ValueError, match="not both"):
         settings_from_env()

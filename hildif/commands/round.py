@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "(heuristics detected in the text of dev examples)")
     s.add_argument("--connect-backend", metavar="URL",
                    help="also connect the hildif ML backend at URL to the project (basic auth from "
-                        "$HILDIF_BACKEND_USER / $HILDIF_BACKEND_PASSWORD)")
+                        "$HILDIF_BACKEND_USER / $HILDIF_BACKEND_PASSWORD or $HILDIF_BACKEND_PASSWORD_FILE)")
     s.set_defaults(func=run_start)
 
     st = rsub.add_parser("status", help="progress per pair and annotator, agreement, syncs")
@@ -79,14 +79,12 @@ def run_start(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.connect_backend:
-        import os
-
         from hildif.labelstudio.client import LabelStudioClient
+        from ml_backend.settings import basic_auth_from_env
 
-        user, password = os.environ.get("HILDIF_BACKEND_USER"), os.environ.get("HILDIF_BACKEND_PASSWORD")
         client = LabelStudioClient.from_config(cfg.labelstudio)
         backend_id = client.connect_ml_backend(result.project_id, args.connect_backend,
-                                               basic_auth=(user, password) if user and password else None)
+                                               basic_auth=basic_auth_from_env())
         print(f"ML backend {args.connect_backend} connected to project {result.project_id} (id {backend_id})")
     return 0
 
