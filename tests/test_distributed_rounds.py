@@ -5,6 +5,10 @@ subprocess. The tiny BERT is built in code; the rows are genuine MNLI training p
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,4 +112,32 @@ def test_a_failing_worker_gives_a_clear_error_and_leaves_no_job_folder(tmp_path,
     assert len(logs) == 1 and str(logs[0]) in message
     assert "cannot load model" in logs[0].read_text(encoding="utf-8")  # the workers' own error is in the log ...
     assert secret not in message  # ... and nothing of it or of the file in the message
-    assert _leftovers(run_dir) == [] and not (run_dir / JOB_TMP_DIR).exists()
+    assert _leftovers(run_dir) == []
+
+
+def test_an_interrupted_wait_ends_torchrun_and_its_workers():
+    """What fine_tune_subprocess does when its wait is interrupted (Ctrl-C, a stopped job): the launched process
+    and the processes it started (here one sleeping child standing in for torchrun's workers) all end."""
+    from hildif.rounds.finetune import _stop_group
+
+    code = ("import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])"
+            "; print(c.pid, flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    child = int(proc.stdout.readline())
+    _stop_group(proc)
+    assert proc.returncode is not None and proc.returncode < 0  # ended by a signal
+    deadline = time.monotonic() + 60  # the orphaned child is reaped by init; this only bounds the wait
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (ended, not yet reaped) counts as ended
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -259,6 +259,22 @@ def train_copy(base_path: str | Path, examples: Sequence[Example], cfg: HildifCo
     return clf, train(clf, examples, ft, progress=progress)
 
 
+def _stop_group(proc) -> None:
+    """End the process group of ``proc`` (torchrun and the workers it started): SIGTERM, then SIGKILL after 30 s."""
+    import os
+    import signal
+    import subprocess
+
+    for sig, wait_s in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg: HildifConfig, *, seed: int = 0):
     """:func:`train_copy` on ``run.nproc`` processes: ``python -m torch.distributed.run --standalone`` of
     :mod:`hildif.rounds.finetune_worker`, waited for (the caller's thread blocks, not its process: the backend runs
@@ -299,7 +315,14 @@ def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log.info("fine-tuning on %d processes (torchrun); output in %s", n, log_file)
         with open(log_file, "wb") as out:
-            rc = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            # its own session, so that an interrupted wait (Ctrl-C, a stopped job) ends torchrun and its workers too
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait()
+            except BaseException:
+                _stop_group(proc)
+                raise
         done = (work / JOB_MODEL_DIR).is_dir() and (work / JOB_RESULT_FILE).is_file()
         if rc != 0 or not done:
             raise FineTuneProcessError(
@@ -309,8 +332,6 @@ def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg
         result = TrainResult(**json.loads((work / JOB_RESULT_FILE).read_text(encoding="utf-8")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            parent.rmdir()  # only when no other fine-tune is using it
     return clf, result
 
 
