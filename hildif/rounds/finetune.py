@@ -298,6 +298,12 @@ def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg
     if not base.is_dir():
         raise FineTuneError(f"base checkpoint {base} is not a directory")
     n = cfg.run.nproc
+    if distributed.backend_for(cfg.model.device) == "nccl":  # pragma: no cover - needs GPUs
+        import torch
+
+        if n > torch.cuda.device_count():
+            raise FineTuneError(f"run.nproc={n}: this machine has {torch.cuda.device_count()} GPU(s), one per "
+                                f"process (or model.device=cpu for gloo processes)")
     parent = cfg.run_path(JOB_TMP_DIR)
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=parent)).resolve()
@@ -306,7 +312,7 @@ def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg
     try:
         write_json_atomic(work / JOB_CONFIG_FILE, cfg.to_dict())
         write_text_atomic(work / JOB_EXAMPLES_FILE,
-                          "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples))
+                          "".join(json.dumps(e.to_dict(), ensure_ascii=False, default=str) + "\n" for e in examples))
         write_json_atomic(work / JOB_FILE, {"base": str(base.resolve()), "seed": int(seed)})
         env = {k: v for k, v in distributed.launch_env(n).items() if k not in distributed.ENV_VARS}
         package_root = str(Path(__file__).resolve().parents[2])  # the workers import this very hildif
