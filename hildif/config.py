@@ -211,6 +211,10 @@ class LabelStudioConfig:
 class RunConfig:
     run_dir: str = "runs/default"
     cache_dir: str | None = None  # FAISS indexes and other caches; default <run_dir>/cache
+    # processes a round's fine-tune runs on (sync, the backend's sync job, the ablation): 1 = in this process;
+    # N > 1 = a torchrun subprocess of N (DDP, one per GPU or gloo on CPU); finetune.batch_size stays the global
+    # batch and must be divisible by N
+    nproc: int = 1
 
 
 def machine_cache_dir() -> Path:
@@ -260,6 +264,18 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "run": {"run_dir": "runs/paper"},
     },
 }
+
+
+def check_nproc(cfg: HildifConfig) -> None:
+    """``run.nproc`` is at least 1 and divides the global batch ``finetune.batch_size``; else a :class:`ConfigError`
+    naming both."""
+    n = cfg.run.nproc
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"run.nproc={n!r}: must be an integer >= 1 (1 = fine-tune in this process)")
+    if cfg.finetune.batch_size % n:
+        raise ConfigError(f"run.nproc={n} does not divide finetune.batch_size={cfg.finetune.batch_size}: the batch "
+                          f"size is the global batch, split evenly over the {n} processes; choose a batch size "
+                          f"divisible by run.nproc")
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -359,4 +375,5 @@ def load_config(
     for item in overrides or []:
         section, key, value = parse_override(item)
         _merge(cfg, {section: {key: value}}, "--set")
+    check_nproc(cfg)
     return cfg

@@ -231,19 +231,25 @@ def gather_by_index(indices: Sequence[int], values: np.ndarray, n: int) -> np.nd
 
 
 # ---------------------------------------------------------------------------------------------- launching
-def torchrun_command(nproc: int, args: Sequence[str], nnodes: int = 1) -> list[str]:
-    """The command that runs ``hildif <args>`` on ``nproc`` processes of this machine with torchrun
-    (``python -m torch.distributed.run --standalone``)."""
+def torchrun_command(nproc: int, args: Sequence[str], nnodes: int = 1, module: str = "hildif.cli") -> list[str]:
+    """The command that runs ``python -m <module> <args>`` (default: ``hildif <args>``) on ``nproc`` processes of
+    this machine with torchrun (``python -m torch.distributed.run --standalone``)."""
     if nproc < 1:
         raise ValueError(f"--nproc {nproc}: must be at least 1")
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nnodes={nnodes}",
-            f"--nproc-per-node={nproc}", "-m", "hildif.cli", *args]
+            f"--nproc-per-node={nproc}", "-m", module, *args]
+
+
+def launch_env(nproc: int) -> dict[str, str]:
+    """This process's environment for a torchrun launch of ``nproc`` processes: an ``OMP_NUM_THREADS`` share of the
+    cores unless set."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return env
 
 
 def launch(nproc: int, args: Sequence[str]) -> int:
     """Run ``hildif <args>`` under torchrun on ``nproc`` local processes and wait; return its exit status."""
     cmd = torchrun_command(nproc, args)
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     log.info("launching %d processes: %s", nproc, " ".join(cmd[1:]))
-    return subprocess.call(cmd, env=env)
+    return subprocess.call(cmd, env=launch_env(nproc))

@@ -18,7 +18,8 @@ A sync (:mod:`hildif.rounds.sync`, so the demo and the ML backend too) and the a
      (:data:`REHEARSAL_BALANCES`), marked ``metadata["rehearsal"] = True``.
 
 2. :func:`fine_tune`: a fresh copy of the base checkpoint trained on S (``cfg.finetune``, seed
-   ``finetune.seed + seed``).
+   ``finetune.seed + seed``), in this process or, with ``run.nproc`` > 1, on that many processes of a torchrun
+   subprocess (:mod:`hildif.rounds.finetune_worker`).
 3. :func:`evaluate_model`: HANS and MNLI dev on :func:`hildif.data.splits.evaluation_sets`.
 
 ``seed`` is an offset (0 in a sync; the cell's seed in the ablation) added to ``feedback.seed`` (augmentation,
@@ -27,7 +28,9 @@ rehearsal draw) and ``finetune.seed`` (training order, dropout).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,14 +41,30 @@ from hildif.config import HildifConfig
 from hildif.data.example import LABEL_NAMES, Example
 from hildif.errors import HildifError
 
+log = logging.getLogger(__name__)
+
 NO_AUGMENTATION_MODES = ("repeat", "once")
 # train: the training pool's class distribution; balanced: equal per class; match: the class distribution of S
 # (before rehearsal); complement: each row to the class S has least of, so S + rehearsal is as balanced as it can be
 REHEARSAL_BALANCES = ("train", "balanced", "match", "complement")
+# a fine-tune on run.nproc > 1 processes: the torchrun worker module and its job folder <run_dir>/tmp/finetune-*
+WORKER_MODULE = "hildif.rounds.finetune_worker"
+JOB_TMP_DIR = "tmp"
+JOB_PREFIX = "finetune-"
+JOB_CONFIG_FILE = "config.json"  # the whole configuration
+JOB_EXAMPLES_FILE = "examples.jsonl"  # the fine-tuning set, one Example dict a line
+JOB_FILE = "job.json"  # the base checkpoint's path and the seed offset
+JOB_MODEL_DIR = "model"  # the trained checkpoint (rank 0)
+JOB_RESULT_FILE = "result.json"  # the TrainResult (rank 0)
 
 
 class FineTuneError(HildifError, ValueError):
     """The fine-tuning step cannot run as asked (bad setting, empty set, no training pool); the message says why."""
+
+
+class FineTuneProcessError(HildifError, RuntimeError):
+    """The fine-tune's torchrun subprocess (``run.nproc`` > 1) failed; the message names its exit code and the log
+    file with its output."""
 
 
 @dataclass
@@ -210,16 +229,116 @@ def build_finetuning_set(
 def fine_tune(base_path: str | Path, fine_tuning_set: FineTuningSet | Sequence[Example], cfg: HildifConfig, *,
               seed: int = 0, progress: bool = False):
     """FINE_TUNE: a fresh copy of the checkpoint ``base_path`` trained on the set (``cfg.finetune``, seed
-    ``finetune.seed + seed``). Returns ``(classifier, TrainResult)``."""
-    from hildif.model.loading import load_checkpoint
-    from hildif.model.training import train
+    ``finetune.seed + seed``). Returns ``(classifier, TrainResult)``.
+
+    ``run.nproc`` = 1 trains in this process (:func:`train_copy`); N > 1 trains on N processes of a torchrun
+    subprocess (:func:`fine_tune_subprocess`) and waits for it, the same global batch, so the same weights to float
+    rounding. Inside a torchrun job (every rank calls it) it trains in this job's process group.
+    """
+    from hildif import distributed
+    from hildif.config import check_nproc
 
     examples = fine_tuning_set.examples if isinstance(fine_tuning_set, FineTuningSet) else list(fine_tuning_set)
     if not examples:
         raise FineTuneError("the fine-tuning set is empty")
+    check_nproc(cfg)
+    if cfg.run.nproc > 1 and not distributed.launched():
+        return fine_tune_subprocess(base_path, examples, cfg, seed=seed)
+    return train_copy(base_path, examples, cfg, seed=seed, progress=progress)
+
+
+def train_copy(base_path: str | Path, examples: Sequence[Example], cfg: HildifConfig, *, seed: int = 0,
+               progress: bool = False):
+    """The checkpoint ``base_path`` loaded and trained on ``examples`` in this process (on every rank under
+    torchrun). Returns ``(classifier, TrainResult)``."""
+    from hildif.model.loading import load_checkpoint
+    from hildif.model.training import train
+
     clf = load_checkpoint(cfg, base_path)
     ft = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + seed)
     return clf, train(clf, examples, ft, progress=progress)
+
+
+def _stop_group(proc) -> None:
+    """End the process group of ``proc`` (torchrun and the workers it started): SIGTERM, then SIGKILL after 30 s."""
+    import os
+    import signal
+    import subprocess
+
+    for sig, wait_s in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg: HildifConfig, *, seed: int = 0):
+    """:func:`train_copy` on ``run.nproc`` processes: ``python -m torch.distributed.run --standalone`` of
+    :mod:`hildif.rounds.finetune_worker`, waited for (the caller's thread blocks, not its process: the backend runs
+    syncs in its job thread). The job (config, the set as JSONL, the base path) goes to a folder
+    ``<run_dir>/tmp/finetune-*`` where rank 0 saves the trained checkpoint and the :class:`TrainResult`; the
+    processes' output goes to ``<run_dir>/logs/finetune-*.log``. The folder is removed whatever happens; a failed
+    subprocess raises :class:`FineTuneProcessError` with its exit code and log file."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    from hildif import distributed
+    from hildif.model.loading import load_checkpoint
+    from hildif.model.training import TrainResult
+    from hildif.utils.atomic import write_json_atomic, write_text_atomic
+
+    base = Path(base_path)
+    if not base.is_dir():
+        raise FineTuneError(f"base checkpoint {base} is not a directory")
+    n = cfg.run.nproc
+    if distributed.backend_for(cfg.model.device) == "nccl":  # pragma: no cover - needs GPUs
+        import torch
+
+        if n > torch.cuda.device_count():
+            raise FineTuneError(f"run.nproc={n}: this machine has {torch.cuda.device_count()} GPU(s), one per "
+                                f"process (or model.device=cpu for gloo processes)")
+    parent = cfg.run_path(JOB_TMP_DIR)
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=parent)).resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    log_file = cfg.run_path("logs", f"{JOB_PREFIX}{stamp}-{work.name[len(JOB_PREFIX):]}.log")
+    try:
+        write_json_atomic(work / JOB_CONFIG_FILE, cfg.to_dict())
+        write_text_atomic(work / JOB_EXAMPLES_FILE,
+                          "".join(json.dumps(e.to_dict(), ensure_ascii=False, default=str) + "\n" for e in examples))
+        write_json_atomic(work / JOB_FILE, {"base": str(base.resolve()), "seed": int(seed)})
+        env = {k: v for k, v in distributed.launch_env(n).items() if k not in distributed.ENV_VARS}
+        package_root = str(Path(__file__).resolve().parents[2])  # the workers import this very hildif
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        cmd = distributed.torchrun_command(n, [str(work)], module=WORKER_MODULE)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log.info("fine-tuning on %d processes (torchrun); output in %s", n, log_file)
+        with open(log_file, "wb") as out:
+            # its own session, so that an interrupted wait (Ctrl-C, a stopped job) ends torchrun and its workers too
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait()
+            except BaseException:
+                _stop_group(proc)
+                raise
+        done = (work / JOB_MODEL_DIR).is_dir() and (work / JOB_RESULT_FILE).is_file()
+        if rc != 0 or not done:
+            raise FineTuneProcessError(
+                f"the fine-tune on run.nproc={n} processes (torchrun) failed with exit code {rc}"
+                + ("" if rc else " and saved no checkpoint") + f"; its output is in {log_file}")
+        clf = load_checkpoint(cfg, work / JOB_MODEL_DIR)
+        result = TrainResult(**json.loads((work / JOB_RESULT_FILE).read_text(encoding="utf-8")))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return clf, result
 
 
 def evaluate_model(clf, cfg: HildifConfig, sets: tuple[Sequence[Example], Sequence[Example]] | None = None, *,
@@ -233,5 +352,6 @@ def evaluate_model(clf, cfg: HildifConfig, sets: tuple[Sequence[Example], Sequen
     return evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
 
 
-__all__ = ["FineTuneError", "FineTuningSet", "NO_AUGMENTATION_MODES", "REHEARSAL_BALANCES", "build_finetuning_set",
-           "evaluate_model", "fine_tune", "rehearsal_counts", "rehearsal_rows"]
+__all__ = ["FineTuneError", "FineTuneProcessError", "FineTuningSet", "NO_AUGMENTATION_MODES", "REHEARSAL_BALANCES",
+           "build_finetuning_set", "evaluate_model", "fine_tune", "fine_tune_subprocess", "rehearsal_counts",
+           "rehearsal_rows", "train_copy"]
