@@ -144,6 +144,9 @@ class InfluenceConfig:
     store_rerank: int = 200
     params: str = "fastif"  # fastif | head | all
     index: str = "flat"  # flat (exact L2) | ivf (approximate)
+    # the kNN index split into this many shards whose results faiss merges (same results): with several GPUs one per
+    # GPU, for a pool too large for one device; on CPU searched in parallel threads
+    index_shards: int = 1
     query: str = "per_anchor"  # per_anchor | mean
     # s_test solver: cg (exact HVPs on a fixed sample of hessian_samples rows; the same fixed point
     # (H + damping * scale * I)^-1 v as LiSSA in about two products) | lissa (FastIF's recursion; the paper

@@ -66,3 +66,27 @@ def test_index_cache_is_reused_and_rebuilt_when_model_or_data_change(tiny_clf, m
     changed = FeatureIndex.build_or_load(tiny_clf, train, "flat", cache_dir=tmp_path)
     assert not changed.from_cache and changed.key != first.key
     assert len(list(tmp_path.glob("knn-*.faiss"))) == 3
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_sharded_index_finds_exactly_what_one_index_finds(tiny_clf, mnli_train_sample, kind, tmp_path):
+    # influence.index_shards: faiss.IndexShards on CPU (one shard per GPU with several GPUs, not testable here)
+    train = list(mnli_train_sample)
+    feats = tiny_clf.features(train)
+    one = FeatureIndex.build(feats, kind)
+    three = FeatureIndex.build(feats, kind, shards=3)
+    assert isinstance(three.index, faiss.IndexShards) and three.index.count() == 3 and three.size == len(train)
+    q = np.concatenate([feats[:5], tiny_clf.features(train[-5:])])
+    d1, i1 = one.search(q, 15)
+    d3, i3 = three.search(q, 15)
+    assert i3.tolist() == i1.tolist()  # original ids, not per-shard ones
+    np.testing.assert_allclose(d3, d1, rtol=1e-5, atol=1e-5)
+    # the cache keeps the one unsharded index: a different shard count reuses it
+    first = FeatureIndex.build_or_load(tiny_clf, train[:120], kind, cache_dir=tmp_path, shards=2)
+    assert not first.from_cache and isinstance(faiss.read_index(str(first.path)), type(one.index))
+    again = FeatureIndex.build_or_load(tiny_clf, train[:120], kind, cache_dir=tmp_path, shards=4)
+    assert again.from_cache and again.index.count() == 4
+    assert again.search(q, 9)[1].tolist() == first.search(q, 9)[1].tolist()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="influence.index_shards"):
+            FeatureIndex.build(feats, kind, shards=bad)

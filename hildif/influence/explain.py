@@ -134,7 +134,7 @@ def explain(
     else:
         # a fresh index gets its features from the pass that also computes every example's frozen prefix
         index = FeatureIndex.build_or_load(classifier, train_examples, cfg.index, cache_dir, progress=progress,
-                                           features=engine.pool_features)
+                                           features=engine.pool_features, shards=cfg.index_shards)
         candidates = candidate_indices(classifier, index, anchors, cfg.k, cfg.query)
         index_info = {"kind": index.kind, "key": index.key, "from_cache": index.from_cache}
     probs = classifier.predict(anchors)
@@ -189,7 +189,8 @@ def _sharded_candidates(
     found = None
     if distributed.is_main():
         index = FeatureIndex.build_or_load(classifier, train, cfg.index, cache_dir, progress=progress,
-                                           features=(lambda: feats) if feats is not None else None)
+                                           features=(lambda: feats) if feats is not None else None,
+                                           shards=cfg.index_shards)
         found = ({"kind": index.kind, "key": index.key, "from_cache": index.from_cache},
                  candidate_indices(classifier, index, anchors, cfg.k, cfg.query))
     return distributed.broadcast_object(found)

@@ -64,6 +64,24 @@ def _use_gpu(classifier: Classifier) -> bool:
     return classifier.device.type == "cuda" and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+def _cpu_shards(index: "faiss.Index", shards: int) -> "faiss.Index":
+    """``index`` split into ``shards`` consecutive slices of its vectors (a ``faiss.IndexShards`` with successive
+    ids, so the ids it returns are the original ones); each shard a clone of ``index`` (same quantizer, nprobe)."""
+    n = int(index.ntotal)
+    if isinstance(index, faiss.IndexIVF):
+        index.make_direct_map()
+    vectors = index.reconstruct_n(0, n)
+    sharded = faiss.IndexShards(index.d, True, True)  # threaded search, successive ids
+    for chunk in np.array_split(np.arange(n), min(shards, n)):
+        part = faiss.clone_index(index)
+        part.reset()
+        part.add(np.ascontiguousarray(vectors[chunk]))
+        sharded.add_shard(part)
+        part.this.disown()  # the C++ IndexShards owns (and frees) its shards, not Python
+    sharded.own_indices = True
+    return sharded
+
+
 class FeatureIndex:
     """A FAISS index over training features.
 
@@ -96,7 +114,13 @@ class FeatureIndex:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
     @classmethod
-    def build(cls, features: np.ndarray, kind: str = "flat", use_gpu: bool = False, key: str = "") -> "FeatureIndex":
+    def build(cls, features: np.ndarray, kind: str = "flat", use_gpu: bool = False, key: str = "",
+              shards: int = 1) -> "FeatureIndex":
+        return cls(cls._place(cls._make(features, kind), use_gpu, shards), key, kind, False, None)
+
+    @staticmethod
+    def _make(features: np.ndarray, kind: str) -> "faiss.Index":
+        """The CPU index over ``features`` (n, d): what is cached on disk, before :meth:`_place`."""
         if kind not in INDEX_KINDS:
             raise ConfigError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
         feats = np.ascontiguousarray(features, dtype=np.float32)
@@ -109,14 +133,26 @@ class FeatureIndex:
             index.train(feats)
             index.nprobe = max(1, nlist // 8)
         index.add(feats)
-        return cls(cls._to_device(index, use_gpu), key, kind, False, None)
+        return index
 
     @staticmethod
-    def _to_device(index: "faiss.Index", use_gpu: bool) -> "faiss.Index":
-        if not use_gpu:
-            return index
-        res = faiss.StandardGpuResources()  # pragma: no cover - needs faiss-gpu and CUDA
-        return faiss.index_cpu_to_gpu(res, 0, index)  # pragma: no cover
+    def _place(index: "faiss.Index", use_gpu: bool, shards: int = 1) -> "faiss.Index":
+        """Where the index is searched: as it is (CPU), on GPU 0, or split into ``shards`` (``influence.index_shards``)
+        whose results faiss merges, so a pool too large for one device fits: with several GPUs each shard goes to its
+        own GPU (faiss's sharding cloner), on CPU the shards are searched in parallel threads. Sharding does not
+        change the results: every shard has the same quantizer and search parameters."""
+        if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+            raise ConfigError(f"influence.index_shards={shards!r}: must be an integer >= 1")
+        if shards == 1 or index.ntotal < 2:
+            if not use_gpu:
+                return index
+            res = faiss.StandardGpuResources()  # pragma: no cover - needs faiss-gpu and CUDA
+            return faiss.index_cpu_to_gpu(res, 0, index)  # pragma: no cover
+        if use_gpu:  # pragma: no cover - needs faiss-gpu and several GPUs
+            co = faiss.GpuMultipleClonerOptions()
+            co.shard = True
+            return faiss.index_cpu_to_all_gpus(index, co=co, ngpu=min(shards, faiss.get_num_gpus()))
+        return _cpu_shards(index, shards)
 
     @classmethod
     def build_or_load(
@@ -128,13 +164,15 @@ class FeatureIndex:
         batch_size: int = 128,
         progress: bool = False,
         features: Callable[[], np.ndarray | None] | None = None,
+        shards: int = 1,
     ) -> "FeatureIndex":
         """The index for this model and training set: read from ``cache_dir`` when its key matches, else built from
         the features (and saved there).
 
         ``features``: computes the training set's features when the index has to be built (e.g.
         :meth:`InfluenceEngine.pool_features`, which keeps the frozen prefix from the same pass); when it is absent
-        or returns None, :meth:`Classifier.features` does.
+        or returns None, :meth:`Classifier.features` does. ``shards``: see :meth:`_place` (the cache holds the one
+        unsharded index, so the setting can change without a rebuild).
         """
         if kind not in INDEX_KINDS:
             raise ConfigError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
@@ -145,16 +183,15 @@ class FeatureIndex:
             index = faiss.read_index(str(path))
             if index.ntotal == len(examples):
                 log.info("kNN index read from %s", path)
-                return cls(cls._to_device(index, use_gpu), key, kind, True, path)
+                return cls(cls._place(index, use_gpu, shards), key, kind, True, path)
             log.warning("cached index %s has %d vectors, expected %d: rebuilding", path, index.ntotal, len(examples))
         feats = features() if features is not None else None
         if feats is None:
             feats = classifier.features(examples, batch_size=batch_size, progress=progress)
-        built = cls.build(feats, kind, use_gpu, key)
-        built.path = path
+        cpu_index = cls._make(feats, kind)
+        built = cls(cls._place(cpu_index, use_gpu, shards), key, kind, False, path)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            cpu_index = faiss.index_gpu_to_cpu(built.index) if use_gpu else built.index
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
             faiss.write_index(cpu_index, tmp)
