@@ -235,6 +235,22 @@ class LabelStudioClient:
                 self._sdk.users.update(id=u.id, active_organization=me["active_organization"])
         return int(u.id)
 
+    def invite_path(self) -> str:
+        """The organization's signup link, relative (``/user/signup/?token=...``), from ``GET /api/invite``: whoever
+        opens it may make an account in the admin's organization (Community Edition has no other way to make
+        accounts that can log in)."""
+        with self._call("reading the organization's invite link"):
+            resp = self._sdk._client_wrapper.httpx_client.request("api/invite", method="GET")
+            if resp.status_code >= 400:
+                raise ApiError(status_code=resp.status_code, headers=dict(resp.headers), body=resp.text)
+        try:
+            path = resp.json()["invite_url"]
+        except (ValueError, KeyError, TypeError):
+            raise LabelStudioError("Label Studio GET /api/invite: the answer has no invite_url") from None
+        if not isinstance(path, str) or not path.startswith("/user/signup"):
+            raise LabelStudioError("Label Studio GET /api/invite: invite_url is not a signup link")
+        return path
+
     # ------------------------------------------------------------------ ML backend
     def connect_ml_backend(
         self, project_id: int, url: str, title: str = "hildif", basic_auth: tuple[str, str] | None = None,
