@@ -38,7 +38,7 @@ def test_added_annotators_log_in_with_their_own_accounts_in_the_organization(lab
     pid = client.ensure_project("HILDIF people test", load_label_config(), 2)
 
     made = add_annotators(client, ["ann.one@hildif.test", "Ann.Two@hildif.test", "ann.one@hildif.test"])
-    assert [a.email for a in made] == ["ann.one@hildif.test", "Ann.Two@hildif.test"]  # duplicates once
+    assert [a.email for a in made] == ["ann.one@hildif.test", "ann.two@hildif.test"]  # lower case, once each
     assert all(a.created and len(a.password) >= 12 for a in made)
     assert made[0].password != made[1].password and made[0].user_id != made[1].user_id
     admin = client.check()

@@ -38,8 +38,9 @@ class Annotator:
 
 
 def check_email(email: str) -> str:
-    """``email`` stripped, or :class:`ValueError` naming it when it does not look like an email."""
-    value = (email or "").strip()
+    """``email`` stripped and in lower case (as Label Studio keeps it), or :class:`ValueError` naming it when it does
+    not look like an email."""
+    value = (email or "").strip().lower()
     if len(value) > 254 or not _EMAIL.match(value):
         raise ValueError(f"annotator email {email[:80]!r}: not an email address (name@example.org)")
     return value
