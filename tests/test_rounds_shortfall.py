@@ -12,7 +12,7 @@ A, B, C = ("a1", "x1"), ("a1", "x2"), ("a2", "x3")
 
 
 def r(pair, who, score, status="submitted", at="2026-01-01T00:00:00+00:00"):
-    return Rating(pair[0], pair[1], who, score, status, at, f"test:{who}")
+    return Rating(pair[0], pair[1], who, score, status, at, f"test:{who}:{pair[1]}:{status}")
 
 
 def test_short_pairs_count_each_persons_latest_submitted_rating():

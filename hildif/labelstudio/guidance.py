@@ -38,7 +38,7 @@ def _pair(premise: str, hypothesis: str) -> str:
 def instructions_html() -> str:
     """The project's instructions (HTML, as Label Studio shows ``expert_instruction``)."""
     rows = "".join(
-        f"<li><b>{escape(choice)}</b> (key {CHOICES.index(choice) + 1}): {_pair(p, h)}: {escape(why)}.</li>"
+        f"<li><b>{escape(choice)}</b> (key {CHOICES.index(choice) + 1}): {_pair(p, h)} &mdash; {escape(why)}.</li>"
         for choice, p, h, why in EXAMPLES
     )
     return (
