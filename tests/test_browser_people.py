@@ -111,7 +111,7 @@ def test_two_people_join_through_what_hildif_prints_and_the_round_trains_on_both
     assert result.status == "trained" and result.changes["new"] == 4 and result.short_pairs["n_short"] == 0
     state = RoundState(cfg.run_path("rounds.sqlite"))
     snap = state.snapshot_ratings(result.snapshot_id)
-    by_person = {(r["anchor_id"], r["example_id"], r["annotator"]): (r["score"], r["status"]) for r in snap}
+    by_person = {(r.anchor_id, r.example_id, r.annotator): (r.score, r.status) for r in snap}
     assert len(by_person) == 4
     for p in state.pairs("rp"):
         for email, choice in PEOPLE.items():

@@ -34,8 +34,8 @@ def test_a_sync_waits_or_skips_the_short_pairs_and_the_report_says_which(tmp_pat
 
     from hildif.data.splits import load_anchors, load_train
     from hildif.model.registry import ModelRegistry
-    from hildif.rounds.state import RoundState
-    from hildif.rounds.sync import sync_snapshot
+    from hildif.rounds.state import RoundAnchor, RoundPair, RoundState
+    from hildif.rounds.sync import PulledRatings, sync_snapshot
 
     cfg = round_config(tmp_path / "run", data_dir, "http://127.0.0.1:9", "unused", annotators=2,
                        extra=("feedback.short_pairs=wait",))
@@ -44,18 +44,19 @@ def test_a_sync_waits_or_skips_the_short_pairs_and_the_report_says_which(tmp_pat
     train = load_train(cfg.data)
     state = RoundState(cfg.run_path("rounds.sqlite"))
     state.create_round("rs", version, str(ModelRegistry(cfg.run.run_dir).path(version)), {"method": "paper"}, {},
-                       [(anchor, [0.5, 0.5])], [(anchor.id, train[0], 1, -2.0), (anchor.id, train[1], 2, -1.0)],
+                       [RoundAnchor(anchor, [0.5, 0.5])],
+                       [RoundPair(anchor.id, train[0], 1, -2.0), RoundPair(anchor.id, train[1], 2, -1.0)],
                        annotators_per_task=2)
     full, short = (anchor.id, train[0].id), (anchor.id, train[1].id)
     ratings = [r(full, "ann@x.org", 5), r(full, "bob@x.org", 4), r(short, "ann@x.org", 5)]
-    snapshot_id, _ = state.add_snapshot("rs", ratings)
+    pulled = PulledRatings(state.add_snapshot("rs", ratings).snapshot_id, ratings, {})
 
-    waited = sync_snapshot(cfg, "rs", snapshot_id, ratings, {}, progress=False)
+    waited = sync_snapshot(cfg, "rs", pulled, progress=False)
     assert waited.status == "waiting" and waited.sync_id is None and state.syncs("rs") == []
     assert waited.short_pairs["short"] == [{"anchor_id": anchor.id, "example_id": train[1].id, "ratings": 1}]
 
     cfg.feedback.short_pairs = "skip"
-    done = sync_snapshot(cfg, "rs", snapshot_id, ratings, {}, progress=False)
+    done = sync_snapshot(cfg, "rs", pulled, progress=False)
     assert done.status == "trained" and done.n_scored_pairs == 1
     rows = {(s["anchor_id"], s["example_id"]): (s["score"], s["n_raters"], s["pending"]) for s in state.scores(done.sync_id)}
     assert rows[full] == (4.5, 2, 0) and rows[short] == (None, 1, 1)

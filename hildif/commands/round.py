@@ -11,6 +11,7 @@ import json
 import sys
 
 from hildif.options import add_config_options, config_from_args
+from hildif.config import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +83,7 @@ def run_start(args: argparse.Namespace) -> int:
     cfg = _cfg(args)
     if args.raters is not None:
         if args.raters < 1:
-            raise ValueError(f"--raters {args.raters}: at least one person must rate each task")
+            raise ConfigError(f"--raters {args.raters}: at least one person must rate each task")
         cfg.labelstudio.annotators_per_task = args.raters
     selection = AnchorSelection(method=args.anchors, n=args.num_anchors, seed=args.seed,
                                 pair_ids_file=args.pair_ids, rule=args.rule)

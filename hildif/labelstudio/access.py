@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from hildif.config import HildifConfig
+from hildif.errors import HildifError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ TOKEN_FILE = "labelstudio-admin-token"
 SERVER_FILE = "labelstudio-server.json"
 
 
-class AccessError(ValueError):
+class AccessError(HildifError, ValueError):
     """A run's Label Studio record is unreadable or points outside the run; the message names the file."""
 
 

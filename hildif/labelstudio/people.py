@@ -16,11 +16,16 @@ from typing import Iterable
 
 import httpx
 
+from hildif.errors import HildifError
 from hildif.labelstudio.client import LabelStudioClient, LabelStudioError, LabelStudioUnavailable
 
 # what Label Studio's signup form accepts as an email, loosely: one @, no spaces, a dot in the domain
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _CSRF = re.compile(r'name="csrfmiddlewaretoken"\s+value="([A-Za-z0-9]{20,128})"')
+
+
+class AnnotatorError(HildifError, ValueError):
+    """An annotator's email is not one; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,11 @@ class Annotator:
 
 
 def check_email(email: str) -> str:
-    """``email`` stripped and in lower case (as Label Studio keeps it), or :class:`ValueError` naming it when it does
-    not look like an email."""
+    """``email`` stripped and in lower case (as Label Studio keeps it), or :class:`AnnotatorError` naming it when it
+    does not look like an email."""
     value = (email or "").strip().lower()
     if len(value) > 254 or not _EMAIL.match(value):
-        raise ValueError(f"annotator email {email[:80]!r}: not an email address (name@example.org)")
+        raise AnnotatorError(f"annotator email {email[:80]!r}: not an email address (name@example.org)")
     return value
 
 
@@ -89,7 +94,7 @@ def add_annotators(client: LabelStudioClient, emails: Iterable[str], password=ge
     before any account is made."""
     wanted = list(dict.fromkeys(check_email(e) for e in emails))
     if not wanted:
-        raise ValueError("no annotator email given")
+        raise AnnotatorError("no annotator email given")
     known = {name.lower(): uid for uid, name in client.users().items()}
     link = invite_link(client) if any(e.lower() not in known for e in wanted) else ""
     out = []
@@ -102,4 +107,4 @@ def add_annotators(client: LabelStudioClient, emails: Iterable[str], password=ge
     return out
 
 
-__all__ = ["Annotator", "add_annotators", "check_email", "generate_password", "invite_link", "sign_up"]
+__all__ = ["Annotator", "AnnotatorError", "add_annotators", "check_email", "generate_password", "invite_link", "sign_up"]

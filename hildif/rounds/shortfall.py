@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from hildif.config import ConfigError
+
 RULES = ("use", "skip", "wait")
 
 
-class ShortPairsError(ValueError):
+class ShortPairsError(ConfigError):
     """``feedback.short_pairs`` is not a known rule."""
 
 
