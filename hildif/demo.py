@@ -73,7 +73,7 @@ class DemoOptions:
     ls_port: int = 8080
     backend: bool = True
     backend_port: int | None = None
-    wait_timeout_s: float | None = None  # human mode; None: HUMAN_WAIT_S (0 or less: no limit)
+    wait_timeout_s: float | None = None  # human mode's time limit; None: HUMAN_WAIT_S
     poll_s: float = 10.0
     progress: bool = True
     people: list[str] = field(default_factory=list)  # human mode: accounts to make (emails)
@@ -90,9 +90,8 @@ class DemoOptions:
             raise DemoError("--people needs --annotators human")
 
     def time_limit(self) -> float | None:
-        """Human mode's time limit in seconds (None: none)."""
-        limit = HUMAN_WAIT_S if self.wait_timeout_s is None else self.wait_timeout_s
-        return limit if limit > 0 else None
+        """Human mode's time limit in seconds."""
+        return HUMAN_WAIT_S if self.wait_timeout_s is None else max(0.0, float(self.wait_timeout_s))
 
 
 @dataclass
@@ -304,7 +303,7 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         n, raters, limit = start.n_pairs, start.annotators_per_task or raters_per_task(cfg, opts), opts.time_limit()
         say(5, f"waiting for {raters} {'person' if raters == 1 else 'people'} to rate each of the {n} tasks "
                f"({n * raters} ratings); going on when every task has them, "
-               + (f"after {limit / 60:.0f} min (--wait-timeout), " if limit else "")
+               + f"after {limit / 60:.0f} min (--wait-timeout), "
                + f"on Enter, or when `{sync_hint(cfg, opts)}` runs in another terminal; Ctrl-C stops "
                "(the round is kept)")
         wait_for_people(cfg, opts, client, say=say)

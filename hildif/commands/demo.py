@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raters", type=int, help="human mode: raters per task (default: the number of --people, else "
                                               "labelstudio.annotators_per_task)")
     p.add_argument("--wait-timeout", type=float, help="human mode: sync what is rated after this many seconds "
-                                                      "(default 1800; 0: no limit)")
+                                                      "(default 1800)")
     add_eval_sample_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_options(p)

@@ -51,9 +51,12 @@ def check_email(email: str) -> str:
     return value
 
 
+_PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes, nothing to quote
+
+
 def generate_password() -> str:
-    """16 random URL-safe characters (Label Studio asks for at least 8)."""
-    return secrets.token_urlsafe(12)
+    """16 random letters and digits (Label Studio asks for at least 8)."""
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(16))
 
 
 def invite_link(client: LabelStudioClient) -> str:
