@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from hildif.options import add_config_options, config_from_args
 from hildif.config import ConfigError
+from hildif.options import add_config_options, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
