@@ -176,6 +176,9 @@ class InfluenceConfig:
 class FeedbackConfig:
     aggregation: str = "median"  # median | mean | trimmed_mean | majority | weighted
     min_raters: int = 1
+    # pairs rated by fewer people than the round's labelstudio.annotators_per_task at a sync (hildif.rounds.shortfall):
+    # use (aggregate what there is, down to min_raters) | skip (leave them out) | wait (train nothing while any is short)
+    short_pairs: str = "use"
     review_spread: int = 2
     copies_per_point: int = 10  # copies = copies_per_point * score
     score_threshold: int = 1  # scores below this give no copies

@@ -10,15 +10,21 @@ Steps (each announced through ``say(step, text)``):
 4. start the round: the anchors (the paper's five by default), ``top_p`` influential examples each, rating tasks
    pushed to the project, the backend connected to it; announce the URL and credentials for annotators;
 5. ratings: either simulated annotators rate every task through the Label Studio API, each as their own Label
-   Studio user (default; :func:`hildif.experiments.panel.rate_through_api`), or wait for people to rate
-   (``annotators="human"``), announcing progress;
+   Studio user (default; :func:`hildif.experiments.panel.rate_through_api`), or people rate
+   (``annotators="human"``): the named people get accounts of their own (:mod:`hildif.labelstudio.people`; else
+   the invite link is announced), each task needs as many raters as people were named, and the demo waits on one
+   progress line until every task has them, the time limit passes, the admin presses Enter or a sync of the round
+   runs elsewhere (:mod:`hildif.rounds.waiting`);
 6. sync: aggregate, augment, fine-tune, evaluate, serve the new model (:func:`hildif.rounds.sync.sync_round`);
 7. the before/after evaluations, from the sync's result, as a :class:`DemoResult`, also written to
    ``<run_dir>/demo/demo.{json,md}`` (``hildif demo`` prints the table).
 
 The configuration it is given is not changed (the demo works on a copy). Whatever happens (an error, Ctrl-C,
 SIGTERM), the processes the demo started are stopped, by their own handles
-(:class:`hildif.labelstudio.processes.Supervisor`). Rerunning the demo on the same run directory continues the same
+(:class:`hildif.labelstudio.processes.Supervisor`); the Label Studio it started is recorded in the run directory
+(:mod:`hildif.labelstudio.access`: its admin token with mode 600), so the hint printed on an interrupt,
+``hildif round sync --round R --config <run>/demo/config.json``, works as printed: it starts that Label Studio
+again when needed. Rerunning the demo on the same run directory continues the same
 round: recorded explanations and tasks are reused, simulated annotators do not rate twice, and an unchanged set of
 ratings is not trained on again.
 """
@@ -41,6 +47,7 @@ from hildif.utils.paths import display_path
 log = logging.getLogger(__name__)
 
 ANNOTATOR_MODES = ("simulated", "human")
+HUMAN_WAIT_S = 30 * 60.0  # human mode: the default time limit for people to rate
 STEPS = 7
 Say = Callable[[int | None, str], None]  # (step 1..STEPS or None, text)
 
@@ -66,15 +73,25 @@ class DemoOptions:
     ls_port: int = 8080
     backend: bool = True
     backend_port: int | None = None
-    wait_timeout_s: float | None = None
+    wait_timeout_s: float | None = None  # human mode's time limit; None: HUMAN_WAIT_S
     poll_s: float = 10.0
     progress: bool = True
+    people: list[str] = field(default_factory=list)  # human mode: accounts to make (emails)
+    raters: int | None = None  # human mode: raters per task (default: the number of people, else the config's)
 
     def __post_init__(self) -> None:
         if self.annotators not in ANNOTATOR_MODES:
             raise DemoError(f"--annotators {self.annotators!r}: expected one of {', '.join(ANNOTATOR_MODES)}")
         if self.top_p < 1 or self.n_anchors < 1 or self.simulated < 1:
             raise DemoError("--p, --anchors and --simulated-annotators must be >= 1")
+        if self.raters is not None and self.raters < 1:
+            raise DemoError(f"--raters {self.raters}: at least one person must rate each task")
+        if self.people and self.annotators != "human":
+            raise DemoError("--people needs --annotators human")
+
+    def time_limit(self) -> float | None:
+        """Human mode's time limit in seconds."""
+        return HUMAN_WAIT_S if self.wait_timeout_s is None else max(0.0, float(self.wait_timeout_s))
 
 
 @dataclass
@@ -135,27 +152,51 @@ def ensure_baseline(cfg: HildifConfig) -> tuple[str, bool]:
     return train_baseline(cfg)["version"], True
 
 
-def wait_for_people(cfg: HildifConfig, opts: DemoOptions, client, sleep: Callable[[float], None] = time.sleep,
-                    say: Say = _log_step) -> dict:
-    """Poll the round's progress until every pair has ``labelstudio.annotators_per_task`` ratings (or the timeout).
-    Returns the last status."""
-    from hildif.rounds.status import round_status
+def raters_per_task(cfg: HildifConfig, opts: DemoOptions) -> int:
+    """Human mode: ``--raters``, else the number of people named, else ``labelstudio.annotators_per_task``."""
+    return opts.raters or len(opts.people) or int(cfg.labelstudio.annotators_per_task)
 
-    start = time.monotonic()
-    last = None
-    while True:
-        status = round_status(cfg, opts.round_id, client=client)
-        pr = status["progress"]
-        line = f"ratings {pr['ratings']}/{pr['ratings_needed']}, pairs done {pr['pairs_done']}/{pr['pairs']}"
-        if line != last:
-            say(5, line)
-            last = line
-        if pr["pairs_done"] >= pr["pairs"]:
-            return status
-        if opts.wait_timeout_s is not None and time.monotonic() - start >= opts.wait_timeout_s:
-            say(5, f"stopped waiting after {opts.wait_timeout_s:.0f} s; syncing the ratings made so far")
-            return status
-        sleep(opts.poll_s)
+
+def invite_people(cfg: HildifConfig, opts: DemoOptions, client, project_url: str, say: Say) -> None:
+    """Human mode: accounts for the named people (passwords announced once), or the invite link."""
+    from hildif.labelstudio.people import add_annotators, invite_link
+
+    if opts.people:
+        people = add_annotators(client, opts.people)
+        width = max(len(a.email) for a in people)
+        say(4, f"annotator accounts: log in at {client.url}/user/login/, then rate at {project_url} "
+               "(Label All Tasks); passwords are shown once:")
+        for a in people:
+            say(4, f"  {a.email:<{width}}  " + (f"password {a.password}" if a.created
+                                                else "already has an account (password unchanged)"))
+    else:
+        say(4, f"annotators: each signs up with this invite link, then rates at {project_url} (Label All Tasks): "
+               f"{invite_link(client)}  (or make accounts: hildif annotators add EMAIL... --run-dir "
+               f"{cfg.run.run_dir})")
+
+
+def wait_for_people(cfg: HildifConfig, opts: DemoOptions, client, say: Say = _log_step):
+    """Human mode: wait (:func:`hildif.rounds.waiting.wait_for_ratings`, Enter on a terminal goes on); returns the
+    :class:`hildif.rounds.waiting.WaitOutcome`."""
+    from hildif.rounds.waiting import EnterToProceed, wait_for_ratings
+
+    limit = opts.time_limit()
+    with EnterToProceed() as enter:
+        outcome = wait_for_ratings(cfg, opts.round_id, client, timeout_s=limit, poll_s=opts.poll_s,
+                                   proceed=enter.event if enter.active else None)
+    say(5, f"going on: {outcome.describe()}")
+    return outcome
+
+
+def sync_hint(cfg: HildifConfig, opts: DemoOptions) -> str:
+    """The command that syncs the demo's round later, as printed (it works without an API key in the
+    environment: the run keeps the token, and starts its Label Studio when needed)."""
+    import shlex
+
+    config = cfg.run_path("demo", "config.json")
+    where = (f"--config {shlex.quote(display_path(config))}" if config.exists()
+             else f"--run-dir {shlex.quote(display_path(cfg.run.run_dir))}")
+    return f"hildif round sync --round {shlex.quote(opts.round_id)} {where}"
 
 
 def demo_config(cfg: HildifConfig, opts: DemoOptions) -> HildifConfig:
@@ -183,12 +224,13 @@ def run_demo(cfg: HildifConfig, opts: DemoOptions | None = None, *, say: Say = _
         try:
             return _run(cfg, opts, supervisor, say, t0)
         except KeyboardInterrupt:
-            say(None, f"interrupted; the round is saved in {cfg.run_path('rounds.sqlite')} (rerun to continue, or "
-                      f"`hildif round sync --round {opts.round_id}`)")
+            say(None, f"interrupted; the round is saved in {display_path(cfg.run_path('rounds.sqlite'))}: rerun the "
+                      f"demo to continue, or sync what is rated with `{sync_hint(cfg, opts)}`")
             raise
 
 
 def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) -> DemoResult:
+    from hildif.labelstudio.access import remember
     from hildif.labelstudio.client import LabelStudioClient, resolve_api_key
     from hildif.labelstudio.processes import BackendProcess, write_config_file
     from hildif.labelstudio.server import LABEL_STUDIO_VERSION, free_port, start_local_server
@@ -217,15 +259,19 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         url, key = server.url, server.admin_token
         login = f"{server.admin_email} / {server.admin_password}"
         say(3, f"Label Studio is up at {url} (pid {server.pid})")
+        remember(cfg.run.run_dir, port=server.port, token=key, data_dir=server.data_dir,
+                 admin_email=server.admin_email)  # for later `hildif round ...` commands on this run
     cfg.labelstudio.url = url
+    if opts.annotators == "human":
+        cfg.labelstudio.annotators_per_task = raters_per_task(cfg, opts)
+    write_config_file(cfg, demo_dir / "config.json")  # what the backend and the printed hints load
     client = LabelStudioClient(url, key, cfg.labelstudio.timeout_s)
     client.check()
     backend = None
     if opts.backend:
         port = opts.backend_port or free_port()
         env = {**os.environ, cfg.labelstudio.api_key_env: key}
-        backend = BackendProcess(write_config_file(cfg, demo_dir / "config.json"), cfg.run.run_dir, port, env,
-                                 demo_dir / "backend.log")
+        backend = BackendProcess(demo_dir / "config.json", cfg.run.run_dir, port, env, demo_dir / "backend.log")
         say(3, f"starting the ML backend on {backend.url} (log {display_path(backend.log_file)})")
         supervisor.add(backend.start())
         say(3, f"ML backend is up (pid {backend.pid}), serving model {(backend.health() or {}).get('model_version')}")
@@ -245,19 +291,30 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         except Exception as exc:  # the round works without it; say so plainly
             backend_info["error"] = str(exc)
             say(4, f"WARNING: could not connect the ML backend to the project: {exc}")
-    say(4, f"annotators: open {url}/projects/{start.project_id} and log in as {login}")
-
+    project_url = f"{url}/projects/{start.project_id}"
     made = 0
     if opts.annotators == "simulated":
+        say(4, f"annotators: open {project_url} to watch (log in as {login}); people rate in the human mode")
         say(5, f"{opts.simulated} simulated annotators rate every task through the Label Studio API")
         made = _rate_simulated(cfg, opts, client, start.project_id)
         say(5, f"{made} ratings submitted")
     else:
-        say(5, f"waiting for people to rate ({cfg.labelstudio.annotators_per_task} ratings per task; Ctrl-C stops)")
+        invite_people(cfg, opts, client, project_url, say)
+        n, raters, limit = start.n_pairs, start.annotators_per_task or raters_per_task(cfg, opts), opts.time_limit()
+        say(5, f"waiting for {raters} {'person' if raters == 1 else 'people'} to rate each of the {n} tasks "
+               f"({n * raters} ratings); going on when every task has them, "
+               + f"after {limit / 60:.0f} min (--wait-timeout), "
+               + f"on Enter, or when `{sync_hint(cfg, opts)}` runs in another terminal; Ctrl-C stops "
+               "(the round is kept)")
         wait_for_people(cfg, opts, client, say=say)
 
     say(6, "sync: aggregate ratings, augment, fine-tune, evaluate, serve the new model")
     synced = sync_round(cfg, opts.round_id, client=client, progress=opts.progress)
+    if synced.short_pairs:
+        say(6, synced.short_pairs["summary"])
+    if synced.status == "waiting":
+        raise DemoError(f"round {opts.round_id}: {synced.short_pairs['summary']}; when they are rated: "
+                        f"`{sync_hint(cfg, opts)}`")
     if synced.status == "no_ratings" or not synced.report_dir:
         raise DemoError(f"round {opts.round_id}: nothing to fine-tune on (sync status {synced.status})")
     before, after = synced.evaluation["before"], synced.evaluation["after"]

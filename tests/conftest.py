@@ -75,6 +75,6 @@ def label_studio(tmp_path_factory):
     data = prepare_data_dir(tmp_path_factory.mktemp("label-studio"), cache / f"label-studio-{LABEL_STUDIO_VERSION}-template",
                             allow_local_backends=True)
     server = LabelStudioServer(data, port=free_port(), allow_local_backends=True)
-    server.start()
+    server.start(timeout=float(os.environ.get("HILDIF_TEST_LS_START_TIMEOUT", 180)))  # more on a crowded machine
     yield server
     server.stop()

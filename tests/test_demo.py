@@ -122,7 +122,8 @@ def test_rerun_in_human_mode_continues_the_round_without_training_again(demo_run
     assert code == 0, out
     assert f"reusing model {first['version']}" in out  # the served model after the first round
     assert "reused the recorded explanations; tasks pushed now 0, already there 4" in out
-    assert "ratings 12/12, pairs done 4/4" in out
+    assert "ratings 12/12 | tasks done 4/4 | sim1@hildif.local 4/4, sim2@hildif.local 4/4, sim3@hildif.local 4/4" in out
+    assert "going on: every task has its 3 ratings" in out
     again = json.loads((demo_run["run"] / "demo" / "demo.json").read_text())
     assert again["sync_status"] == "unchanged" and again["version"] == first["version"]
     assert again["after"] == first["after"]

@@ -31,7 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ls-port", type=int, default=8080, help="port for the Label Studio the demo starts (8080)")
     p.add_argument("--backend-port", type=int, help="port for the ML backend (default: a free one)")
     p.add_argument("--no-backend", action="store_true", help="do not start the ML backend")
-    p.add_argument("--wait-timeout", type=float, help="human mode: sync what is rated after this many seconds")
+    p.add_argument("--people", nargs="+", default=[], metavar="EMAIL",
+                   help="human mode: make a Label Studio account for each EMAIL (passwords shown once); each task "
+                        "then needs as many raters as people named")
+    p.add_argument("--raters", type=int, help="human mode: raters per task (default: the number of --people, else "
+                                              "labelstudio.annotators_per_task)")
+    p.add_argument("--wait-timeout", type=float, help="human mode: sync what is rated after this many seconds "
+                                                      "(default 1800)")
     add_eval_sample_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_options(p)
@@ -57,7 +63,7 @@ def options_from_args(args: argparse.Namespace):
         annotators=args.annotators, round_id=args.round_id, n_anchors=args.n_anchors, anchors_file=args.anchors_file,
         top_p=args.top_p, simulated=args.simulated, seed=args.seed, ls_url=args.ls_url, ls_port=args.ls_port,
         backend=not args.no_backend, backend_port=args.backend_port, wait_timeout_s=args.wait_timeout,
-        progress=not args.no_progress,
+        progress=not args.no_progress, people=list(args.people), raters=args.raters,
     )
 
 

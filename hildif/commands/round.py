@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from hildif.config import ConfigError
 from hildif.options import add_config_options, config_from_args
 
 
@@ -32,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "file and the dev set")
     s.add_argument("--rule", help="e.g. 'heuristic:lexical_overlap+misclassified' or 'label:non-entailment' "
                                   "(heuristics detected in the text of dev examples)")
+    s.add_argument("--raters", type=int, metavar="N",
+                   help="people who rate each task (default labelstudio.annotators_per_task; kept with the round)")
     s.add_argument("--connect-backend", metavar="URL",
                    help="also connect the hildif ML backend at URL to the project (basic auth from "
                         "$HILDIF_BACKEND_USER / $HILDIF_BACKEND_PASSWORD or $HILDIF_BACKEND_PASSWORD_FILE)")
@@ -62,16 +65,28 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _cfg(args: argparse.Namespace):
+    from hildif.labelstudio.access import use_run_access
+
     cfg = config_from_args(args)
     if args.ls_url:
         cfg.labelstudio.url = args.ls_url
+    # no API key configured: the run's own Label Studio (the demo's), which status and sync start when it is down
+    args.run_label_studio = use_run_access(cfg, url_given=bool(args.ls_url))
     return cfg
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def run_start(args: argparse.Namespace) -> int:
     from hildif.rounds.start import AnchorSelection, start_round
 
     cfg = _cfg(args)
+    if args.raters is not None:
+        if args.raters < 1:
+            raise ConfigError(f"--raters {args.raters}: at least one person must rate each task")
+        cfg.labelstudio.annotators_per_task = args.raters
     selection = AnchorSelection(method=args.anchors, n=args.num_anchors, seed=args.seed,
                                 pair_ids_file=args.pair_ids, rule=args.rule)
     result = start_round(cfg, args.round_id, selection)
@@ -90,17 +105,23 @@ def run_start(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from hildif.labelstudio.access import running
     from hildif.rounds.status import format_status, round_status
 
-    status = round_status(_cfg(args), args.round_id, live=not args.offline)
+    cfg = _cfg(args)
+    with running(None if args.offline else args.run_label_studio, say=_note):
+        status = round_status(cfg, args.round_id, live=not args.offline)
     print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
     return 0
 
 
 def run_sync(args: argparse.Namespace) -> int:
+    from hildif.labelstudio.access import running
     from hildif.rounds.sync import sync_round
 
-    result = sync_round(_cfg(args), args.round_id)
+    cfg = _cfg(args)
+    with running(args.run_label_studio, say=_note):
+        result = sync_round(cfg, args.round_id)
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0
 

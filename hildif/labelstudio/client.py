@@ -118,8 +118,8 @@ class LabelStudioClient:
         return None
 
     def project_settings(self, project_id: int) -> dict[str, Any] | None:
-        """``{"title", "label_config", "maximum_annotations"}`` of a project, or None when it does not exist (any
-        more: deleted in Label Studio)."""
+        """``{"title", "label_config", "maximum_annotations", "expert_instruction", "show_instruction"}`` of a
+        project, or None when it does not exist (any more: deleted in Label Studio)."""
         try:
             with self._call(f"reading project {project_id}"):
                 p = self._sdk.projects.get(id=project_id)
@@ -127,15 +127,18 @@ class LabelStudioClient:
             if isinstance(exc.__cause__, ApiError) and exc.__cause__.status_code == 404:
                 return None
             raise
-        return {"title": p.title, "label_config": p.label_config, "maximum_annotations": p.maximum_annotations}
+        return {"title": p.title, "label_config": p.label_config, "maximum_annotations": p.maximum_annotations,
+                "expert_instruction": p.expert_instruction, "show_instruction": p.show_instruction}
 
     def update_project(self, project_id: int, **changes: Any) -> None:
         if changes:
             with self._call(f"updating project {project_id} ({', '.join(changes)})"):
                 self._sdk.projects.update(id=project_id, **changes)
 
-    def ensure_project(self, title: str, label_config: str, maximum_annotations: int, description: str = "") -> int:
-        """The id of the project titled ``title``, created if missing; its template and overlap are kept in sync."""
+    def ensure_project(self, title: str, label_config: str, maximum_annotations: int, description: str = "",
+                       guidance: Mapping[str, Any] | None = None) -> int:
+        """The id of the project titled ``title``, created if missing; its template, overlap and ``guidance``
+        (:func:`hildif.labelstudio.guidance.project_guidance`: the instructions) are kept in sync."""
         if len(title) < 3:
             raise LabelStudioError(f"labelstudio.project_title {title!r}: Label Studio needs at least 3 characters")
         pid = self.find_project(title)
@@ -144,12 +147,13 @@ class LabelStudioClient:
                 p = self._sdk.projects.create(
                     title=title, label_config=label_config, maximum_annotations=maximum_annotations,
                     description=description, show_skip_button=True, show_collab_predictions=False,
+                    **dict(guidance or {}),
                 )
             log.info("created Label Studio project %s (%r)", p.id, title)
             return int(p.id)
         current = self.project_settings(pid) or {}
-        changes = {k: v for k, v in (("label_config", label_config), ("maximum_annotations", maximum_annotations))
-                   if current.get(k) != v}
+        wanted = {"label_config": label_config, "maximum_annotations": maximum_annotations, **dict(guidance or {})}
+        changes = {k: v for k, v in wanted.items() if current.get(k) != v}
         self.update_project(pid, **changes)
         return pid
 
@@ -234,6 +238,22 @@ class LabelStudioClient:
             if me.get("active_organization") is not None:
                 self._sdk.users.update(id=u.id, active_organization=me["active_organization"])
         return int(u.id)
+
+    def invite_path(self) -> str:
+        """The organization's signup link, relative (``/user/signup/?token=...``), from ``GET /api/invite``: whoever
+        opens it may make an account in the admin's organization (Community Edition has no other way to make
+        accounts that can log in)."""
+        with self._call("reading the organization's invite link"):
+            resp = self._sdk._client_wrapper.httpx_client.request("api/invite", method="GET")
+            if resp.status_code >= 400:
+                raise ApiError(status_code=resp.status_code, headers=dict(resp.headers), body=resp.text)
+        try:
+            path = resp.json()["invite_url"]
+        except (ValueError, KeyError, TypeError):
+            raise LabelStudioError("Label Studio GET /api/invite: the answer has no invite_url") from None
+        if not isinstance(path, str) or not path.startswith("/user/signup"):
+            raise LabelStudioError("Label Studio GET /api/invite: invite_url is not a signup link")
+        return path
 
     # ------------------------------------------------------------------ ML backend
     def connect_ml_backend(

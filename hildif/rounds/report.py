@@ -65,6 +65,7 @@ def write_round_report(out_dir: str | Path, summary: dict[str, Any], aggregation
         f"augmented examples from {summary['n_scored_pairs']} rated influential examples; ratings digest "
         f"{summary['ratings_digest']}).",
         "",
+        *([f"Pairs short of ratings: {summary['short_pairs']['summary']}.", ""] if summary.get("short_pairs") else []),
         f"Agreement (Krippendorff's ordinal alpha): {'n/a' if alpha is None else f'{alpha:.3f}'} over "
         f"{agreement.get('n_units', 0)} pairs rated by two or more annotators.",
         "",

@@ -129,7 +129,10 @@ class PushResult:
 def _round_project(state: RoundState, info: dict[str, Any], client, title: str, label_config: str, overlap: int,
                    notes: list[str]) -> int:
     """The round's own Label Studio project: the recorded one (its template and overlap set to the round's), or,
-    when none is recorded or it was deleted, the project titled ``title`` (created if missing)."""
+    when none is recorded or it was deleted, the project titled ``title`` (created if missing). Its instructions are
+    hildif's (:mod:`hildif.labelstudio.guidance`)."""
+    from hildif.labelstudio.guidance import project_guidance
+
     round_id = info["round_id"]
     pid = info["project_id"]
     if pid is not None:
@@ -139,8 +142,8 @@ def _round_project(state: RoundState, info: dict[str, Any], client, title: str, 
                          f"a new project {title!r}")
             log.warning("round %s: %s", round_id, notes[-1])
         else:
-            changes = {k: v for k, v in (("label_config", label_config), ("maximum_annotations", overlap))
-                       if current.get(k) != v}
+            wanted = {"label_config": label_config, "maximum_annotations": overlap, **project_guidance()}
+            changes = {k: v for k, v in wanted.items() if current.get(k) != v}
             others = [r for r in state.rounds_of_project(int(pid)) if r != round_id]
             if changes and others:  # a project shared by rounds of an older hildif: leave it as it is
                 notes.append(f"Label Studio project {pid} is shared with round(s) {', '.join(others)}; its "
@@ -158,6 +161,7 @@ def _round_project(state: RoundState, info: dict[str, Any], client, title: str, 
     return client.ensure_project(
         title, label_config, overlap,
         description=f"HILDIF round {round_id}: rate how similar each influential training example is to the test case.",
+        guidance=project_guidance(),
     )
 
 

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 class SyncResult:
     """``status``: ``trained`` (a new version is trained and recorded; served when ``served``, else ``gate`` says
     why the previous model keeps serving), ``unchanged`` (same ratings as the last successful sync),
-    or ``no_ratings`` (nothing rated yet, nothing to train on)."""
+    ``no_ratings`` (nothing rated yet, nothing to train on), or ``waiting`` (``feedback.short_pairs = wait`` and some
+    pair has fewer ratings than the round's annotators per task: nothing trained; ``short_pairs`` says which)."""
 
     round_id: str
     status: str
@@ -65,6 +66,7 @@ class SyncResult:
     # and of ``version``, and the report files by name (round.md, evaluation.json, ...); empty for no_ratings
     evaluation: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    short_pairs: dict[str, Any] = field(default_factory=dict)  # hildif.rounds.shortfall.Shortfall.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         """The record for JSON (the backend's job result, ``hildif round sync``): ``metrics`` holds the headline
@@ -202,9 +204,15 @@ def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, pr
         base.status = "no_ratings"
         log.info("round %s: no submitted rating yet; nothing to fine-tune on", round_id)
         return base
+    short = round_shortfall(cfg, state, info, ratings)
+    base.short_pairs = short.to_dict()
+    if short.waits:
+        base.status = "waiting"
+        log.info("round %s: %s", round_id, short.describe())
+        return base
     sync_id = state.begin_sync(round_id, snapshot_id)
     try:
-        result = _train_and_record(cfg, state, registry, info, sync_id, ratings, progress)
+        result = _train_and_record(cfg, state, registry, info, sync_id, ratings, progress, short)
     except BaseException as exc:
         state.fail_sync(sync_id, f"{type(exc).__name__}: {exc}")
         discard_versions_of(registry, state, [sync_id])
@@ -221,8 +229,16 @@ def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, pr
         round_id, "trained", snapshot_id, digest, changes, sync_id=sync_id, version=result["version"],
         previous_version=previous_version, report_dir=result["report_dir"], n_scored_pairs=result["n_scored"],
         n_augmented=result["n_augmented"], metrics=result["headline"], served=gate["serve"], gate=gate,
-        evaluation=result["evaluation"], files=report_files(result["report_dir"]),
+        evaluation=result["evaluation"], files=report_files(result["report_dir"]), short_pairs=base.short_pairs,
     )
+
+
+def round_shortfall(cfg: HildifConfig, state: RoundState, info: dict[str, Any], ratings: list[Rating]):
+    """The round's pairs short of its annotators per task, under ``feedback.short_pairs``."""
+    from hildif.rounds.shortfall import shortfall
+
+    target = int(info.get("annotators_per_task") or cfg.labelstudio.annotators_per_task)
+    return shortfall(ratings, [p.pair for p in state.pairs(info["round_id"])], target, cfg.feedback.short_pairs)
 
 
 REPORT_FILES = ("round.md", "round.json", "evaluation.md", "evaluation.json", "evaluation.png")
@@ -236,7 +252,7 @@ def report_files(report_dir: str | None) -> dict[str, str]:
 
 
 def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
-                      ratings: list[Rating], progress: bool) -> dict[str, Any]:
+                      ratings: list[Rating], progress: bool, short) -> dict[str, Any]:
     from hildif.data.splits import cached_train, evaluation_sets
     from hildif.feedback import aggregate
     from hildif.model.evaluation import write_report
@@ -247,12 +263,14 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
 
     round_id = info["round_id"]
     fb = cfg.feedback
-    agg = aggregate(ratings, method=fb.aggregation, min_raters=fb.min_raters, review_spread=fb.review_spread)
+    min_raters = short.min_raters(fb.min_raters)  # feedback.short_pairs = skip: the round's raters per task
+    agg = aggregate(ratings, method=fb.aggregation, min_raters=min_raters, review_spread=fb.review_spread)
     examples = {p.pair: p.example for p in state.pairs(round_id)}
     scored = [(examples[key], float(pair.score)) for key, pair in sorted(agg.pairs.items())
               if not pair.pending and pair.score is not None and key in examples]
     if not scored:
-        raise RoundError(f"round {round_id}: no pair has enough ratings (feedback.min_raters = {fb.min_raters})")
+        raise RoundError(f"round {round_id}: no pair has enough ratings (at least {min_raters}: feedback.min_raters "
+                         f"= {fb.min_raters}, feedback.short_pairs = {short.rule})")
     pool = cached_train(cfg.data) if cfg.finetune.rehearsal_ratio > 0 else None
     fts = build_finetuning_set(scored, cfg, train_pool=pool, progress=progress)
     aug_stats = fts.stats.get("augmentation") or {}
@@ -288,6 +306,7 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
         "metrics": {"before": headline(eval_results["before"]), "after": headline(after)},
         "evaluation_files": {k: str(v) for k, v in eval_paths.items()},
         "gate": decision, "served": decision["serve"], "previous_version": registry.current(),
+        "short_pairs": short.to_dict(),
     }
     write_round_report(report_dir, summary, agg)
     state.finish_sync(
