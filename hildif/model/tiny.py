@@ -57,7 +57,11 @@ def build_tiny_classifier(
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file = Path(tmp) / "vocab.txt"
         vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+        # positional: transformers 4 names it vocab_file, 5 names it vocab (and ignores an unknown vocab_file=,
+        # which left a tokenizer of the five special tokens only: every word was [UNK])
+        tokenizer = BertTokenizerFast(str(vocab_file), do_lower_case=True)
+        if len(tokenizer) != len(vocab):
+            raise RuntimeError(f"the tiny tokenizer has {len(tokenizer)} tokens, its vocabulary {len(vocab)}")
         tokenizer.model_max_length = max_length
     config = BertConfig(
         vocab_size=len(vocab),
