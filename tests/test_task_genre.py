@@ -65,7 +65,7 @@ def test_fit_evaluate_per_genre_and_explain_one_anchor(genre_task, tmp_path):
     task, train_set, held = genre_task.task, genre_task.train, genre_task.heldout
     clf = build_tiny_classifier(train_set + held, num_labels=task.num_labels, label_names=task.labels, seed=0)
     before = evaluate_task(clf, held, slices=task.slices)
-    result = train(clf, train_set, LoopConfig(learning_rate=2e-3, max_steps=60, batch_size=32, warmup_ratio=0.1,
+    result = train(clf, train_set, LoopConfig(learning_rate=5e-3, max_steps=60, batch_size=32, warmup_ratio=0.1,
                                               seed=0), progress=False)
     assert result.steps == 60
     assert np.mean(result.losses[-10:]) < np.mean(result.losses[:5]) - 0.1  # it learns
