@@ -12,8 +12,9 @@ import pytest
 
 from hildif.config import ConfigError, DataConfig, TaskConfig, load_config
 from hildif.data.loaders import DataFormatError
+from hildif.data.splits import text_key
 from hildif.tasks import (
-    MNLI_TASK, LabelConfigError, TaskDefinition, TaskError, is_heldout, load_task, parse_label_config, text_key,
+    MNLI_TASK, LabelConfigError, TaskDefinition, TaskError, is_heldout, load_task, parse_label_config,
 )
 from hildif.tasks.labelstudio_export import examples_from_export, resolve_labelstudio_task
 

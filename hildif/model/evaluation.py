@@ -104,7 +104,8 @@ def sharded_rows(clf, examples: Sequence[Example], compute, batch_size: int = 12
 
 
 def predict_probs(clf, examples: Sequence[Example], batch_size: int = 128, progress: bool = False) -> np.ndarray:
-    """``clf.predict(examples)`` ((n, num_labels) probabilities), sharded across ranks under torchrun (:func:`sharded_rows`)."""
+    """``clf.predict(examples)`` ((n, num_labels) probabilities), sharded across ranks under torchrun
+    (:func:`sharded_rows`)."""
     return sharded_rows(clf, examples, clf.predict, batch_size, progress)
 
 

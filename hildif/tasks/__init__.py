@@ -5,12 +5,12 @@ See :mod:`hildif.tasks.definition` (the definition and the ``task`` config secti
 config and export) and :mod:`hildif.tasks.load` (training and held-out examples).
 """
 
-from hildif.tasks.definition import MNLI_TASK, TaskDefinition, TaskError, is_heldout, text_key
+from hildif.tasks.definition import MNLI_TASK, TaskDefinition, TaskError, is_heldout
 from hildif.tasks.labelstudio_export import LabelConfigError, TextClassificationConfig, parse_label_config
 from hildif.tasks.load import TaskData, load_task
 
 __all__ = [
-    "MNLI_TASK", "TaskDefinition", "TaskError", "is_heldout", "text_key",
+    "MNLI_TASK", "TaskDefinition", "TaskError", "is_heldout",
     "LabelConfigError", "TextClassificationConfig", "parse_label_config",
     "TaskData", "load_task",
 ]

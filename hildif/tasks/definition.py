@@ -24,13 +24,14 @@ from typing import Any, Sequence
 
 from hildif.config import TaskConfig
 from hildif.data.example import LABEL_NAMES, Example
-from hildif.data.splits import pair_key
+from hildif.data.splits import text_key
+from hildif.errors import HildifError
 
 SOURCES = ("mnli", "files", "labelstudio")
 LABEL_POLICIES = ("majority", "ground_truth")
 
 
-class TaskError(ValueError):
+class TaskError(HildifError, ValueError):
     """A task definition is invalid, or its source cannot serve it; the message names the setting (``task.<key>``),
     or the file, row and field at fault."""
 
@@ -154,16 +155,11 @@ MNLI_TASK = TaskDefinition(
 )
 
 
-def text_key(example: Example) -> str:
-    """Lower-cased alphanumeric text (pair) (:func:`hildif.data.splits.pair_key`): equal for the same text in any
-    tokenization or casing."""
-    return "\t".join(pair_key(example))
-
-
 def is_heldout(example: Example, fraction: float, seed: int = 0) -> bool:
-    """Whether ``example`` belongs to the held-out share ``fraction``: decided by a digest of its text, so the same
+    """Whether ``example`` belongs to the held-out share ``fraction``: decided by a digest of its text
+    (:func:`hildif.data.splits.text_key`: lower-cased alphanumerics, so any tokenization or casing), so the same
     text is always on the same side (duplicates cannot leak) and the split does not move when examples are added."""
     if fraction <= 0:
         return False
-    digest = hashlib.sha1(f"{seed}\t{text_key(example)}".encode("utf-8")).digest()
+    digest = hashlib.sha1("\t".join((str(seed), *text_key(example))).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction

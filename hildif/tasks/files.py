@@ -12,9 +12,10 @@ file name           read as
 
 The task names the text column (``task.text``, and ``task.text_pair`` for pairs), the label column (``task.label``)
 and optionally an id column (``task.id``). A row whose label is missing or empty is unlabelled: it is not an example
-and is counted in :class:`~hildif.data.loaders.LoadStats` as ``unlabelled``. Every other column is kept in the example's ``metadata`` (the
-evaluation's slices read it), with ``source_file``. A bad row raises :class:`hildif.data.loaders.DataFormatError`
-naming the file, the row and the field (never the cell's content); with ``skip_bad_rows`` it is counted instead.
+and is counted in :class:`~hildif.data.loaders.LoadStats` as ``unlabelled``. Every other column is kept in the
+example's ``metadata`` (the evaluation's slices read it), with ``source_file``. A bad row raises
+:class:`hildif.data.loaders.DataFormatError` naming the file, the row and the field (never the cell's content); with
+``skip_bad_rows`` it is counted instead.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def _delimited_rows(path: Path, delimiter: str) -> Iterator[Row]:
             if not cells or all(not c.strip() for c in cells):
                 continue
             if len(cells) > len(header):
-                yield start, DataFormatError(path, start, f"{len(cells)} cells but the header has {len(header)} columns")
+                yield start, DataFormatError(path, start,
+                                             f"{len(cells)} cells but the header has {len(header)} columns")
                 continue
             yield start, dict(zip(header, cells))
 

@@ -103,11 +103,13 @@ def parse_label_config(xml: str) -> TextClassificationConfig:
     if len(xml) > MAX_CONFIG_CHARS:
         raise LabelConfigError(f"the label config is longer than {MAX_CONFIG_CHARS} characters")
     if _DTD.search(xml):
-        raise LabelConfigError("the label config contains a DTD (<!DOCTYPE>/<!ENTITY>), which a label config never needs")
+        raise LabelConfigError("the label config contains a DTD (<!DOCTYPE>/<!ENTITY>), which a label config never "
+                               "needs")
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
-        raise LabelConfigError(f"the label config is not valid XML (line {exc.position[0]}, column {exc.position[1]})") from None
+        line, column = exc.position
+        raise LabelConfigError(f"the label config is not valid XML (line {line}, column {column})") from None
     texts, choices, multiple = [], [], []
     for el in root.iter():
         if el.tag == "Text":
@@ -116,7 +118,9 @@ def parse_label_config(xml: str) -> TextClassificationConfig:
                 texts.append(TextTag(name, value[1:]))
         elif el.tag == "Choices":
             name = (el.get("name") or "").strip()
-            values = tuple(v for v in ((c.get("value") or c.get("alias") or "").strip() for c in el.iter("Choice")) if v)
+            # a Choice's alias, when set, is what annotation results hold instead of its value
+            values = tuple(v for v in ((c.get("alias") or c.get("value") or "").strip() for c in el.iter("Choice"))
+                           if v)
             if not name or len(values) < 2:
                 continue
             if len(set(values)) != len(values):

@@ -16,8 +16,8 @@ from typing import Any
 from hildif.config import DataConfig
 from hildif.data.example import Example
 from hildif.data.loaders import LoadStats, open_text
-from hildif.data.splits import data_file, deduplicate, load_dev, load_train
-from hildif.tasks.definition import TaskDefinition, TaskError, is_heldout, text_key
+from hildif.data.splits import data_file, deduplicate, load_dev, load_train, text_key
+from hildif.tasks.definition import TaskDefinition, TaskError, is_heldout
 from hildif.tasks.files import assign_labels, read_labelled
 from hildif.tasks.labelstudio_export import examples_from_export, parse_label_config, resolve_labelstudio_task
 
