@@ -18,9 +18,6 @@ from hildif.tasks import (
 )
 from hildif.tasks.labelstudio_export import examples_from_export, resolve_labelstudio_task
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 def files_task(tmp_path, **kw) -> TaskDefinition:
     kw.setdefault("source", "files")
     kw.setdefault("name", "t")
@@ -233,7 +230,9 @@ def test_label_config_gives_text_fields_and_labels():
     single = resolve_labelstudio_task(TaskDefinition.from_config(TaskConfig(source="labelstudio", name="g",
                                                                             project_id=1, text="premise")), cfg)
     assert single.text_fields == ("premise",) and not single.is_pair
-    rating = parse_label_config((REPO / "label_config" / "rating.xml").read_text())  # six texts: ask which
+    from hildif.labelstudio.template import load_label_config
+
+    rating = parse_label_config(load_label_config())  # hildif's own rating template: six texts, so ask which
     with pytest.raises(LabelConfigError, match="6 <Text> tags"):
         rating.text_tags()
 
