@@ -214,6 +214,37 @@ class LabelStudioConfig:
 
 
 @dataclass
+class TaskConfig:
+    """The classification task (:mod:`hildif.tasks`): where its examples come from, which field(s) the model reads and
+    its label set.
+
+    ``source``: ``mnli`` (default) the paper's task: premise/hypothesis pairs from the data section's MNLI files,
+    binary labels, MNLI dev_matched held out, HANS evaluation; ``files``: CSV/TSV, JSONL or Parquet ``files`` (relative
+    to the data directory unless absolute) read through the column mapping ``text`` / ``text_pair`` / ``label`` /
+    ``id``; ``labelstudio``: a Label Studio project's annotated tasks (its JSON export in ``files``, or project
+    ``project_id`` fetched through the API), text fields and labels read from its label config unless named here.
+    """
+
+    source: str = "mnli"  # mnli | files | labelstudio
+    name: str = "mnli"
+    files: list[str] = field(default_factory=list)
+    eval_files: list[str] = field(default_factory=list)  # held-out files; empty = heldout_fraction of ``files``
+    text: str = ""  # column (files) or Text tag / data key (labelstudio) of the text; labelstudio: "" = the config's
+    text_pair: str | None = None  # the second text of a pair task; None = single text (labelstudio: from the config)
+    label: str = "label"  # column of the label (files); the Choices tag's name (labelstudio; "label" = the config's)
+    id: str | None = None  # column of a stable example id; None = a digest of the text(s)
+    labels: list[str] = field(default_factory=list)  # the label set in class order; [] = files: sorted distinct values
+    slices: list[str] = field(default_factory=list)  # metadata fields evaluated per value (e.g. genre)
+    heldout_fraction: float = 0.1  # share of examples held out for evaluation (by a digest of the text)
+    split_seed: int = 0
+    deduplicate: bool = True  # keep the first example of each text (pair)
+    max_examples: int | None = None  # seeded subsample of the training examples
+    label_policy: str = "majority"  # labelstudio: majority | ground_truth (the ground-truth annotation, else majority)
+    min_annotations: int = 1  # labelstudio: tasks with fewer (non-cancelled) annotations are not examples
+    project_id: int | None = None  # labelstudio: the project whose export is fetched when ``files`` is empty
+
+
+@dataclass
 class RunConfig:
     run_dir: str = "runs/default"
     cache_dir: str | None = None  # FAISS indexes and other caches; default <run_dir>/cache
@@ -244,6 +275,7 @@ class HildifConfig:
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     labelstudio: LabelStudioConfig = field(default_factory=LabelStudioConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,7 +1,8 @@
 """Influence against retraining, on a convex problem: a logistic head (params='head') over fixed tiny-BERT features.
 
 The oracle retrains the head with L-BFGS (float64) without one training example (or with it upweighted) and
-measures the anchor's loss: no approximation is involved in the oracle.
+measures the anchor's loss: no approximation is involved in the oracle. Two tasks: the paper's binary MNLI labels
+and MNLI's three-way labels (entailment / neutral / contradiction: a softmax head with 3 classes).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from hildif.config import InfluenceConfig
+from hildif.data.example import Example
 from hildif.influence.engine import InfluenceEngine
 
 WD = 0.01
@@ -38,9 +40,24 @@ def _anchor_loss(wb, xa, ya):
     return float(F.cross_entropy(xa @ wb[0].T + wb[1], ya))
 
 
-@pytest.fixture()
-def setup(tiny_clf, mnli_train_sample, hans_sample):
-    train = list(mnli_train_sample[:40])
+NLI3 = ("entailment", "neutral", "contradiction")
+
+
+def three_way(examples):
+    """The same MNLI rows with their original three-way gold label as the class."""
+    return [Example(e.id, e.premise, e.hypothesis, NLI3.index(e.metadata["gold_label"]), e.metadata)
+            for e in examples]
+
+
+@pytest.fixture(params=[2, 3], ids=["2-class", "3-class"])
+def setup(request, mnli_train_sample, hans_sample):
+    from hildif.model.tiny import build_tiny_classifier
+
+    classes = request.param
+    tiny_clf = build_tiny_classifier(list(mnli_train_sample) + list(hans_sample), seed=0, num_labels=classes,
+                                     label_names=NLI3 if classes == 3 else None)
+    train = list(mnli_train_sample[:40]) if classes == 2 else three_way(mnli_train_sample[:40])
+    assert len({e.label for e in train}) == classes
     n = len(train)
     cfg = InfluenceConfig(params="head", weight_decay=WD, damping=0.0, solver="exact")
     probe = InfluenceEngine(tiny_clf, train, cfg)
@@ -53,11 +70,12 @@ def setup(tiny_clf, mnli_train_sample, hans_sample):
         head.weight.copy_(opt[0].float())
         head.bias.copy_(opt[1].float())
     engine = InfluenceEngine(tiny_clf, train, cfg)
-    anchor = hans_sample[0]
+    anchor = hans_sample[0] if classes == 2 else three_way([mnli_train_sample[100]])[0]
     xa = engine.example_batch([anchor])["pooled"].double()
     ya = torch.tensor([anchor.label])
     s = engine.s_test(engine.anchor_gradient(anchor), sample=list(range(n))).s_test
     scores = engine.influence(s, list(range(n)))
+    assert engine.split.logits(engine.objective.unflatten(engine.objective.theta), engine.batch([0])).shape[1] == classes
     return dict(train=train, n=n, x=x, y=y, opt=opt, xa=xa, ya=ya, scores=scores)
 
 

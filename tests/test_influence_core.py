@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hildif.config import InfluenceConfig
+from hildif.data.example import Example
 from hildif.influence.engine import InfluenceEngine
 from hildif.influence.objective import Objective
 from hildif.influence.params import ParameterSelectionError, select_parameters
@@ -21,13 +22,31 @@ def train(mnli_train_sample):
     return list(mnli_train_sample[:60])
 
 
-@pytest.fixture()
-def clf4(train):
+def tiny4(train, num_labels=2):
     from hildif.model.tiny import build_tiny_classifier
 
-    clf = build_tiny_classifier(train, num_layers=4, hidden_size=16, intermediate_size=32, seed=0)
+    clf = build_tiny_classifier(train, num_layers=4, hidden_size=16, intermediate_size=32, seed=0,
+                                num_labels=num_labels)
     clf.model.eval()
     return clf
+
+
+@pytest.fixture()
+def clf4(train):
+    return tiny4(train)
+
+
+NLI3 = ("entailment", "neutral", "contradiction")
+
+
+@pytest.fixture(params=[2, 3], ids=["2-class", "3-class"])
+def task_clf4(request, train):
+    """The tiny 4-layer model and training set for the paper's binary task, and for MNLI's three-way labels."""
+    if request.param == 2:
+        return tiny4(train), train
+    three = [Example(e.id, e.premise, e.hypothesis, NLI3.index(e.metadata["gold_label"]), e.metadata) for e in train]
+    assert {e.label for e in three} == {0, 1, 2}
+    return tiny4(three, 3), three
 
 
 def test_fastif_selects_last_two_layers_pooler_and_head(clf4):
@@ -153,7 +172,8 @@ def _reference_grads(clf, examples, names, wd):
 
 
 @pytest.mark.parametrize("spec", ["fastif", "all"])
-def test_padded_batched_gradients_match_unpadded_single_backward(clf4, train, spec):
+def test_padded_batched_gradients_match_unpadded_single_backward(task_clf4, spec):
+    clf4, train = task_clf4
     examples = train[:10]
     lengths = clf4.token_lengths(examples)
     assert len(set(lengths)) > 3  # the batch really is padded
@@ -179,11 +199,13 @@ def test_engine_gradient_dots_jvp_and_vmap_equal_reference_in_candidate_order(cl
     np.testing.assert_allclose(vmap, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_hvp_matches_explicit_hessian_and_cg_matches_exact(clf4, train):
+def test_hvp_matches_explicit_hessian_and_cg_matches_exact(task_clf4):
+    clf4, train = task_clf4
     cfg = InfluenceConfig(params=r"layer\.3\.output\.LayerNorm|classifier", hessian_samples=20, cg_tol=1e-10)
     eng = InfluenceEngine(clf4, train, cfg)
     p = eng.objective.size
-    assert p < 100
+    assert p < 100 and eng.split.logits(eng.objective.unflatten(eng.objective.theta), eng.batch([0])).shape[1] == \
+        clf4.num_labels
     sample = eng.hessian_sample()
     # explicit Hessian by torch.func.hessian on the flat loss over the sample
     batch = eng.batch(sample)

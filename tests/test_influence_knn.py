@@ -43,7 +43,9 @@ def test_ivf_index_is_approximate_but_close(tiny_clf, mnli_train_sample):
     _, a = flat.search(feats[:20], 10)
     _, b = ivf.search(feats[:20], 10)
     recall = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b)])
-    assert recall > 0.6
+    # nlist 15, nprobe 1 on 600 points: about half of the 10 nearest (0.55 with the tiny model's word tokenizer; the
+    # earlier 0.6 was measured when every word was [UNK] and the features clustered tightly)
+    assert recall > 0.45
     assert b[:, 0].tolist() == list(range(20))  # every point finds itself
     with pytest.raises(ValueError, match="influence.index"):
         FeatureIndex.build(feats, "hnsw")

@@ -1,4 +1,8 @@
-"""The one record type that flows through hildif: a premise/hypothesis pair with a binary label."""
+"""The one record type that flows through hildif: one text or a text pair with a class label.
+
+The paper's task is MNLI/HANS: premise/hypothesis pairs with binary labels (:data:`LABEL_NAMES`). Other tasks
+(:mod:`hildif.tasks`) use the same record: a single-text example has ``hypothesis=None`` and its label indexes the
+task's own label set."""
 
 from __future__ import annotations
 
@@ -40,24 +44,32 @@ def stable_id(premise: str, hypothesis: str, prefix: str = "h") -> str:
 
 @dataclass(frozen=True)
 class Example:
-    """One NLI pair.
+    """One example: an NLI pair, or any task's text (pair).
 
     Attributes:
         id: stable string id (the file's pairID, or :func:`stable_id` when there is none).
-        premise, hypothesis: the text the model sees.
-        label: 0 = non-entailment, 1 = entailment.
+        premise, hypothesis: the text the model sees: the first and second text of a pair, or ``premise`` alone with
+            ``hypothesis=None`` for a single-text task.
+        label: the class index: for MNLI/HANS 0 = non-entailment, 1 = entailment; for another task the position of
+            its label in the task's label set.
         metadata: everything else the source carries (gold_label, heuristic, subcase, template, genre, source ...).
     """
 
     id: str
     premise: str
-    hypothesis: str
+    hypothesis: str | None
     label: int
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def label_name(self) -> str:
+        """The MNLI/HANS name of the label (other tasks name labels through their task definition)."""
         return LABEL_NAMES[self.label]
+
+    @property
+    def texts(self) -> tuple[str] | tuple[str, str]:
+        """What the model reads: ``(text,)`` or ``(text, text_pair)``."""
+        return (self.premise,) if self.hypothesis is None else (self.premise, self.hypothesis)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +85,7 @@ class Example:
         return cls(
             id=str(d["id"]),
             premise=d["premise"],
-            hypothesis=d["hypothesis"],
+            hypothesis=d.get("hypothesis"),
             label=int(d["label"]),
             metadata=dict(d.get("metadata") or {}),
         )

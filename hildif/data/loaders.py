@@ -72,7 +72,7 @@ class LoadStats:
             self.errors.append(detail)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
@@ -115,8 +115,8 @@ def row_to_example(row: dict[str, Any], file: str | Path, line: int) -> Example 
     return Example(id=ex_id, premise=premise.strip(), hypothesis=hypothesis.strip(), label=label, metadata=metadata)
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | DataFormatError]]:
-    with _open_text(path) as f:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | DataFormatError]]:
+    with open_text(path) as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -132,7 +132,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | DataFormatEr
 
 
 def _tsv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | DataFormatError]]:
-    with _open_text(path) as f:
+    with open_text(path) as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         try:
             header = next(reader)
@@ -162,7 +162,7 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | DataForm
     path = Path(path)
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".jsonl", ".json")):
-        yield from _jsonl_rows(path)
+        yield from jsonl_rows(path)
     elif name.endswith((".tsv", ".txt")):
         yield from _tsv_rows(path)
     else:

@@ -48,8 +48,9 @@ def data_file(cfg: DataConfig, relative: str) -> Path:
 
 def text_key(example: Example) -> tuple[str, str]:
     """Lower-cased alphanumeric text of premise and hypothesis: equal for the same sentence pair in any
-    tokenization (whatever its id; a rated pair's identity is :data:`hildif.feedback.ratings.PairKey`)."""
-    return _NORMALISE.sub("", example.premise.lower()), _NORMALISE.sub("", example.hypothesis.lower())
+    tokenization (whatever its id; a rated pair's identity is :data:`hildif.feedback.ratings.PairKey`). A single
+    text has ``""`` as its second part."""
+    return _NORMALISE.sub("", example.premise.lower()), _NORMALISE.sub("", (example.hypothesis or "").lower())
 
 
 def deduplicate(examples: list[Example]) -> list[Example]:

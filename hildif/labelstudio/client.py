@@ -315,3 +315,15 @@ class LabelStudioClient:
     def webhooks(self, project_id: int) -> list[dict[str, Any]]:
         with self._call(f"listing webhooks of project {project_id}"):
             return [_plain(w) for w in self._sdk.webhooks.list(project=str(project_id))]
+
+    def export_json(self, project_id: int, max_bytes: int) -> bytes:
+        """The project's JSON export (``GET /api/projects/{id}/export?exportType=JSON``: annotated tasks with their
+        annotations), as raw bytes; :class:`LabelStudioError` when it exceeds ``max_bytes``."""
+        chunks, size = [], 0
+        with self._call(f"exporting project {project_id}"):
+            for chunk in self._sdk.projects.exports.download_sync(id=project_id, export_type="JSON"):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise LabelStudioError(f"the export of project {project_id} exceeds {max_bytes} bytes")
+                chunks.append(chunk)
+        return b"".join(chunks)

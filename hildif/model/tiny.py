@@ -9,12 +9,12 @@ import re
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 
-from hildif.data.example import LABEL_NAMES, Example
-from hildif.model.classifier import Classifier
+from hildif.data.example import Example
+from hildif.model.classifier import Classifier, label_names_for
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -36,8 +36,11 @@ def build_tiny_classifier(
     seed: int = 0,
     device: str = "cpu",
     attn_implementation: str = "eager",
+    num_labels: int = 2,
+    label_names: Sequence[str] | None = None,
 ) -> Classifier:
-    """A 2-label BERT (``num_layers`` x ``hidden_size``) with a word-level tokenizer built from ``examples``.
+    """A ``num_labels``-label BERT (``num_layers`` x ``hidden_size``) with a word-level tokenizer built from
+    ``examples`` (texts and pairs alike). ``label_names``: the classes' names (default :func:`label_names_for`).
 
     Deterministic for a seed. Eager attention, so double backward (Hessian-vector products) works.
     """
@@ -46,14 +49,19 @@ def build_tiny_classifier(
     texts: list[str] = []
     for item in examples:
         if isinstance(item, Example):
-            texts += [item.premise, item.hypothesis]
+            texts += list(item.texts)
         else:
             texts.append(str(item))
     vocab = build_vocab(texts)
+    names = label_names_for(num_labels, label_names)
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file = Path(tmp) / "vocab.txt"
         vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+        # positional: transformers 4 names it vocab_file, 5 names it vocab (and ignores an unknown vocab_file=,
+        # which left a tokenizer of the five special tokens only: every word was [UNK])
+        tokenizer = BertTokenizerFast(str(vocab_file), do_lower_case=True)
+        if len(tokenizer) != len(vocab):
+            raise RuntimeError(f"the tiny tokenizer has {len(tokenizer)} tokens, its vocabulary {len(vocab)}")
         tokenizer.model_max_length = max_length
     config = BertConfig(
         vocab_size=len(vocab),
@@ -62,9 +70,9 @@ def build_tiny_classifier(
         num_attention_heads=num_heads,
         intermediate_size=intermediate_size,
         max_position_embeddings=max(max_length, 64),
-        num_labels=2,
-        id2label={i: n for i, n in enumerate(LABEL_NAMES)},
-        label2id={n: i for i, n in enumerate(LABEL_NAMES)},
+        num_labels=num_labels,
+        id2label={i: n for i, n in enumerate(names)},
+        label2id={n: i for i, n in enumerate(names)},
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )

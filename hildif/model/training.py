@@ -186,7 +186,7 @@ def train(
 
     Args:
         clf: the classifier; its model is put in train mode and left in eval mode.
-        examples: labelled pairs (label 1 = entailment).
+        examples: labelled examples (texts or pairs; labels below ``clf.num_labels``, MNLI: 1 = entailment).
         cfg: learning rate, epochs or max_steps, batch size, accumulation, warm-up ratio, weight decay, clipping,
             seed, length grouping.
         eval_examples: when given, accuracy on them is measured every ``eval_every`` steps and at the end.
@@ -200,6 +200,7 @@ def train(
     """
     if not examples:
         raise ValueError("train: no training examples")
+    check_labels(examples, clf.num_labels)
     set_seed(cfg.seed)
     model = clf.model
     device = clf.device
@@ -318,6 +319,14 @@ def train(
     if eval_examples and step >= total:
         result.evals.append({"step": step, "accuracy": accuracy(clf, eval_examples)})
     return result
+
+
+def check_labels(examples: Sequence[Example], num_labels: int) -> None:
+    """ValueError naming the first example whose label is not a class of a ``num_labels``-label model."""
+    for e in examples:
+        if not isinstance(e.label, (int, np.integer)) or not 0 <= e.label < num_labels:
+            raise ValueError(f"train: example {e.id!r} has label {e.label!r}, not a class of this {num_labels}-label "
+                             "model (the model's number of labels must be the task's)")
 
 
 def accuracy(clf: Classifier, examples: Sequence[Example], batch_size: int = 128) -> float:
