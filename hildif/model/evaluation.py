@@ -27,6 +27,24 @@ HEURISTICS = ("lexical_overlap", "subsequence", "constituent")
 SHORT = {"lexical_overlap": "LO", "subsequence": "SUB", "constituent": "CON"}
 
 
+def _finish_accuracy_plot(fig, ax, title: str, path: str | Path) -> Path:
+    """The common end of the accuracy bar plots: 0-100 % axis, title, legend, then an atomic PNG write to ``path``."""
+    import matplotlib.pyplot as plt
+
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def _pct(correct: int, n: int) -> float | None:
     return round(100.0 * correct / n, 2) if n else None
 
@@ -180,18 +198,7 @@ def plot_hans_bars(results: Mapping[str, Mapping[str, Any]], path: str | Path, t
         ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=name)
     ax.axhline(50, linestyle="--", color="black", linewidth=1, label="chance")
     ax.set_xticks(x, [f"{SHORT[h]}\n{cls}" for h, cls in groups])
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _finish_accuracy_plot(fig, ax, title, path)
 
 
 def write_report(
@@ -359,15 +366,4 @@ def plot_label_bars(results: Mapping[str, Mapping[str, Any]], path: str | Path, 
         vals = [(table["by_label"].get(lab) or {}).get("accuracy") or 0.0 for lab in labels]
         ax.bar(x + (i - (len(tables) - 1) / 2) * width, vals, width, label=name)
     ax.set_xticks(x, labels, rotation=20)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _finish_accuracy_plot(fig, ax, title, path)
