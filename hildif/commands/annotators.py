@@ -35,9 +35,7 @@ def _client(args: argparse.Namespace):
     from hildif.labelstudio.client import LabelStudioClient
 
     cfg = config_from_args(args)
-    if args.ls_url:
-        cfg.labelstudio.url = args.ls_url
-    use_run_access(cfg, url_given=bool(args.ls_url))
+    use_run_access(cfg, args.ls_url)
     return cfg, LabelStudioClient.from_config(cfg.labelstudio)
 
 

@@ -68,10 +68,8 @@ def _cfg(args: argparse.Namespace):
     from hildif.labelstudio.access import use_run_access
 
     cfg = config_from_args(args)
-    if args.ls_url:
-        cfg.labelstudio.url = args.ls_url
     # no API key configured: the run's own Label Studio (the demo's), which status and sync start when it is down
-    args.run_label_studio = use_run_access(cfg, url_given=bool(args.ls_url))
+    args.run_label_studio = use_run_access(cfg, args.ls_url)
     return cfg
 
 

@@ -91,10 +91,13 @@ def api_key_configured(cfg: HildifConfig) -> bool:
     return bool(os.environ.get(cfg.labelstudio.api_key_env, "").strip() or cfg.labelstudio.api_key_file)
 
 
-def use_run_access(cfg: HildifConfig, url_given: bool = False) -> RunLabelStudio | None:
+def use_run_access(cfg: HildifConfig, ls_url: str | None = None) -> RunLabelStudio | None:
     """Point ``cfg.labelstudio`` at the run's own Label Studio (URL and token file) when no API key is configured
-    and the run has one; returns it (None: nothing changed). ``url_given``: the caller named a URL (``--ls-url``),
-    which is kept."""
+    and the run has one; returns it (None: nothing changed). ``ls_url``: a URL the caller named (``--ls-url``): it
+    becomes ``labelstudio.url`` and is kept."""
+    if ls_url:
+        cfg.labelstudio.url = ls_url
+    url_given = bool(ls_url)
     if api_key_configured(cfg):
         return None
     rec = recorded(cfg.run.run_dir)
