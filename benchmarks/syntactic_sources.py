@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=30, help="neighbours per score point")
     ap.add_argument("--per", type=int, default=4, help="syntactic pairs asked per source row")
     ap.add_argument("--premise", default="source", choices=("source", "clause"))
+    ap.add_argument("--ops", default="swap,clause,passive,embedded",
+                    help="syntactic operations (hildif.feedback.augmentation.syntactic.OPERATIONS)")
     ap.add_argument("--hans-n", type=int, default=1000)
     ap.add_argument("--hans-sample", type=int, default=3000)
     ap.add_argument("--mnli-sample", type=int, default=2000)
@@ -105,7 +107,9 @@ def main() -> None:
 
     for variant in [v for v in args.variants.split(",") if v]:
         parts = set(variant.split("+"))
-        name = f"{variant}_m{args.m}_per{args.per}_{args.premise}_h{args.hans_n}_s{args.seed}"
+        ops = args.ops.split(",")
+        tag = "" if args.ops == "swap,clause,passive,embedded" else "_ops-" + "-".join(ops)
+        name = f"{variant}_m{args.m}_per{args.per}_{args.premise}_h{args.hans_n}{tag}_s{args.seed}"
         path = out / f"{name}.json"
         if path.exists():
             continue
@@ -118,7 +122,7 @@ def main() -> None:
             sources = random.Random(1000 + args.seed).sample([e for e in train if e.id not in rated], len(sources))
         extra: list[Example] = []
         if sources:
-            syn = syntactic_examples(sources, per_example=args.per, premise=args.premise)
+            syn = syntactic_examples(sources, per_example=args.per, premise=args.premise, operations=ops)
             extra = balanced(syn.examples, args.premise, args.seed)
         if "hans" in parts:
             hans_train = load_hans(dataclasses.replace(cfg.data, hans_file="hans/heuristics_train_set.jsonl.gz"))

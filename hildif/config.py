@@ -194,7 +194,7 @@ class FeedbackConfig:
     apertium_pair: str = "eng-spa"  # back translation pivot (Debian apertium-<pair>)
     marian_model_dirs: list[str] = field(default_factory=list)  # [en->xx, xx->en] local MarianMT; else Apertium
     # syntactic augmentation (hildif.feedback.augmentation.syntactic): operations among swap, clause, passive,
-    # embedded applied to every example of the augmented set (up to syntactic_per_example pairs each, labels by
+    # embedded and the subsequence family modifier, pp, relcl, nps, applied to every example of the augmented set (up to syntactic_per_example pairs each, labels by
     # construction); empty = off, the paper's g(z, s) alone
     syntactic: list[str] = field(default_factory=list)
     syntactic_per_example: int = 1

