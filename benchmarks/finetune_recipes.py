@@ -42,7 +42,7 @@ def main() -> None:
                                              resolve_baseline)
     from hildif.rounds.finetune import build_finetuning_set
     from hildif.data.splits import evaluation_sets
-    from hildif.feedback.augmentation.syntactic import OPERATIONS
+    from hildif.feedback.augmentation.syntactic import DEFAULT_OPERATIONS
     from hildif.model.loading import load_checkpoint
     from hildif.model.evaluation import evaluate
     from hildif.model.training import train
@@ -77,7 +77,7 @@ def main() -> None:
             continue
         parts = set(variant.split("+"))
         vcfg = dataclasses.replace(cfg, feedback=dataclasses.replace(
-            cfg.feedback, syntactic=list(OPERATIONS) if "syntactic" in parts else []), finetune=dataclasses.replace(
+            cfg.feedback, syntactic=list(DEFAULT_OPERATIONS) if "syntactic" in parts else []), finetune=dataclasses.replace(
             cfg.finetune, rehearsal_ratio=args.rehearsal_ratio if "rehearsal" in parts else 0.0))
         fts = build_finetuning_set(scored, vcfg, train_pool=ctx.train_examples, seed=args.seed,
                                    augmentation="da" in parts, chains=ctx.chains(), fill_chains=ctx.fill_chains(),
