@@ -61,7 +61,7 @@ def task_label_names(cfg: HildifConfig, task: "TaskDefinition | None" = None) ->
     if task is None or task.source == "mnli":
         return label_names_for(cfg.model.num_labels)
     if cfg.model.num_labels != task.num_labels:
-        log.info("task %r has %d labels: its model gets %d (model.num_labels=%d is for MNLI)", task.name,
+        log.debug("task %r has %d labels: its model gets %d (model.num_labels=%d is for MNLI)", task.name,
                  task.num_labels, task.num_labels, cfg.model.num_labels)
     return tuple(task.labels)
 
