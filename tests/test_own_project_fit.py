@@ -163,12 +163,12 @@ KEY_ENV = "HILDIF_TEST_FIT_LS_KEY"
 
 @pytest.fixture(scope="module")
 def genre_project(label_studio, data_dir):
-    """48 premises taken in turn from the five genres, annotated by three users (own_project_env.genre_votes: 36
-    get a label, 12 of them with a disagreement kept as metadata; 6 ties and 6 unannotated tasks get none)."""
+    """32 premises taken in turn from the five genres, annotated by three users (own_project_env.genre_votes: 24
+    get a label, 8 of them with a disagreement kept as metadata; 4 ties and 4 unannotated tasks get none)."""
     from hildif.labelstudio.client import LabelStudioClient
 
     client = LabelStudioClient(label_studio.url, label_studio.admin_token)
-    rows = genre_rows(data_dir, 48, balanced=True)
+    rows = genre_rows(data_dir, 32, balanced=True)
     pid, ids = build_genre_project(client, rows, title="Genre of MNLI premises (FIT)")
     return client, pid, ids, rows
 
@@ -182,8 +182,8 @@ def test_hildif_train_and_evaluate_on_a_label_studio_project(genre_project, labe
 
     client, pid, ids, rows = genre_project
     monkeypatch.setenv(KEY_ENV, label_studio.admin_token)
-    overrides = [*TRAIN, "train.max_steps=20", "train.batch_size=8", "task.source=labelstudio",
-                 "task.name=genre-ls", f"task.project_id={pid}", "task.heldout_fraction=0.25",
+    overrides = [*TRAIN, "train.max_steps=10", "train.batch_size=8", "task.source=labelstudio",
+                 "task.name=genre-ls", f"task.project_id={pid}", "task.heldout_fraction=0.3",
                  "task.slices=disagreement", f"labelstudio.api_key_env={KEY_ENV}"]
     args = ["--run-dir", str(tmp_path / "run"), "--data-dir", str(data_dir), "--ls-url", label_studio.url,
             *[a for s in overrides for a in ("--set", s)]]
@@ -194,9 +194,9 @@ def test_hildif_train_and_evaluate_on_a_label_studio_project(genre_project, labe
                                  f"labelstudio.url={label_studio.url}"])
     data = load_project_task(cfg, client)  # what the command fetched, fetched again here
     assert data.task.labels == GENRES and data.task.text_fields == ("text",) and data.task.label_field == "genre"
-    assert len(data.train) + len(data.heldout) == 36 and data.heldout and data.train
+    assert len(data.train) + len(data.heldout) == 24 and data.heldout and data.train
     assert {e.metadata["ls_task_id"] for e in data.train + data.heldout} == {
-        ids[n] for n in range(48) if n % 8 not in (5, 7)}
+        ids[n] for n in range(32) if n % 8 not in (5, 7)}
     loaded = load_current(cfg)
     meta = json.loads((ModelRegistry(cfg.run.run_dir).path(loaded.version) / "hildif.json").read_text())
     assert meta["task"]["source"] == "labelstudio" and meta["task"]["project_id"] == pid
