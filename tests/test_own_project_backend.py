@@ -53,7 +53,7 @@ def genre_model(genre_data):
 
     data = genre_data
     clf = build_tiny_classifier(data.train + data.heldout, num_labels=5, label_names=data.task.labels, seed=0)
-    train(clf, data.train, LoopConfig(learning_rate=5e-3, max_steps=20, batch_size=32, seed=0), progress=False)
+    train(clf, data.train, LoopConfig(learning_rate=5e-3, max_steps=10, batch_size=32, seed=0), progress=False)
     assert clf.label_names == GENRES
     return clf
 
