@@ -385,6 +385,7 @@ def test_a_project_that_is_not_text_classification_is_refused_at_connect_with_th
     with pytest.raises(LabelStudioError) as refused:
         client.connect_ml_backend(pid, served["url"])
     message = str(refused.value)
+    print(f"Label Studio's answer to connecting the backend to an image project: {message}")
     assert "hildif cannot serve this project" in message and "no single-choice <Choices>" in message, message
     assert "UNIQUE-MARKER-7f3a" not in message
     assert list(client.sdk.ml.list(project=pid)) == []  # nothing half-connected
