@@ -421,3 +421,22 @@ def test_annotation_burst_queues_one_train_job_and_start_training_runs_it(served
         "label_config": GENRE_CONFIG}).json()
     assert r["results"][0]["model_version"] == result["version"]
     assert r["results"][0]["result"][0]["value"]["choices"][0] in GENRES
+
+
+def test_a_job_database_of_an_older_backend_gains_the_schedule_column(tmp_path):
+    import sqlite3
+
+    from ml_backend.jobs import JobQueue
+
+    old = sqlite3.connect(tmp_path / "backend.sqlite")
+    old.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT "
+                "NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL, result TEXT, error TEXT)")
+    old.execute("INSERT INTO jobs VALUES ('old', 'train', '{}', 'queued', 1.0, NULL, NULL, NULL, NULL)")
+    old.commit()
+    old.close()
+    q = JobQueue(tmp_path / "backend.sqlite", {"train": lambda p: None})
+    assert q.get("old")["not_before"] is None and q._claim()["id"] == "old"  # an old queued job runs as before
+    later, _ = q.submit("train", {"project_id": 1}, not_before=time.time() + 3600)
+    assert q._claim() is None and 3590 < q._idle_wait(longest=7200) <= 3600
+    assert q.submit("train", {"project_id": 1}, not_before=time.time() + 7200) == (later, False)
+    assert q.get(later)["not_before"] < time.time() + 3600  # the earlier time stays
