@@ -3,7 +3,9 @@
 :class:`Service` answers for one run directory: the served model version and the versions saved
 (:class:`hildif.model.registry.ModelRegistry`, the one record of model versions), the similarity of two NLI pairs
 under the served model (loaded once per version, reloaded only when a sync switched it), the round a Label Studio
-project belongs to, and the two round jobs: start a round and sync it (:mod:`hildif.rounds`). A front end converts its
+project belongs to, and the two round jobs: start a round and sync it (:mod:`hildif.rounds`). For a team's own
+text-classification project: the served model's label probabilities for texts (:meth:`Service.classify`) and a
+training on the project's annotated tasks (:meth:`Service.train_on_project`). A front end converts its
 own wire format to and from these calls and never reaches into the rounds' state or the registry itself.
 
 Importing this module is cheap (no torch): the model and the round steps are imported when first used.
@@ -11,13 +13,14 @@ Importing this module is cheap (no torch): the model and the round steps are imp
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
-from hildif.config import HildifConfig
+from hildif.config import HildifConfig, TaskConfig
 from hildif.model.registry import ModelRegistry
 from hildif.rounds.start import RoundError, validate_round_id
 from hildif.rounds.state import RoundState, RoundStateError, round_for_project
@@ -30,6 +33,15 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]  # (premise, hypothesis)
+
+
+class Classification(NamedTuple):
+    """What :meth:`Service.classify` answers: the model version that answered, its label names (class order) and the
+    probabilities, shape (texts, labels)."""
+
+    version: str
+    labels: tuple[str, ...]
+    probs: np.ndarray
 
 
 class Service:
@@ -77,6 +89,20 @@ class Service:
                 self._classifier_version = version
             return self._classifier
 
+    def classify(self, texts: Sequence[tuple[str, str | None]]) -> Classification | None:
+        """The served model's class probabilities for single texts ``(text, None)`` or pairs; None when no model is
+        served."""
+        from hildif.data.example import Example
+
+        clf = self.classifier()
+        if clf is None:
+            return None
+        version = str(getattr(clf, "version", None) or self._classifier_version or "")
+        examples = [Example(f"t{i}", a, b, 0) for i, (a, b) in enumerate(texts)]
+        with self._inference_lock:
+            probs = clf.predict(examples) if examples else np.zeros((0, clf.num_labels))
+        return Classification(version, clf.label_names, probs)
+
     def similarity(self, anchor: Pair, example: Pair) -> float | None:
         """Cosine similarity in [-1, 1] of the served model's representations of two (premise, hypothesis) pairs;
         None when no model is served."""
@@ -105,6 +131,30 @@ class Service:
 
         return sync_round(self.cfg, round_id, client=client, progress=False).to_dict()
 
+    def project_config(self, project_id: int) -> HildifConfig:
+        """This run's configuration with its task read from Label Studio project ``project_id`` (``task.source =
+        labelstudio``): the run's own task settings when they already name that project, else a fresh task section
+        keeping the run's split and label policy."""
+        task = self.cfg.task
+        cfg = copy.deepcopy(self.cfg)
+        if not (task.source == "labelstudio" and task.project_id == project_id and not task.files):
+            cfg.task = TaskConfig(source="labelstudio", name=f"labelstudio-project-{project_id}", project_id=project_id,
+                                  heldout_fraction=task.heldout_fraction, split_seed=task.split_seed,
+                                  label_policy=task.label_policy, min_annotations=task.min_annotations)
+        return cfg
+
+    def train_on_project(self, project_id: int, client: LabelStudioClient) -> dict[str, Any]:
+        """Train the configured model on Label Studio project ``project_id``'s annotated tasks (majority labels),
+        save it as the served version; a summary (version, labels, examples)."""
+        from hildif.baseline import train_baseline
+        from hildif.labelstudio.export import load_project_task
+
+        cfg = self.project_config(project_id)
+        data = load_project_task(cfg, client)
+        result = train_baseline(cfg, task_data=data)
+        return {"project_id": project_id, "version": result["version"], "labels": list(data.task.labels),
+                "train_examples": len(data.train), "heldout_examples": len(data.heldout)}
+
     def start_round(self, round_id: str, selection: dict[str, Any], client: LabelStudioClient) -> dict[str, Any]:
         """Start ``round_id`` with the anchor selection ``selection`` (:meth:`AnchorSelection.from_dict`);
         :meth:`StartResult.to_dict`."""
@@ -114,4 +164,4 @@ class Service:
                            progress=False).to_dict()
 
 
-__all__ = ["Pair", "RoundError", "RoundStateError", "Service", "validate_round_id"]
+__all__ = ["Classification", "Pair", "RoundError", "RoundStateError", "Service", "validate_round_id"]

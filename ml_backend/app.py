@@ -7,11 +7,17 @@ endpoint               does                                                     
                        (no auth; ``webhooks`` counts accepted and refused webhooks)
 ``POST /setup``        remembers the project's token/host; ``{"model_version": ...}``        3 s
 ``POST /predict``      ``{"results": [{result, score, model_version}, ...]}``, one per task   100 s
-``POST /webhook``      any event; START_TRAINING queues a sync job; answers at once         1 s
+``POST /webhook``      any event; START_TRAINING queues a sync (rating project) or train      1 s
+                       (text-classification project) job; answers at once
 ``GET /versions``      ``{"versions", "current"}``: saved model versions (oldest first)     -
 ``GET /jobs[/<id>]``   background jobs and their persisted status                           -
-``POST /jobs``         ``{"kind": "sync"|"start", "params": {...}}`` queues a job            -
+``POST /jobs``         ``{"kind": "sync"|"start"|"train", "params": {...}}`` queues a job    -
 =====================  ===================================================================  ===============
+
+/setup refuses (400) a label config hildif cannot serve (:mod:`ml_backend.projects`), and a START_TRAINING nothing can
+be done for is answered 422: Label Studio shows only the HTTP status line of a failed call (``400 Client Error:
+<reason> for url: ...``), so error answers carry their message in the status line's reason phrase too
+(:func:`status_line`), as well as in the JSON body.
 
 Bodies are checked by :mod:`ml_backend.schema` (data only, never server paths; a field that names a file is refused
 with 400 naming it); bodies over ``BackendSettings.max_body_bytes`` get 413. Error answers name the field at fault
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -41,6 +48,15 @@ from ml_backend.schema import FieldError
 from ml_backend.settings import BackendSettings
 
 log = logging.getLogger(__name__)
+_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+MAX_REASON_CHARS = 400
+
+
+def status_line(code: int, message: str) -> str:
+    """``"<code> <message>"``: an HTTP status whose reason phrase is ``message`` in printable ASCII, at most
+    MAX_REASON_CHARS (Label Studio shows the reason phrase of a failed call to its user, not the body)."""
+    reason = " ".join(_NOT_PRINTABLE.sub(" ", message).split())[:MAX_REASON_CHARS] or "error"
+    return f"{code} {reason}"
 
 
 def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runtime: BackendRuntime | None = None) -> Flask:
@@ -78,7 +94,7 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
 
     @app.errorhandler(FieldError)
     def _bad(exc: FieldError):
-        return jsonify({"error": str(exc), "field": exc.field}), exc.status
+        return jsonify({"error": str(exc), "field": exc.field}), status_line(exc.status, str(exc))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):
@@ -130,6 +146,8 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
             return jsonify({"error": "authentication required"}), 401, {"WWW-Authenticate": 'Basic realm="hildif"'}
         action = schema.webhook_action(data)
         result = model_for(data.get("project")).fit(action, data)
+        if result.get("status") == "refused":
+            return jsonify(result), status_line(422, str(result.get("reason") or "refused"))
         return jsonify(result), 201
 
     @app.get("/versions")

@@ -1,5 +1,6 @@
-"""The background job kinds the backend runs: ``sync`` (pull ratings, fine-tune, switch the served model) and
-``start`` (explain anchors with influence functions and push the rating tasks; on the GPU when there is one).
+"""The background job kinds the backend runs: ``sync`` (pull ratings, fine-tune, switch the served model),
+``start`` (explain anchors with influence functions and push the rating tasks; on the GPU when there is one) and
+``train`` (train on a team's text-classification project's annotated tasks and serve the result).
 Each checks its params and hands over to :class:`hildif.service.Service`."""
 
 from __future__ import annotations
@@ -26,4 +27,8 @@ def make_handlers(service: Service, client_for: ClientFor) -> dict[str, Callable
         params = JOB_PARAMS["start"]("params", params)
         return service.start_round(params["round_id"], params.get("selection") or {}, client_for(None))
 
-    return {"sync": sync, "start": start}
+    def train(params: dict[str, Any]) -> dict[str, Any]:
+        params = JOB_PARAMS["train"]("params", params)
+        return service.train_on_project(params["project_id"], client_for(params["project_id"]))
+
+    return {"sync": sync, "start": start, "train": train}

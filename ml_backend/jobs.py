@@ -6,8 +6,12 @@ while an identical one (same kind and parameters) is still queued is not queued 
 Jobs left ``running`` by a backend that died are marked ``failed`` ("interrupted") at the next start; the work they
 did is safe because every step they call (a round sync) is itself atomic and can simply be submitted again.
 
+A job may be scheduled: ``submit(..., not_before=t)`` keeps it queued until time ``t`` (a debounced retraining,
+:mod:`ml_backend.retrain`). Submitting an identical job while one is queued never queues a second one: the queued
+job keeps its id and runs at the earlier of the two times (``not_before=None`` = now).
+
 Table ``jobs``: id, kind, params (JSON), status (queued | running | done | failed), created_at, started_at,
-finished_at, result (JSON), error.
+finished_at, result (JSON), error, not_before (epoch seconds; NULL = as soon as possible).
 
 A failed job's stored error (returned by ``GET /jobs/<id>``) is ``"<ExceptionType>: <message>"`` only for hildif's
 own errors, whose messages are written for users and name the field or file at fault without its content
@@ -35,7 +39,8 @@ Handler = Callable[[dict[str, Any]], Any]
 # Exceptions whose messages are meant for users (they name a field, file or round, never quote a file's content).
 USER_ERRORS = ("hildif.rounds.start:RoundError", "hildif.rounds.state:RoundStateError",
                "hildif.influence.anchors:AnchorSelectionError", "hildif.labelstudio.client:LabelStudioError",
-               "ml_backend.schema:FieldError")
+               "ml_backend.schema:FieldError", "hildif.tasks.definition:TaskError",
+               "hildif.data.loaders:DataFormatError")
 MAX_ERROR_CHARS = 2000
 
 
@@ -71,7 +76,7 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL,
-    created_at REAL NOT NULL, started_at REAL, finished_at REAL, result TEXT, error TEXT
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, result TEXT, error TEXT, not_before REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
 """
@@ -100,6 +105,8 @@ class JobQueue:
             n = db.execute(
                 "UPDATE jobs SET status = 'failed', finished_at = ?, error = 'interrupted: the backend stopped "
                 "while this job ran; submit it again' WHERE status = 'running'", (time.time(),)).rowcount
+            if "not_before" not in {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}:
+                db.execute("ALTER TABLE jobs ADD COLUMN not_before REAL")  # a database of an older backend
         if n:
             log.warning("marked %d interrupted job(s) as failed", n)
 
@@ -109,21 +116,26 @@ class JobQueue:
         return _Closing(db)
 
     # ------------------------------------------------------------------ API
-    def submit(self, kind: str, params: dict[str, Any] | None = None) -> tuple[str, bool]:
-        """Queue a job; returns (job id, created). An identical queued job is reused (created False)."""
+    def submit(self, kind: str, params: dict[str, Any] | None = None,
+               not_before: float | None = None) -> tuple[str, bool]:
+        """Queue a job to run once ``not_before`` (epoch seconds; None = now) has passed; returns (job id, created).
+        An identical queued job is reused (created False) and moved to the earlier of its time and ``not_before``."""
         if kind not in self.handlers:
             raise ValueError(f"unknown job kind {kind!r} (known: {', '.join(sorted(self.handlers))})")
         blob = json.dumps(params or {}, sort_keys=True)
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT id FROM jobs WHERE kind = ? AND params = ? AND status = 'queued'",
+            row = db.execute("SELECT id, not_before FROM jobs WHERE kind = ? AND params = ? AND status = 'queued'",
                              (kind, blob)).fetchone()
             if row:
+                if row["not_before"] is not None and (not_before is None or not_before < row["not_before"]):
+                    db.execute("UPDATE jobs SET not_before = ? WHERE id = ?", (not_before, row["id"]))
                 db.execute("COMMIT")
+                self._wake.set()
                 return row["id"], False
             job_id = uuid.uuid4().hex
-            db.execute("INSERT INTO jobs (id, kind, params, status, created_at) VALUES (?, ?, ?, 'queued', ?)",
-                       (job_id, kind, blob, time.time()))
+            db.execute("INSERT INTO jobs (id, kind, params, status, created_at, not_before) "
+                       "VALUES (?, ?, ?, 'queued', ?, ?)", (job_id, kind, blob, time.time(), not_before))
             db.execute("COMMIT")
         self._wake.set()
         return job_id, True
@@ -166,11 +178,18 @@ class JobQueue:
     def _claim(self) -> dict[str, Any] | None:
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
+            row = db.execute("SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) "
+                             "ORDER BY created_at LIMIT 1", (time.time(),)).fetchone()
             if row is not None:
                 db.execute("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?", (time.time(), row["id"]))
             db.execute("COMMIT")
         return _decode(row) if row else None
+
+    def _idle_wait(self, longest: float = 5.0) -> float:
+        """Seconds until the next scheduled job is due (at most ``longest``)."""
+        with self._db() as db:
+            due = db.execute("SELECT MIN(not_before) FROM jobs WHERE status = 'queued'").fetchone()[0]
+        return longest if due is None else min(longest, max(0.05, due - time.time()))
 
     def _finish(self, job_id: str, status: str, result: Any = None, error: str | None = None) -> None:
         with self._db() as db:
@@ -182,7 +201,7 @@ class JobQueue:
         while not self._stop.is_set():
             job = self._claim()
             if job is None:
-                self._wake.wait(5.0)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
                 continue
             log.info("job %s (%s) started", job["id"], job["kind"])

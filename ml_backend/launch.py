@@ -4,6 +4,9 @@ threads (so /health and /webhook answer while /predict runs). Binds to 127.0.0.1
 Basic auth comes from the environment only: ``HILDIF_BACKEND_USER`` and ``HILDIF_BACKEND_PASSWORD``, or
 ``HILDIF_BACKEND_PASSWORD_FILE`` (first line of a file, e.g. a Docker secret); never from the command line.
 Pre-annotation: ``--preannotate`` or ``HILDIF_BACKEND_PREANNOTATE=1`` (off by default, so raters are not biased).
+Retraining on a text-classification project's annotations: ``--retrain-on-annotations`` or
+``HILDIF_BACKEND_RETRAIN_ON_ANNOTATIONS=1`` (off by default), debounced by ``--retrain-debounce-s`` /
+``HILDIF_BACKEND_RETRAIN_DEBOUNCE_S`` (default 60 s).
 
 On anything but loopback the backend refuses to start without basic auth, unless ``--insecure`` (which prints a
 warning). ``--threads N``: gunicorn threads for webhooks, /health and jobs; /predict gets its own pool of N
@@ -19,25 +22,35 @@ from typing import Any
 
 from hildif.config import HildifConfig
 from hildif.options import add_config_options, config_from_args
-from ml_backend.settings import BackendSettings, SettingsError, basic_auth_from_env, check_exposure
+from ml_backend.settings import (
+    BackendSettings, SettingsError, basic_auth_from_env, check_debounce, check_exposure, retrain_from_env,
+)
 
 PREANNOTATE_ENV = "HILDIF_BACKEND_PREANNOTATE"
 
 
 def settings_from_env(host: str = "127.0.0.1", port: int = 9090, preannotate: bool | None = None,
-                      threads: int = 8, insecure: bool = False) -> BackendSettings:
+                      threads: int = 8, insecure: bool = False, retrain_on_annotations: bool | None = None,
+                      retrain_debounce_s: float | None = None) -> BackendSettings:
     basic_auth = basic_auth_from_env()
     if preannotate is None:
         preannotate = os.environ.get(PREANNOTATE_ENV, "").lower() in ("1", "true", "yes", "on")
+    env_retrain, env_debounce = retrain_from_env()
+    retrain = retrain_on_annotations if retrain_on_annotations is not None else bool(env_retrain)
+    debounce = retrain_debounce_s if retrain_debounce_s is not None else env_debounce
+    debounce = BackendSettings.retrain_debounce_s if debounce is None else check_debounce(debounce,
+                                                                                          "--retrain-debounce-s")
     return BackendSettings(host=host, port=port, basic_auth=basic_auth, preannotate=preannotate,
-                           threads=threads, insecure=insecure)
+                           threads=threads, insecure=insecure, retrain_on_annotations=retrain,
+                           retrain_debounce_s=debounce)
 
 
 def settings_from_args(args: argparse.Namespace) -> BackendSettings:
     """The settings of ``python -m ml_backend`` / ``hildif backend serve`` (options plus environment)."""
     if args.threads < 1:
         raise SettingsError(f"--threads must be >= 1, got {args.threads}")
-    return settings_from_env(args.host, args.port, args.preannotate, args.threads, args.insecure)
+    return settings_from_env(args.host, args.port, args.preannotate, args.threads, args.insecure,
+                             getattr(args, "retrain_on_annotations", None), getattr(args, "retrain_debounce_s", None))
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +62,11 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
                         help="allow serving on a non-loopback --host without basic auth (prints a warning)")
     parser.add_argument("--preannotate", action="store_true", default=None,
                         help="pre-fill a similarity choice from the model (off by default: raters are not biased)")
+    parser.add_argument("--retrain-on-annotations", action="store_true", default=None,
+                        help="annotations of a text-classification project queue a debounced retraining on its "
+                             "annotated tasks (off by default)")
+    parser.add_argument("--retrain-debounce-s", type=float, default=None,
+                        help="seconds after the first annotation event before the retraining runs (default 60)")
     add_config_options(parser)
 
 

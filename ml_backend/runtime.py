@@ -5,8 +5,10 @@ per-project key-value store, the webhook event log and the tokens Label Studio s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from ml_backend.events import EventLog
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
 
+log = logging.getLogger(__name__)
 
 class BackendRuntime:
     """Everything one backend process shares between requests and its job thread."""
@@ -31,6 +34,8 @@ class BackendRuntime:
         self.jobs = JobQueue(self.db_path, handlers.make_handlers(self.service, self.label_studio_client),
                              secrets=self.secrets)
         self._kv_init()
+        self._warned: set[tuple[str, str]] = set()
+        self._warned_lock = threading.Lock()
         self.events = EventLog(self.db_path)
         if start_jobs:
             self.jobs.start()
@@ -48,6 +53,23 @@ class BackendRuntime:
             if not setup or not setup.get("access_token"):
                 raise
             return LabelStudioClient(cfg.url or setup["hostname"], setup["access_token"], cfg.timeout_s)
+
+    def has_label_studio_access(self, project_id: int | None) -> bool:
+        """Whether :meth:`label_studio_client` can build a client for the project (a configured key, or a token
+        from /setup), without building it (webhooks answer at once)."""
+        cfg = self.cfg.labelstudio
+        if os.environ.get(cfg.api_key_env, "").strip() or cfg.api_key_file:
+            return True
+        return bool((self.setups.get(project_id or -1) or {}).get("access_token"))
+
+    def warn_once(self, key: tuple[str, str], message: str) -> bool:
+        """Log ``message`` as a warning the first time ``key`` is seen by this process; whether it was logged."""
+        with self._warned_lock:
+            if key in self._warned:
+                return False
+            self._warned.add(key)
+        log.warning("%s", message)
+        return True
 
     # ------------------------------------------------------------------ per-project key-value store
     def _kv_init(self) -> None:

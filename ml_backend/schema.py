@@ -151,6 +151,7 @@ SELECTION = Obj({
 JOB_PARAMS = {
     "sync": Obj({"round_id": Field(_round_id, required=True), "project_id": Field(integer(1, 2**31 - 1))}),
     "start": Obj({"round_id": Field(_round_id, required=True), "selection": Field(SELECTION)}),
+    "train": Obj({"project_id": Field(integer(1, 2**31 - 1), required=True)}),
 }
 
 

@@ -15,7 +15,10 @@ class BackendSettings:
     choice from the model's representations; ``basic_auth`` = (user, password) protects every endpoint but /health.
     Serving on anything but loopback needs ``basic_auth`` or ``insecure`` (see :func:`check_exposure`).
     ``threads``: gunicorn threads for webhooks/health/jobs, and as many again for /predict (its own pool).
-    ``max_body_bytes``: larger request bodies are answered 413."""
+    ``max_body_bytes``: larger request bodies are answered 413.
+    ``retrain_on_annotations`` (off by default): an annotation webhook of a text-classification project queues a
+    ``train`` job on the project's annotated tasks, run ``retrain_debounce_s`` seconds after the first event; the
+    events of that window collapse into that one job (:mod:`ml_backend.retrain`)."""
 
     host: str = "127.0.0.1"
     port: int = 9090
@@ -25,6 +28,8 @@ class BackendSettings:
     threads: int = 8
     insecure: bool = False
     max_body_bytes: int = 4 * 1024 * 1024
+    retrain_on_annotations: bool = False
+    retrain_debounce_s: float = 60.0
 
 
 class SettingsError(HildifError, ValueError):
@@ -61,6 +66,42 @@ def basic_auth_from_env() -> tuple[str, str] | None:
         raise SettingsError(f"basic auth needs both ${AUTH_USER_ENV} and ${AUTH_PASSWORD_ENV} (or "
                             f"${AUTH_PASSWORD_FILE_ENV})")
     return (user, password) if user else None
+
+
+RETRAIN_ENV = "HILDIF_BACKEND_RETRAIN_ON_ANNOTATIONS"
+RETRAIN_DEBOUNCE_ENV = "HILDIF_BACKEND_RETRAIN_DEBOUNCE_S"
+MAX_DEBOUNCE_S = 7 * 24 * 3600.0
+
+
+def flag_from_env(name: str) -> bool | None:
+    """``$name`` as a boolean (1/true/yes/on, 0/false/no/off, case-insensitive); None when unset or empty."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"${name} must be 1/true/yes/on or 0/false/no/off")
+
+
+def check_debounce(value: float, name: str = "retrain_debounce_s") -> float:
+    if not 0 <= value <= MAX_DEBOUNCE_S:
+        raise SettingsError(f"{name} must be between 0 and {MAX_DEBOUNCE_S:.0f} seconds")
+    return value
+
+
+def retrain_from_env() -> tuple[bool | None, float | None]:
+    """``($HILDIF_BACKEND_RETRAIN_ON_ANNOTATIONS, $HILDIF_BACKEND_RETRAIN_DEBOUNCE_S)``; None for what is unset."""
+    raw = os.environ.get(RETRAIN_DEBOUNCE_ENV, "").strip()
+    debounce = None
+    if raw:
+        try:
+            debounce = float(raw)
+        except ValueError:
+            raise SettingsError(f"${RETRAIN_DEBOUNCE_ENV} must be a number of seconds") from None
+        check_debounce(debounce, f"${RETRAIN_DEBOUNCE_ENV}")
+    return flag_from_env(RETRAIN_ENV), debounce
 
 
 class ExposureError(SettingsError):

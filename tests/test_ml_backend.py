@@ -106,12 +106,15 @@ def test_health_setup_predict_versions(backend):
     client, rt = make()
     h = client.get("/health").get_json()
     assert h["status"] == "UP" and h["model_version"] == version and h["loaded_version"] is None
-    setup = client.post("/setup", json={"project": "7.1700000000", "schema": "<View/>", "hostname": "http://localhost:8080",
+    from hildif.labelstudio.convert import load_label_config
+
+    rating = load_label_config()
+    setup = client.post("/setup", json={"project": "7.1700000000", "schema": rating, "hostname": "http://localhost:8080",
                                         "access_token": "tok"})
     assert setup.get_json() == {"model_version": version}
     assert rt.setups[7] == {"hostname": "http://localhost:8080", "access_token": "tok"}
-    assert rt.kv_get("7", "label_config") == "<View/>"
-    r = client.post("/predict", json={"tasks": TASKS, "project": "7.1700000000", "label_config": "<View/>"}).get_json()
+    assert rt.kv_get("7", "label_config") == rating
+    r = client.post("/predict", json={"tasks": TASKS, "project": "7.1700000000", "label_config": rating}).get_json()
     # pre-annotation is off by default: one empty prediction per task, the model is not even loaded
     assert r["results"] == [{"result": [], "score": 0.0, "model_version": version}] * 2
     assert rt.service.loaded_version() is None
@@ -139,13 +142,14 @@ def test_webhooks_answer_at_once_and_jobs_are_visible(backend):
     r = client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}, "annotation": {"id": 1}})
     assert r.status_code == 201 and r.get_json() == {"status": "noted", "event": "ANNOTATION_CREATED"}
     r = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}})
-    assert r.status_code == 201 and r.get_json()["status"] == "ignored"  # no round uses project 3
-    assert "no hildif round" in r.get_json()["reason"]
+    # no round uses project 3 and its label config is unknown: refused with the reason, in the status line too
+    assert r.status_code == 422 and r.get_json()["status"] == "refused"
+    assert "label config" in r.get_json()["reason"] and "reconnect" in r.status
     assert rt.kv_get("3", "events") == {"ANNOTATION_CREATED": 1, "START_TRAINING": 1}
     missing = client.post("/webhook", json={"project": 3})
     assert missing.status_code == 400 and missing.get_json()["field"] == "action"
     bad = client.post("/jobs", json={"kind": "explode"})
-    assert bad.status_code == 400 and bad.get_json() == {"error": "kind: must be one of sync, start", "field": "kind"}
+    assert bad.status_code == 400 and bad.get_json() == {"error": "kind: must be one of sync, start, train", "field": "kind"}
     sub = client.post("/jobs", json={"kind": "sync", "params": {"round_id": "nope"}})
     assert sub.status_code == 202
     job = rt.jobs.wait(sub.get_json()["job_id"], timeout=60)
