@@ -35,7 +35,7 @@ Handler = Callable[[dict[str, Any]], Any]
 # Exceptions whose messages are meant for users (they name a field, file or round, never quote a file's content).
 USER_ERRORS = ("hildif.rounds.start:RoundError", "hildif.rounds.state:RoundStateError",
                "hildif.influence.anchors:AnchorSelectionError", "hildif.labelstudio.client:LabelStudioError",
-               "ml_backend.schema:FieldError")
+               "ml_backend.schema:FieldError", "hildif.service:InfluenceNotReady")
 MAX_ERROR_CHARS = 2000
 
 

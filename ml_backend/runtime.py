@@ -14,6 +14,7 @@ from hildif.config import HildifConfig
 from hildif.service import Service
 from ml_backend import handlers
 from ml_backend.events import EventLog
+from ml_backend.influence import InfluenceJobs
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
 
@@ -30,6 +31,7 @@ class BackendRuntime:
         self.setups: dict[int, dict[str, str]] = {}  # project id -> {"hostname", "access_token"} from /setup
         self.jobs = JobQueue(self.db_path, handlers.make_handlers(self.service, self.label_studio_client),
                              secrets=self.secrets)
+        self.influence_jobs = InfluenceJobs()  # POST /influence: the store-opening job of each version
         self._kv_init()
         self.events = EventLog(self.db_path)
         if start_jobs:
