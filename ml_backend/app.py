@@ -12,7 +12,7 @@ endpoint               does                                                     
 ``GET /jobs[/<id>]``   background jobs and their persisted status                           -
 ``POST /jobs``         ``{"kind": "sync"|"start", "params": {...}}`` queues a job            -
 ``POST /influence``    a text (pair) or task's most influential training examples           -
-                       (:mod:`ml_backend.influence`; 202 while the store is being opened)
+                       (:mod:`ml_backend.influence_api`; 202 while the store is being opened)
 =====================  ===================================================================  ===============
 
 Bodies are checked by :mod:`ml_backend.schema` (data only, never server paths; a field that names a file is refused
@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from hildif.config import HildifConfig
 from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret_matches
 from ml_backend import schema
-from ml_backend.influence import answer as influence_answer
+from ml_backend.influence_api import answer as influence_answer
 from ml_backend.ls_model import HildifModel, project_id_of
 from ml_backend.runtime import BackendRuntime
 from ml_backend.schema import FieldError

@@ -14,7 +14,7 @@ from hildif.config import HildifConfig
 from hildif.service import Service
 from ml_backend import handlers
 from ml_backend.events import EventLog
-from ml_backend.influence import InfluenceJobs
+from ml_backend.influence_api import InfluenceJobs
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
 
