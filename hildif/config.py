@@ -110,6 +110,9 @@ class FineTuneConfig(LoopConfig):
     # can be)
     rehearsal_ratio: float = 0.0
     rehearsal_balance: str = "train"
+    # which parameters FINE_TUNE trains: all | influence (only influence.params'; the layers below stay bit-for-bit
+    # the same, so the next round reuses the pool's frozen prefixes with influence.prefix_cache)
+    train_params: str = "all"
     # promotion gate (hildif.rounds.gate): a sync serves its model only when MNLI (the evaluated dev sample) drops
     # by at most gate_max_mnli_drop points and HANS changes by at least gate_min_hans_gain points, compared with the
     # round's base model (None = that check off); and, when gate_lineage is on, only while the served model is the
@@ -168,6 +171,10 @@ class InfluenceConfig:
     # memory for keeping the frozen prefix of the whole training set, computed with the kNN features (MiniLM on
     # 32k MNLI pairs: about 2 GB); a larger set has each candidate's prefix computed when first needed
     prefix_memory_mb: int = 4096
+    # keep the pool's frozen prefixes on disk too, keyed on the frozen layers' weights (hildif.influence.prefix_cache):
+    # a later model version with the same frozen layers (finetune.train_params = influence) reads them back (MiniLM,
+    # 32k pool: about 2 GB on disk)
+    prefix_cache: bool = False
     keep_hessian_graph: bool = True  # cg/exact: keep the sample's autograd graph, so each product is one backward
     gradient_method: str = "jvp"  # jvp (one forward-mode pass per batch) | vmap (per-example gradients)
 

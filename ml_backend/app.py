@@ -12,6 +12,8 @@ endpoint               does                                                     
 ``GET /versions``      ``{"versions", "current"}``: saved model versions (oldest first)     -
 ``GET /jobs[/<id>]``   background jobs and their persisted status                           -
 ``POST /jobs``         ``{"kind": "sync"|"start"|"train", "params": {...}}`` queues a job    -
+``POST /influence``    a text (pair) or task's most influential training examples           -
+                       (:mod:`ml_backend.influence_api`; 202 while the store is being opened)
 =====================  ===================================================================  ===============
 
 /setup refuses (400) a label config hildif cannot serve (:mod:`ml_backend.projects`), and a START_TRAINING nothing can
@@ -42,6 +44,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from hildif.config import HildifConfig
 from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret_matches
 from ml_backend import schema
+from ml_backend.influence_api import answer as influence_answer
 from ml_backend.ls_model import HildifModel, project_id_of
 from ml_backend.runtime import BackendRuntime
 from ml_backend.schema import FieldError
@@ -170,5 +173,10 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
         kind, params = schema.job_request(body())
         job_id, created = runtime.jobs.submit(kind, params)
         return jsonify({"job_id": job_id, "created": created}), 202
+
+    @app.post("/influence")
+    def influence():
+        payload, status = influence_answer(runtime, body())
+        return jsonify(payload), status
 
     return app

@@ -1,6 +1,7 @@
 """The background job kinds the backend runs: ``sync`` (pull ratings, fine-tune, switch the served model),
-``start`` (explain anchors with influence functions and push the rating tasks; on the GPU when there is one) and
-``train`` (train on a team's text-classification project's annotated tasks and serve the result).
+``start`` (explain anchors with influence functions and push the rating tasks; on the GPU when there is one),
+``train`` (train on a team's text-classification project's annotated tasks and serve the result) and ``influence``
+(open the served version's gradient store for ``POST /influence``; queued by that endpoint only).
 Each checks its params and hands over to :class:`hildif.service.Service`."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from hildif.service import Service
-from ml_backend.schema import JOB_PARAMS
+from ml_backend.schema import JOB_PARAMS, FieldError
 
 ClientFor = Callable[[Any], Any]  # project id (or None) -> a LabelStudioClient
 
@@ -31,4 +32,10 @@ def make_handlers(service: Service, client_for: ClientFor) -> dict[str, Callable
         params = JOB_PARAMS["train"]("params", params)
         return service.train_on_project(params["project_id"], client_for(params["project_id"]))
 
-    return {"sync": sync, "start": start, "train": train}
+    def influence(params: dict[str, Any]) -> dict[str, Any]:
+        version = params.get("model_version")
+        if not isinstance(version, str) or not version:
+            raise FieldError("params.model_version", "required: the model version whose gradient store to open")
+        return service.open_influence(version)
+
+    return {"sync": sync, "start": start, "train": train, "influence": influence}

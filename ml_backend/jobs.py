@@ -40,7 +40,7 @@ Handler = Callable[[dict[str, Any]], Any]
 USER_ERRORS = ("hildif.rounds.start:RoundError", "hildif.rounds.state:RoundStateError",
                "hildif.influence.anchors:AnchorSelectionError", "hildif.labelstudio.client:LabelStudioError",
                "ml_backend.schema:FieldError", "hildif.tasks.definition:TaskError",
-               "hildif.data.loaders:DataFormatError")
+               "hildif.data.loaders:DataFormatError", "hildif.service:InfluenceNotReady")
 MAX_ERROR_CHARS = 2000
 
 

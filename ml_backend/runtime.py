@@ -16,6 +16,7 @@ from hildif.config import HildifConfig
 from hildif.service import Service
 from ml_backend import handlers
 from ml_backend.events import EventLog
+from ml_backend.influence_api import InfluenceJobs
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
 
@@ -33,6 +34,7 @@ class BackendRuntime:
         self.setups: dict[int, dict[str, str]] = {}  # project id -> {"hostname", "access_token"} from /setup
         self.jobs = JobQueue(self.db_path, handlers.make_handlers(self.service, self.label_studio_client),
                              secrets=self.secrets)
+        self.influence_jobs = InfluenceJobs()  # POST /influence: the store-opening job of each version
         self._kv_init()
         self._warned: set[tuple[str, str]] = set()
         self._warned_lock = threading.Lock()

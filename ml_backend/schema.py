@@ -201,3 +201,89 @@ def optional_string(data: dict[str, Any], key: str, max_len: int) -> str | None:
     if len(value) > max_len:
         raise FieldError(key, f"at most {max_len} characters")
     return value
+
+
+# ------------------------------------------------------------------------------------------ POST /influence
+MAX_TEXT_CHARS = 5000  # per text of an influence query (the model reads at most model.max_length tokens of it)
+MAX_INFLUENCE_K = 100
+MAX_INFLUENCE_RERANK = 200
+LABEL_NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
+# where a Label Studio task's data holds the text (pair), tried in order after the configured task.text/text_pair
+TASK_TEXT_FIELDS = (("anchor_premise", "anchor_hypothesis"), ("premise", "hypothesis"), ("text", "text_pair"))
+
+
+def text(max_len: int) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise FieldError(name, f"expected a string, got a {_type_name(value)}")
+        if len(value) > max_len:
+            raise FieldError(name, f"at most {max_len} characters")
+        return value
+    return check
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError(name, f"expected true or false, got a {_type_name(value)}")
+    return value
+
+
+def label_value(name: str, value: Any) -> int | str:
+    if isinstance(value, str):
+        return string(LABEL_NAME, "a label name (1-100 characters)")(name, value)
+    return integer(0, 1000)(name, value)
+
+
+INFLUENCE = Obj({
+    "premise": Field(text(MAX_TEXT_CHARS)),
+    "hypothesis": Field(text(MAX_TEXT_CHARS)),
+    "label": Field(label_value),
+    "k": Field(integer(1, MAX_INFLUENCE_K)),
+    "harmful": Field(boolean),
+    "rerank": Field(integer(0, MAX_INFLUENCE_RERANK)),
+})
+
+
+def _task_texts(task: Any, fields: tuple[tuple[str, str | None], ...]) -> tuple[str, str | None]:
+    """(first text, second text or None) from a Label Studio task's ``data``: the first of ``fields`` present."""
+    if not isinstance(task, dict):
+        raise FieldError("task", f"expected a Label Studio task object, got a {_type_name(task)}")
+    data = task.get("data")
+    if not isinstance(data, dict):
+        raise FieldError("task.data", f"expected an object, got a {_type_name(data)}")
+    for first, second in fields:
+        if first and data.get(first) not in (None, ""):
+            premise = text(MAX_TEXT_CHARS)(f"task.data.{first}", data[first])
+            pair = data.get(second) if second else None
+            return premise, (text(MAX_TEXT_CHARS)(f"task.data.{second}", pair) if pair not in (None, "") else None)
+    names = ", ".join(f for pair in fields for f in pair if f)
+    raise FieldError("task.data", f"no text to explain (looked for {names})")
+
+
+def influence_request(data: dict[str, Any], text_fields: tuple[str | None, str | None] = (None, None)) -> dict[str, Any]:
+    """``POST /influence`` body -> {premise, hypothesis, label, k, harmful, rerank}.
+
+    The text is ``premise`` (+ ``hypothesis``) or a Label Studio ``task`` (its ``data``: the configured
+    ``task.text``/``task.text_pair`` fields, else a rating task's anchor, ``premise``/``hypothesis`` or
+    ``text``/``text_pair``); exactly one of the two. ``k``: 1-100 (default 10); ``rerank``: 0-200 exact re-scorings
+    (default 0, the store's scores); ``label``: the class to explain (index or name; default the prediction).
+    Only the task's ``data`` text fields are read (a task may carry any other key, it is ignored).
+    """
+    rest = {key: value for key, value in data.items() if key != "task"}
+    body = INFLUENCE("", rest)
+    if "task" in data and "premise" in body:
+        raise FieldError("task", "send either 'premise' (and 'hypothesis') or a Label Studio 'task', not both")
+    if "task" not in data and "premise" not in body:
+        raise FieldError("task", "required: 'premise' (and 'hypothesis') or a Label Studio 'task'")
+    if "task" in data:
+        if "hypothesis" in body:
+            raise FieldError("hypothesis", "only with 'premise' (a task brings its own texts)")
+        first, second = text_fields
+        fields = (((first, second),) if first else ()) + TASK_TEXT_FIELDS
+        body["premise"], body["hypothesis"] = _task_texts(data["task"], fields)
+    if not body["premise"].strip():
+        raise FieldError("premise", "empty text")
+    hypothesis = body.get("hypothesis")
+    return {"premise": body["premise"], "hypothesis": hypothesis if hypothesis not in (None, "") else None,
+            "label": body.get("label"), "k": body.get("k", 10), "harmful": body.get("harmful", False),
+            "rerank": body.get("rerank", 0)}

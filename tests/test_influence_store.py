@@ -126,3 +126,119 @@ def test_store_mode_reranks_with_the_engines_exact_scores(tiny_clf, mnli_train_s
     assert hs == sorted(hs, reverse=True) and hs[0] > scores[0]
     with pytest.raises(ValueError, match="influence.candidates"):
         explain(tiny_clf, train, anchors, _cfg(candidates="all"), progress=False, engine=engine)
+
+
+# ---------------------------------------------------------------------------------------------- later rounds
+# the tiny model's top block, pooler and head: its embeddings and block 0 are the frozen prefix
+TOP_PARAMS = r"layer\.1\.|pooler|classifier"
+
+
+def _fine_tune(clf, examples, train_params: str, params: str = TOP_PARAMS) -> None:
+    """A real FINE_TUNE (a few AdamW steps of the training loop) with ``finetune.train_params``."""
+    from hildif.config import FineTuneConfig
+    from hildif.influence.params import restrict_training
+    from hildif.model.training import train
+
+    restrict_training(clf.model, train_params, params)
+    train(clf, list(examples), FineTuneConfig(max_steps=3, batch_size=8, learning_rate=1e-2, warmup_ratio=0.0),
+          progress=False)
+    for p in clf.model.parameters():
+        p.requires_grad_(True)
+
+
+def _ranked(results):
+    return [[(i.example.id, i.score) for i in r.influential] for r in results]
+
+
+def test_a_version_with_new_top_layers_reuses_the_prefix_cache_with_the_same_scores(
+        tiny_clf, mnli_train_sample, hans_sample, tmp_path):
+    """FINE_TUNE of the influence parameters only (finetune.train_params = influence) leaves embeddings and block 0
+    bit-for-bit the same: the next version reads the pool's prefixes from the cache (keyed on those weights, not on
+    the version) and its store, kNN features and exact scores are exactly those of a fresh build."""
+    from hildif.influence.knn import FeatureIndex
+    from hildif.influence.prefix_cache import PrefixCache
+
+    train = list(mnli_train_sample[:80])
+    anchors = list(hans_sample[:2])
+    cfg = _cfg(params=TOP_PARAMS, prefix_cache=True, store_rerank=len(train))
+    cache = tmp_path / "influence"
+    first = InfluenceEngine(tiny_clf, train, cfg, prefix_dir=cache)
+    assert (first.split.kind, first.split.first_layer) == ("layers", 1)
+    GradientStore.build_or_load(first, cfg.store_dim, tmp_path / "store1")
+    assert not first.prefixes_from_cache and len(list(cache.glob("prefix-*.json"))) == 1
+    old_key = PrefixCache(first.split, train, cache).key
+    old_index_key = FeatureIndex.cache_key(tiny_clf, train, "flat")
+    frozen = {n: p.detach().clone() for n, p in tiny_clf.model.named_parameters() if n not in first.selection.names}
+    top = {n: p.detach().clone() for n, p in tiny_clf.model.named_parameters() if n in first.selection.names}
+
+    _fine_tune(tiny_clf, mnli_train_sample[100:140], "influence")
+    params = dict(tiny_clf.model.named_parameters())
+    assert all(torch.equal(params[n], t) for n, t in frozen.items())  # the frozen layers: bit for bit
+    assert any(not torch.equal(params[n], t) for n, t in top.items())  # the influence layers moved
+
+    reused = InfluenceEngine(tiny_clf, train, cfg, prefix_dir=cache)
+    assert PrefixCache(reused.split, train, cache).key == old_key
+    store = GradientStore.build_or_load(reused, cfg.store_dim, tmp_path / "store2")
+    assert reused.prefixes_from_cache and not store.from_cache
+    fresh = InfluenceEngine(tiny_clf, train, cfg)  # no prefix cache: every prefix computed again
+    fresh_store = GradientStore.build_or_load(fresh, cfg.store_dim, tmp_path / "store3")
+    assert store.key == fresh_store.key
+    np.testing.assert_array_equal(store.rows, fresh_store.rows)
+    np.testing.assert_array_equal(store.norms, fresh_store.norms)
+    # the exact full-pool ranking: the same examples with the same scores, to the bit
+    got = explain(tiny_clf, train, anchors, cfg, store_dir=tmp_path / "store2", engine=reused, progress=False)
+    want = explain(tiny_clf, train, anchors, cfg, store_dir=tmp_path / "store3", engine=fresh, progress=False)
+    assert _ranked(got) == _ranked(want)
+    # the kNN mode too: features from the cached prefixes (only block 1 and the pooler run) match a full forward
+    knn_cfg = _cfg(params=TOP_PARAMS, prefix_cache=True, candidates="knn", k=40)
+    from_cache = InfluenceEngine(tiny_clf, train, knn_cfg, prefix_dir=cache)
+    feats = from_cache.pool_features()
+    assert from_cache.prefixes_from_cache
+    np.testing.assert_allclose(feats, tiny_clf.features(train), rtol=1e-5, atol=1e-6)
+    got = explain(tiny_clf, train, anchors, knn_cfg, cache_dir=tmp_path / "knn2", engine=from_cache, progress=False)
+    want = explain(tiny_clf, train, anchors, knn_cfg, cache_dir=tmp_path / "knn3", progress=False)
+    assert _ranked(got) == _ranked(want)
+    # the kNN index reads the encoder: its key moved with block 1 (the head alone would not move it)
+    assert FeatureIndex.cache_key(tiny_clf, train, "flat") != old_index_key
+    key = FeatureIndex.cache_key(tiny_clf, train, "flat")
+    with torch.no_grad():
+        tiny_clf.model.classifier.weight.add_(0.1)
+    assert FeatureIndex.cache_key(tiny_clf, train, "flat") == key
+    assert len(list(cache.glob("prefix-*.json"))) == 1  # nothing new written: the one cache served every version
+
+
+def test_a_change_below_the_influence_layers_invalidates_the_prefix_cache(tiny_clf, mnli_train_sample, hans_sample,
+                                                                          tmp_path):
+    """A FINE_TUNE of every layer (the default) changes block 0: a new key, prefixes computed again (the stale ones
+    are not read), and scores equal to a fresh build's. A cache that does not fit the pool is not read either."""
+    from hildif.influence.prefix_cache import PrefixCache
+
+    train = list(mnli_train_sample[:60])
+    anchors = list(hans_sample[:1])
+    cfg = _cfg(params=TOP_PARAMS, prefix_cache=True, store_rerank=len(train))
+    cache = tmp_path / "influence"
+    first = InfluenceEngine(tiny_clf, train, cfg, prefix_dir=cache)
+    first.pool_features()
+    old = PrefixCache(first.split, train, cache)
+    assert old.path.exists() and not first.prefixes_from_cache
+    stale = [dict(first._items[i]) for i in range(len(train))]
+
+    _fine_tune(tiny_clf, mnli_train_sample[100:140], "all")
+    again = InfluenceEngine(tiny_clf, train, cfg, prefix_dir=cache)
+    assert PrefixCache(again.split, train, cache).key != old.key
+    got = explain(tiny_clf, train, anchors, cfg, store_dir=tmp_path / "s2", engine=again, progress=False)
+    assert not again.prefixes_from_cache and len(list(cache.glob("prefix-*.json"))) == 2
+    assert not torch.equal(again._items[0]["hidden"], stale[0]["hidden"])
+    want = explain(tiny_clf, train, anchors, cfg, store_dir=tmp_path / "s3", engine=InfluenceEngine(tiny_clf, train, cfg),
+                   progress=False)
+    assert _ranked(got) == _ranked(want)
+    # another training set: another key; a cache whose offsets do not fit the pool is recomputed, not read
+    assert PrefixCache(again.split, train[:50], cache).key != PrefixCache(again.split, train, cache).key
+    current = PrefixCache(again.split, train, cache)
+    np.save(current.path.with_suffix(".offsets.npy"), np.arange(len(train) + 1, dtype=np.int64) * 10**6)
+    assert current.load(torch.device("cpu")) is None
+    # every layer selected ("all" = the tokens split): nothing to cache, nothing written
+    assert PrefixCache(InfluenceEngine(tiny_clf, train, _cfg(params="all")).split, train, cache).key is None
+    with pytest.raises(ValueError, match="finetune.train_params"):
+        from hildif.influence.params import restrict_training
+        restrict_training(tiny_clf.model, "some", TOP_PARAMS)

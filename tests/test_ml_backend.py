@@ -223,3 +223,115 @@ def test_python_m_ml_backend_serves_with_gunicorn_on_loopback(backend, tmp_path)
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+# ---------------------------------------------------------------------------------------------- POST /influence
+@pytest.fixture()
+def influence_backend(tmp_path, mnli_train_sample):
+    """A served tiny model over a 60-example training pool, small store settings, basic auth."""
+    from hildif.config import load_config
+    from hildif.model.registry import ModelRegistry
+    from hildif.model.tiny import build_tiny_classifier
+    from ml_backend.app import create_app
+    from ml_backend.runtime import BackendRuntime
+    from ml_backend.settings import BackendSettings
+
+    cfg = load_config(overrides=[
+        f"run.run_dir={tmp_path / 'run'}", "model.device=cpu", "data.max_train_examples=60",
+        "influence.store_dim=64", "influence.grad_batch_size=16", "influence.hessian_samples=8"])
+    registry = ModelRegistry(cfg.run.run_dir)
+    version = registry.save(build_tiny_classifier(mnli_train_sample[:200], seed=0))
+    rt = BackendRuntime(cfg, BackendSettings(basic_auth=("ls", "pw")), start_jobs=False)  # the test starts them
+    yield create_app(cfg, runtime=rt).test_client(), rt, registry, version, cfg
+    rt.close()
+
+
+QUERY = {"premise": "The doctor near the actor danced .", "hypothesis": "The actor danced ."}
+
+
+def test_influence_endpoint_opens_the_store_once_then_answers_from_it(influence_backend, mnli_train_sample):
+    import numpy as np
+
+    from hildif.data.example import Example
+    from hildif.data.splits import load_train
+    from hildif.influence.explain import StoreExplainer
+    from hildif.model.loading import load_version
+    from hildif.model.tiny import build_tiny_classifier
+
+    client, rt, registry, version, cfg = influence_backend
+    auth = ("ls", "pw")
+    assert client.post("/influence", json=QUERY).status_code == 401
+    first = client.post("/influence", json=QUERY, auth=auth)
+    assert first.status_code == 202, first.get_json()
+    job_id = first.get_json()["job_id"]
+    assert first.get_json()["model_version"] == version and "Ask again" in first.get_json()["message"]
+    assert client.post("/influence", json=QUERY, auth=auth).get_json()["job_id"] == job_id  # one job per version
+    rt.jobs.start()
+    assert rt.jobs.wait(job_id, timeout=600)["status"] == "done"
+    assert rt.jobs.get(job_id)["result"]["opened"] and not rt.jobs.get(job_id)["result"]["from_cache"]
+
+    r = client.post("/influence", json=QUERY, auth=auth)
+    assert r.status_code == 200, r.get_json()
+    out = r.get_json()
+    assert out["model_version"] == version and len(out["influential"]) == 10
+    assert out["details"]["scored"] == 60 and not out["details"]["exact"]
+    scores = [i["score"] for i in out["influential"]]
+    assert scores == sorted(scores)  # most helpful (negative) first
+    assert [i["rank"] for i in out["influential"]] == list(range(1, 11))
+    assert out["query"]["label"] == out["query"]["predicted"]  # default: explain the model's own prediction
+    # the library's answer for the same text, model and pool (the store read back from the run's cache)
+    train = load_train(cfg.data)
+    lib = StoreExplainer(load_version(cfg, version, attn_implementation="eager"), train, rt.service._explainer[1].cfg,
+                         store_dir=cfg.cache_path("store"))
+    assert lib.store.from_cache
+    want = lib.explain([Example("q", QUERY["premise"], QUERY["hypothesis"], out["query"]["label"])], rerank=0)[0]
+    assert [i["id"] for i in out["influential"]] == [i.example.id for i in want.influential]
+    np.testing.assert_allclose(scores, [i.score for i in want.influential], rtol=1e-6)
+    by_id = {e.id: e for e in train}
+    for item in out["influential"]:
+        ex = by_id[item["id"]]
+        assert item["label"] == ex.label and item["label_name"] in ("entailment", "non-entailment")
+        assert len(item["premise"]) <= 300 and ex.premise.startswith(item["premise"].rstrip("…"))
+
+    # a Label Studio task (a rating task's anchor; other keys, even file-like ones, are ignored), k, harmful, label
+    task = {"id": 9, "data": {"anchor_premise": QUERY["premise"], "anchor_hypothesis": QUERY["hypothesis"],
+                              "example_premise": "x"}, "annotations": [], "file_upload": "tasks.json"}
+    t = client.post("/influence", json={"task": task, "k": 3, "harmful": True, "label": "entailment"}, auth=auth)
+    assert t.status_code == 200, t.get_json()
+    hs = [i["score"] for i in t.get_json()["influential"]]
+    assert len(hs) == 3 and hs == sorted(hs, reverse=True) and t.get_json()["query"]["label_name"] == "entailment"
+    # an exact re-ranking of the store's best 8: the engine's scores
+    exact = client.post("/influence", json={**QUERY, "k": 4, "rerank": 8, "label": 1}, auth=auth).get_json()
+    assert exact["details"]["exact"] and exact["details"]["reranked"] == 8
+    engine = rt.service._explainer[1].engine
+    s_test = engine.s_test(engine.anchor_gradient(Example("q", QUERY["premise"], QUERY["hypothesis"], 1))).s_test
+    direct = engine.influence(s_test, [train.index(by_id[i["id"]]) for i in exact["influential"]])
+    np.testing.assert_allclose([i["score"] for i in exact["influential"]], direct, rtol=1e-5, atol=1e-9)
+
+    # hostile or wrong bodies: 400 naming the field, nothing echoed
+    secret = "TOP-SECRET-VALUE"
+    bad = {
+        "k": {**QUERY, "k": 0}, "rerank": {**QUERY, "rerank": 201}, "premise": {"premise": secret * 400},
+        "harmful": {**QUERY, "harmful": "yes"}, "store_path": {**QUERY, "store_path": secret},
+        "config": {**QUERY, "config": {"x": 1}}, "label": {**QUERY, "label": secret},
+        "task": {**QUERY, "task": task}, "task.data": {"task": {"data": {"image": secret}}},
+        "hypothesis": {"task": task, "hypothesis": "h"}, "other": {**QUERY, "other": 1},
+    }
+    for field, payload in bad.items():
+        res = client.post("/influence", json=payload, auth=auth)
+        assert res.status_code == 400 and res.get_json()["field"] == field, (field, res.get_json())
+        assert secret not in res.get_data(as_text=True)
+    assert client.post("/influence", json={}, auth=auth).get_json()["field"] == "task"
+    assert client.post("/influence", json={**QUERY, "label": 7}, auth=auth).get_json()["field"] == "label"
+    assert client.post("/influence", json=[QUERY], auth=auth).status_code == 400
+    assert client.post("/influence", json={"premise": "   "}, auth=auth).status_code == 400
+    assert client.post("/jobs", json={"kind": "influence", "params": {"model_version": version}},
+                       auth=auth).status_code == 400  # the endpoint queues it, never a client
+
+    # a new served version: its own store, opened by a new job
+    new_version = registry.save(build_tiny_classifier(mnli_train_sample[:200], seed=1))
+    assert new_version != version and registry.current() == new_version
+    r = client.post("/influence", json=QUERY, auth=auth)
+    assert r.status_code == 202 and r.get_json()["model_version"] == new_version and r.get_json()["job_id"] != job_id
+    assert rt.jobs.wait(r.get_json()["job_id"], timeout=600)["status"] == "done"
+    assert client.post("/influence", json=QUERY, auth=auth).get_json()["model_version"] == new_version

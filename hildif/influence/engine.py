@@ -10,7 +10,9 @@ the training loss grows by eps). HILDIF shows the most negative ones. L includes
 
 The engine computes the frozen prefix of each training example once (:mod:`hildif.influence.split`) and keeps it
 in memory, so later anchors reuse it; :meth:`InfluenceEngine.pool_features` computes it for the whole training set
-in the pass that gives the kNN index its features.
+in the pass that gives the kNN index its features. With ``prefix_dir`` (``influence.prefix_cache``) the pool's
+prefixes also go to disk, keyed on the frozen layers' weights (:mod:`hildif.influence.prefix_cache`), so a later model
+version that changed only the layers above them reads them back and runs only its own top blocks over the pool.
 
 Under torchrun (:mod:`hildif.distributed`) that pass is sharded: every rank cuts the training set into the same
 length-sorted batches as one process and computes every W-th batch, keeping the frozen prefixes of its own rows
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -33,6 +36,7 @@ from hildif.config import ConfigError, InfluenceConfig
 from hildif.data.example import Example
 from hildif.influence.objective import Objective
 from hildif.influence.params import select_parameters
+from hildif.influence.prefix_cache import PrefixCache
 from hildif.influence.solvers import SolveResult, conjugate_gradient, exact_solve, lissa
 from hildif.influence.split import Batch, Item, SplitModel, eager_attention
 from hildif.model.classifier import Classifier, length_sorted_batches
@@ -53,7 +57,8 @@ class InfluenceEngine:
     """
 
     def __init__(
-        self, classifier: Classifier, train_examples: Sequence[Example], cfg: InfluenceConfig, progress: bool = False
+        self, classifier: Classifier, train_examples: Sequence[Example], cfg: InfluenceConfig, progress: bool = False,
+        prefix_dir: str | Path | None = None,
     ) -> None:
         if cfg.solver not in SOLVERS:
             raise ConfigError(f"influence.solver={cfg.solver!r}: expected one of {SOLVERS}")
@@ -71,6 +76,8 @@ class InfluenceEngine:
         self._items: dict[int, Item] = {}
         self._owner: np.ndarray | None = None  # rank holding each row's prefix after a sharded pool pass
         self._hessian: tuple[tuple[int, ...], list] | None = None
+        self._prefix_cache = PrefixCache(self.split, self.train, prefix_dir) if prefix_dir is not None else None
+        self.prefixes_from_cache = False  # whether the pool's prefixes were read from the prefix cache
 
     @property
     def damping_total(self) -> float:
@@ -98,6 +105,42 @@ class InfluenceEngine:
             self._items.update(zip(missing, fresh))
         return [self._items[int(i)] for i in indices]
 
+    def drop_items(self) -> None:
+        """Forget the kept prefixes (memory); they are computed again where needed."""
+        self._items.clear()
+
+    def _restore_prefixes(self) -> bool:
+        """Whether every pool prefix is held: already, or read now from the prefix cache (one process only)."""
+        if len(self._items) == len(self.train) and all(i in self._items for i in range(len(self.train))):
+            return True
+        if self._prefix_cache is None or distributed.active():
+            return False
+        loaded = self._prefix_cache.load(self.classifier.device)
+        if loaded is None:
+            return False
+        log.info("frozen prefixes of %d examples read from %s", len(loaded), self._prefix_cache.path)
+        self._items.update(enumerate(loaded))
+        self.prefixes_from_cache = True
+        return True
+
+    def _save_prefixes(self) -> None:
+        if (self._prefix_cache is None or self.prefixes_from_cache or distributed.active()
+                or len(self._items) < len(self.train)):
+            return
+        self._prefix_cache.save([self._items[i] for i in range(len(self.train))], self.classifier.version)
+
+    def _features_of_kept(self, batches: Sequence[Sequence[int]]) -> np.ndarray:
+        """kNN features of the whole pool from the kept prefixes, in ``batches`` (only the blocks above the split)."""
+        feats = np.zeros((len(self.train), 0), dtype=np.float32)
+        with self._mode():
+            for idx in tqdm(batches, desc="kNN features (cached prefixes)", disable=not self.progress,
+                            unit="batch", leave=False):
+                part = self.split.features_of_items([self._items[i] for i in idx])
+                if feats.shape[1] == 0:
+                    feats = np.zeros((len(self.train), part.shape[1]), dtype=np.float32)
+                feats[list(idx)] = part
+        return feats
+
     def pool_features(self, gather: bool = True) -> np.ndarray | None:
         """kNN features of the whole training set ((N, hidden) float32, as :meth:`Classifier.features`) from the same
         pass that computes and keeps every example's frozen prefix: building the kNN index then leaves no candidate
@@ -121,6 +164,8 @@ class InfluenceEngine:
                      "candidate instead", len(self.train), need_mb, " per process" if world > 1 else "",
                      self.cfg.prefix_memory_mb)
             return None
+        if world == 1 and self._restore_prefixes():
+            return self._features_of_kept(batches)
         mine = shards[distributed.rank()] if world > 1 else list(range(len(self.train)))
         # the shard's rows are in the global length order, so the pass below cuts exactly this rank's batches
         with self._mode():
@@ -130,6 +175,7 @@ class InfluenceEngine:
             )
         self._items.update(zip(mine, items))
         if world == 1:
+            self._save_prefixes()
             return feats
         owner = np.zeros(len(self.train), dtype=np.int64)
         for r, shard in enumerate(shards):
@@ -170,26 +216,33 @@ class InfluenceEngine:
         training indices, its tail batch and its kNN features ((B, hidden) float32; None where the split gives none).
 
         The frozen prefixes are kept for later anchors when the whole pool's fit in ``prefix_memory_mb`` (as
-        :meth:`pool_features`); prefixes kept before are reused. The engine's mode (eval, eager attention) holds
+        :meth:`pool_features`); prefixes kept before, or read from the prefix cache, are reused (then only the
+        blocks above the split run for the features). The engine's mode (eval, eager attention) holds
         while the caller works on a batch, so it may take gradients of it (the gradient store does).
         """
         lengths = self.classifier.token_lengths(self.train)
         keep = sum(self.split.item_floats(n) for n in lengths) * 4 / 2**20 <= self.cfg.prefix_memory_mb
         batches = list(length_sorted_batches(lengths, max(1, self.cfg.grad_batch_size)))
+        if keep:
+            self._restore_prefixes()
         with self._mode():
             for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch", leave=False):
                 examples = [self.train[i] for i in idx]
                 feats = None
-                if self.split.gives_features:
+                if all(i in self._items for i in idx):  # kept (or read from the prefix cache): the top blocks only
+                    items = [self._items[i] for i in idx]
+                    if self.split.gives_features:
+                        feats = self.split.features_of_items(items)
+                elif self.split.gives_features:
                     items, feats = self.split.prefix_and_features(examples, batch_size=len(idx),
                                                                   lengths=[lengths[i] for i in idx])
-                elif all(i in self._items for i in idx):
-                    items = [self._items[i] for i in idx]
                 else:
                     items = self.split.prefix(examples, batch_size=len(idx))
                 if keep:
                     self._items.update(zip(idx, items))
                 yield list(idx), self.split.collate(items, [e.label for e in examples]), feats
+        if keep:
+            self._save_prefixes()
 
     def batch(self, indices: Sequence[int]) -> Batch:
         return self.split.collate(self.items(indices), [self.train[i].label for i in indices])

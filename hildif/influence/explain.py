@@ -13,7 +13,7 @@ scores are gathered, so every rank ranks the same full score vector and returns 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -85,6 +85,11 @@ def candidate_indices(
     return [row[row >= 0] for row in idx]
 
 
+def prefix_dir(cfg: InfluenceConfig, cache_dir: str | Path | None) -> str | Path | None:
+    """Where an engine caches the pool's frozen prefixes: ``cache_dir`` when ``cfg.prefix_cache`` is on."""
+    return cache_dir if cfg.prefix_cache and cache_dir is not None else None
+
+
 def rank(scores: np.ndarray, top_p: int, harmful: bool = False) -> np.ndarray:
     """Positions of the top ``top_p`` scores: most negative first (helpful), or most positive first (harmful).
     Ties keep candidate order (stable sort)."""
@@ -114,6 +119,7 @@ def explain(
         harmful: rank the most positive (harmful) scores first instead of the most negative (helpful).
         engine: reuse an engine (and its prefix cache) built for the same model and training set.
         store_dir: where the gradient store is cached (``candidates = store``; default ``cache_dir``).
+            With ``cfg.prefix_cache`` the pool's frozen prefixes are cached in ``cache_dir`` too.
     Returns:
         one :class:`AnchorExplanation` per anchor, in order.
     """
@@ -123,7 +129,8 @@ def explain(
         return []
     sharded = distributed.active()
     progress = progress and distributed.is_main()
-    engine = engine or InfluenceEngine(classifier, train_examples, cfg, progress=progress)
+    engine = engine or InfluenceEngine(classifier, train_examples, cfg, progress=progress,
+                                       prefix_dir=prefix_dir(cfg, cache_dir))
     if cfg.candidates == "store":
         if sharded:
             raise ConfigError("influence.candidates=store runs in one process (not under torchrun); use knn there")
@@ -240,30 +247,71 @@ def store_ranking(
     return np.asarray(cand)[top], np.asarray(scores)[top], details
 
 
-def _explain_store(classifier, train_examples, anchors, cfg, engine, index_dir, store_dir, harmful, progress):
-    feats: dict[int, np.ndarray] = {}
+class StoreExplainer:
+    """The store mode held open for one model and training set: the gradient store is built (or read) once, then
+    each query is one anchor gradient and one pass over the store (plus the exact re-ranking of its best
+    ``store_rerank``, when asked for): about a second per anchor without re-ranking.
 
-    def keep_features(idx, _grads, batch_feats):
-        if batch_feats is not None:
-            feats.update(zip(idx, batch_feats))
+    Used by :func:`explain` (``influence.candidates = store``) and by a front end answering interactive queries
+    (:meth:`hildif.service.Service.influential`), which keeps one per served model version.
+    """
 
-    store = GradientStore.build_or_load(engine, cfg.store_dim, store_dir, progress=progress, on_batch=keep_features)
-    if len(feats) == len(train_examples) and index_dir is not None:
-        # the store's pass gave every example's kNN features: the kNN mode's index costs nothing more
-        FeatureIndex.build_or_load(classifier, train_examples, cfg.index, index_dir,
-                                   features=lambda: np.stack([feats[i] for i in range(len(train_examples))]))
-    probs = classifier.predict(anchors)
-    out: list[AnchorExplanation] = []
-    for anchor, p in tqdm(list(zip(anchors, probs)), desc="explain", disable=not progress, unit="anchor"):
+    def __init__(
+        self, classifier: Classifier, train_examples: Sequence[Example], cfg: InfluenceConfig, *,
+        index_dir: str | Path | None = None, store_dir: str | Path | None = None, progress: bool = False,
+        engine: InfluenceEngine | None = None, keep_prefixes: bool = True,
+    ) -> None:
+        self.classifier, self.train, self.cfg = classifier, list(train_examples), cfg
+        self.engine = engine or InfluenceEngine(classifier, self.train, cfg, progress=progress,
+                                                prefix_dir=prefix_dir(cfg, index_dir))
+        feats: dict[int, np.ndarray] = {}
+
+        def keep_features(idx, _grads, batch_feats):
+            if batch_feats is not None:
+                feats.update(zip(idx, batch_feats))
+
         start = time.perf_counter()
-        idx, scores, details = store_ranking(engine, store, anchor, cfg, harmful)
-        influential = [Influential(train_examples[int(i)], float(s), r + 1) for r, (i, s) in enumerate(zip(idx, scores))]
-        out.append(AnchorExplanation(anchor, [float(x) for x in p], influential, {
-            **details,
-            "ranking": "harmful" if harmful else "helpful",
-            "sign": SIGN,
-            "params": cfg.params,
-            "num_params": engine.objective.size,
-            "seconds": time.perf_counter() - start,
-        }))
-    return out
+        self.store = GradientStore.build_or_load(self.engine, cfg.store_dim, store_dir, progress=progress,
+                                                 on_batch=keep_features)
+        if len(feats) == len(self.train) and index_dir is not None:
+            # the store's pass gave every example's kNN features: the kNN mode's index costs nothing more
+            FeatureIndex.build_or_load(classifier, self.train, cfg.index, index_dir,
+                                       features=lambda: np.stack([feats[i] for i in range(len(self.train))]))
+        if not keep_prefixes:  # a long-lived explainer needs no pool prefixes (a re-ranking computes its own)
+            self.engine.drop_items()
+        self.ready_seconds = time.perf_counter() - start
+
+    def explain(
+        self, anchors: Sequence[Example], *, harmful: bool = False, top_p: int | None = None,
+        rerank: int | None = None, progress: bool = False,
+    ) -> list[AnchorExplanation]:
+        """Each anchor's top ``top_p`` (default ``cfg.top_p``) through the store, re-ranking the store's best
+        ``rerank`` (default ``cfg.store_rerank``; 0: the store's approximate scores, no s_test)."""
+        changes = {k: v for k, v in (("top_p", top_p), ("store_rerank", rerank)) if v is not None}
+        cfg = replace(self.cfg, **changes) if changes else self.cfg
+        if cfg.top_p < 1 or cfg.store_rerank < 0:
+            raise ConfigError(f"top_p={cfg.top_p}, store_rerank={cfg.store_rerank}: need top_p >= 1, rerank >= 0")
+        if not anchors:
+            return []
+        probs = self.classifier.predict(anchors)
+        out: list[AnchorExplanation] = []
+        for anchor, p in tqdm(list(zip(anchors, probs)), desc="explain", disable=not progress, unit="anchor"):
+            start = time.perf_counter()
+            idx, scores, details = store_ranking(self.engine, self.store, anchor, cfg, harmful)
+            influential = [Influential(self.train[int(i)], float(s), r + 1)
+                           for r, (i, s) in enumerate(zip(idx, scores))]
+            out.append(AnchorExplanation(anchor, [float(x) for x in p], influential, {
+                **details,
+                "ranking": "harmful" if harmful else "helpful",
+                "sign": SIGN,
+                "params": cfg.params,
+                "num_params": self.engine.objective.size,
+                "seconds": time.perf_counter() - start,
+            }))
+        return out
+
+
+def _explain_store(classifier, train_examples, anchors, cfg, engine, index_dir, store_dir, harmful, progress):
+    explainer = StoreExplainer(classifier, train_examples, cfg, index_dir=index_dir, store_dir=store_dir,
+                               progress=progress, engine=engine)
+    return explainer.explain(anchors, harmful=harmful, progress=progress)

@@ -4,7 +4,8 @@ Features are :meth:`Classifier.features` (the pooler output, eval mode), float32
 (``IndexFlatL2``) by default, or approximate (``IndexIVFFlat``, nlist ~ 4 sqrt(n), nprobe = nlist / 8) for large
 training sets; it moves to the GPU when faiss has GPUs and the classifier is on CUDA.
 
-Cache key: sha256 of the model's weights (every tensor of its state dict, so in-place training invalidates it), a
+Cache key: sha256 of the weights the features read (every tensor of the base model's state dict, the encoder and
+pooler, so in-place training invalidates it, but a change of the classification head alone does not), a
 fingerprint of the training set (ids, texts and labels in order), the feature definition and the index kind. Files:
 ``<cache_dir>/knn-<key>.faiss`` and ``knn-<key>.json``; a run keeps them in one folder, :func:`index_cache_dir`.
 """
@@ -51,6 +52,13 @@ def model_fingerprint(model: torch.nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
+
+
+def feature_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The part of ``model`` that :meth:`Classifier.features` reads: its base model (encoder + pooler), not the
+    head; the whole model where it has no separate base model."""
+    base = getattr(model, "base_model", None)
+    return base if isinstance(base, torch.nn.Module) else model
 
 
 def data_fingerprint(examples: Sequence[Example]) -> str:
@@ -108,8 +116,8 @@ class FeatureIndex:
     @staticmethod
     def cache_key(classifier: Classifier, examples: Sequence[Example], kind: str) -> str:
         parts = {
-            "model": model_fingerprint(classifier.model), "data": data_fingerprint(examples), "n": len(examples),
-            "features": FEATURE_KIND, "max_length": classifier.max_length, "index": kind,
+            "model": model_fingerprint(feature_module(classifier.model)), "data": data_fingerprint(examples),
+            "n": len(examples), "features": FEATURE_KIND, "max_length": classifier.max_length, "index": kind,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -128,3 +128,19 @@ def select_parameters(model: torch.nn.Module, spec: str = "fastif", last_layers:
         embeddings=any("embed" in n for n in chosen_set),
         body=any(body_flags[n] for n in chosen),
     )
+
+
+TRAIN_PARAMS = ("all", "influence")
+
+
+def restrict_training(model: torch.nn.Module, train_params: str, influence_params: str) -> int:
+    """FINE_TUNE's ``train_params``: ``all`` leaves ``model`` as it is; ``influence`` turns off the gradients of every
+    parameter outside the influence selection ``influence_params`` (so the layers below it stay bit-for-bit the same
+    and the next round reuses the pool's frozen prefixes). Returns the number of trainable parameters."""
+    if train_params not in TRAIN_PARAMS:
+        raise ParameterSelectionError(f"finetune.train_params={train_params!r}: expected one of {TRAIN_PARAMS}")
+    if train_params == "influence":
+        chosen = set(select_parameters(model, influence_params).names)
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in chosen)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

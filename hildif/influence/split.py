@@ -258,6 +258,19 @@ class SplitModel:
         items, feats = self._run(examples, batch_size, progress, True, lengths)
         return items, np.stack(feats).astype(np.float32)  # type: ignore[return-value, arg-type]
 
+    @torch.no_grad()
+    def features_of_items(self, items: Sequence[Item]) -> np.ndarray:
+        """The kNN features ((B, hidden) float32, as :meth:`prefix_and_features`) of prefixes already computed (e.g.
+        read from :mod:`hildif.influence.prefix_cache`): only the blocks above the split run. One batch: the caller
+        groups items of similar length."""
+        if not self.gives_features:
+            raise ValueError(f"a {self.kind!r} split cannot give kNN features (only 'layers' and 'head' splits)")
+        if self.kind == "head":
+            return torch.stack([it["pooled"] for it in items]).float().cpu().numpy()
+        batch = self.collate(items, [0] * len(items))
+        hidden = batch["hidden"]
+        return self.tail.features(hidden, additive_mask(batch["attention_mask"], hidden.dtype)).float().cpu().numpy()
+
     # ------------------------------------------------------------------ tail batches
     def collate(self, items: Sequence[Item], labels: Sequence[int]) -> Batch:
         """Pad items to the longest (with an attention mask) and stack; ``labels`` go in ``batch["labels"]``."""

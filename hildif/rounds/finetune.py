@@ -254,7 +254,10 @@ def train_copy(base_path: str | Path, examples: Sequence[Example], cfg: HildifCo
     from hildif.model.loading import load_checkpoint
     from hildif.model.training import train
 
+    from hildif.influence.params import restrict_training
+
     clf = load_checkpoint(cfg, base_path)
+    restrict_training(clf.model, cfg.finetune.train_params, cfg.influence.params)  # finetune.train_params
     ft = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + seed)
     return clf, train(clf, examples, ft, progress=progress)
 

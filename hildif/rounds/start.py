@@ -101,7 +101,7 @@ def explain_round(
     log.info("round %s: explaining %d anchors against %d training examples (model %s, device %s)",
              round_id, len(anchors), len(train_examples), version, clf.device)
     explanations = explain(clf, train_examples, anchors, cfg.influence, cache_dir=index_cache_dir(cfg),
-                           progress=progress)
+                           progress=progress, store_dir=cfg.cache_path("store"))  # the store hildif explain shares
     anchor_rows = [RoundAnchor(e.anchor, e.probs) for e in explanations]
     pair_rows = [RoundPair(e.anchor.id, inf.example, inf.rank, inf.score)
                  for e in explanations for inf in e.influential]
