@@ -88,8 +88,9 @@ def task_payload(
 
 
 def _votes_text(example: Example) -> str:
+    """The annotators' votes when they chose different labels (a unanimous task says nothing more)."""
     votes = example.metadata.get("votes")
-    if not isinstance(votes, dict) or sum(v for v in votes.values() if isinstance(v, int)) < 2:
+    if not isinstance(votes, dict) or len(votes) < 2:
         return ""
     return " (annotators: " + ", ".join(f"{name} {n}" for name, n in votes.items()) + ")"
 
