@@ -177,3 +177,15 @@ def test_gate_holds_the_task_held_out_accuracy():
     assert kept.serve and kept.checks["task"]["drop"] == 0.5 and "hans" not in kept.checks
     fell = decide(res(60.0), res(55.0), ft, round_id="r", base_version="b", current_version="b", versions={})
     assert not fell.serve and "held-out accuracy of genre fell 5.00 points" in fell.reasons[0]
+
+
+def test_round_start_command_line_takes_project_anchors():
+    from hildif.cli import build_parser
+
+    args = build_parser().parse_args(["round", "start", "--round", "r1", "--anchors", "project", "--project-anchors",
+                                      "ids", "--task-ids", "31,47"])
+    assert (args.anchors, args.project_anchors, args.task_ids) == ("project", "ids", [31, 47])
+    assert build_parser().parse_args(["round", "start", "--round", "r1"]).project_anchors == "disagreement"
+    for bad in ("31,x", "0", ","):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["round", "start", "--round", "r1", "--anchors", "project", "--task-ids", bad])
