@@ -20,6 +20,7 @@ influential example has the anchor's label, plus 0.4 x the Jaccard index of thei
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import time
@@ -89,8 +90,6 @@ def main() -> None:
         else:
             clf = load_pretrained(cfg, "minilm", attn_implementation="eager", label_names=data.task.labels)
             recipe = dict(learning_rate=5e-5, batch_size=32)
-        import dataclasses
-
         train(clf, data.train, dataclasses.replace(cfg.train, epochs=args.epochs, **recipe), progress=True)
         registry.save(clf, {"kind": "base", "source": args.model, "task": data.task.name})
     selection = AnchorSelection("project", n=args.anchors, project_anchors="wrong")
@@ -101,7 +100,9 @@ def main() -> None:
     anchors = {a.anchor_id: a.example for a in state.anchors(round_id)}
     pairs = [(anchors[p.anchor_id], p.example) for p in state.pairs(round_id)]
     panel = [GenreAnnotator(f"rater{i}", noise=0.5, bias=b, seed=0) for i, b in enumerate((0.0, 0.3, -0.3))]
-    snapshot = state.add_snapshot(round_id, simulate_ratings(panel, pairs))
+    ratings = [dataclasses.replace(r, source=f"{r.source}/{r.anchor_id}/{r.example_id}")  # one event per pair
+               for r in simulate_ratings(panel, pairs)]
+    snapshot = state.add_snapshot(round_id, ratings)
     with file_lock(cfg.run_path(".sync.lock")):
         result = sync_snapshot(cfg, round_id, PulledRatings(snapshot.snapshot_id,
                                                             state.snapshot_ratings(snapshot.snapshot_id), {}))
