@@ -39,26 +39,25 @@ def is_mnli(cfg: HildifConfig) -> bool:
 
 
 def needs_label_studio(cfg: HildifConfig) -> bool:
-    """Whether loading the task fetches a Label Studio project's export (``task.project_id`` without files)."""
-    return cfg.task.source == "labelstudio" and not cfg.task.files and cfg.task.project_id is not None
+    """Whether loading the task asks a Label Studio project (its export, or the label config of export files:
+    :func:`hildif.labelstudio.export.project_to_fetch`)."""
+    return cfg.task.source == "labelstudio" and cfg.task.project_id is not None
 
 
 def load_round_task(cfg: HildifConfig, client=None) -> "TaskData":
-    """The run's task (not MNLI): a files task from its files, a Label Studio task from its export files or, with
-    ``task.project_id``, from the project's export fetched through ``client``."""
-    from hildif.tasks import TaskDefinition, load_task
+    """The run's task (not MNLI), as FIT loads it: :func:`hildif.tasks.load.load_configured_task`, or, for a task
+    read from a Label Studio project, :func:`hildif.labelstudio.export.load_project_task` through ``client``."""
+    from hildif.tasks.load import load_configured_task
 
-    task = TaskDefinition.from_config(cfg.task)
     if needs_label_studio(cfg):
         if client is None:
-            raise RoundTaskError(f"task {task.name!r} reads Label Studio project {task.project_id}: a Label Studio "
-                                 "client is needed to fetch its export")
-        from hildif.labelstudio.export import fetch_project_export
+            raise RoundTaskError(f"task {cfg.task.name!r} reads Label Studio project {cfg.task.project_id}: a Label "
+                                 "Studio client is needed to fetch it")
+        from hildif.labelstudio.export import load_project_task
 
-        export = fetch_project_export(client, int(task.project_id))
-        data = load_task(task, cfg.data, label_config=export.label_config, exports={export.source: export.tasks})
+        data = load_project_task(cfg, client)
     else:
-        data = load_task(task, cfg.data)
+        data = load_configured_task(cfg)
     log.info("task %s: %d training and %d held-out examples, labels %s", data.task.name, len(data.train),
              len(data.heldout), ", ".join(data.task.labels))
     return data
