@@ -88,7 +88,7 @@ def main() -> None:
                                         label_names=data.task.labels)
             recipe = dict(learning_rate=1e-3, batch_size=16)
         else:
-            clf = load_pretrained(cfg, "minilm", attn_implementation="eager", label_names=data.task.labels)
+            clf = load_pretrained(cfg, "minilm", task_data=data, attn_implementation="eager")
             recipe = dict(learning_rate=5e-5, batch_size=32)
         train(clf, data.train, dataclasses.replace(cfg.train, epochs=args.epochs, **recipe), progress=True)
         registry.save(clf, {"kind": "base", "source": args.model, "task": data.task.name})
