@@ -216,8 +216,8 @@ def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> P
     title = info.get("project_title") or settings["project_title"]
     overlap = int(info.get("annotators_per_task") or settings["annotators_per_task"])
     notes: list[str] = []
-    task = (info.get("config") or {}).get("task")  # a round on a team's own task: its fields and labels
-    label_config = task_label_config(task["text_fields"] if task else ())
+    own_task = (info.get("config") or {}).get("task")  # a round on a team's own task: its fields and labels
+    label_config = task_label_config(own_task["text_fields"] if own_task else ())
     project_id = _round_project(state, info, client, title, label_config, overlap, notes)
     state.set_project(round_id, project_id, title, overlap)
     tasks = client.tasks(project_id)
@@ -246,9 +246,9 @@ def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> P
     anchors = {a.anchor_id: a for a in state.anchors(round_id)}
     missing = [p for key, p in todo.items() if key not in recovered]
     if missing:
-        if task:
+        if own_task:
             payloads = [text_task_payload(round_id, anchors[p.anchor_id].example, anchors[p.anchor_id].probs,
-                                          p.example, p.rank, p.influence, task["labels"]) for p in missing]
+                                          p.example, p.rank, p.influence, own_task["labels"]) for p in missing]
         else:
             payloads = [task_payload(round_id, anchors[p.anchor_id].example, anchors[p.anchor_id].probs, p.example,
                                      p.rank, p.influence) for p in missing]
