@@ -101,7 +101,7 @@ def test_each_strategy_has_the_pool_a_round_draws_from(data_dir):
 
 
 def test_a_rounds_recorded_selection_names_its_strategy():
-    assert ANCHOR_METHODS == ("paper", "random", "pairids", "rule")
+    assert ANCHOR_METHODS == ("paper", "random", "pairids", "rule", "project")
     assert AnchorSelection("paper", n=3).strategy() == PaperAnchors(3)
     assert AnchorSelection("random", n=2, seed=7).strategy() == RandomAnchors(2, 7)
     assert AnchorSelection("pairids", pair_ids=["a", "b"]).strategy() == PairIdAnchors(("a", "b"))
@@ -109,7 +109,8 @@ def test_a_rounds_recorded_selection_names_its_strategy():
     assert AnchorSelection("rule", n=4, seed=2, rule="misclassified").strategy() == RuleAnchors("misclassified", 4, 2)
     sel = AnchorSelection("rule", n=4, rule="label:entailment")
     assert AnchorSelection.from_dict({**sel.to_dict(), "unknown": 1}) == sel
-    with pytest.raises(AnchorSelectionError, match=r"method 'clever' unknown \(known: paper, random, pairids, rule\)"):
+    with pytest.raises(AnchorSelectionError,
+                       match=r"method 'clever' unknown \(known: paper, random, pairids, rule, project\)"):
         AnchorSelection("clever")
     with pytest.raises(AnchorSelectionError, match="must be >= 1"):
         AnchorSelection("paper", n=0)

@@ -23,8 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(s)
     from hildif.influence.anchors import ANCHOR_METHODS
 
+    from hildif.influence.anchors import PROJECT_RULES
+
     s.add_argument("--anchors", choices=list(ANCHOR_METHODS), default="paper",
-                   help="paper: the paper's 5 handpicked anchors; random; pairids: --pair-ids FILE; rule: --rule")
+                   help="paper: the paper's 5 handpicked anchors; random; pairids: --pair-ids FILE; rule: --rule; "
+                        "project: the configured task's examples by --project-anchors")
+    s.add_argument("--project-anchors", choices=list(PROJECT_RULES), default="disagreement",
+                   help="with --anchors project: disagreement (annotators disagree, most first), wrong (the model "
+                        "contradicts the annotators, most confident first), uncertain (the model is least sure), ids "
+                        "(--task-ids)")
+    s.add_argument("--task-ids", type=_task_ids, metavar="ID,ID,...",
+                   help="with --anchors project --project-anchors ids: Label Studio task ids, comma-separated")
     s.add_argument("-n", "--num-anchors", type=int, default=5)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--pair-ids", metavar="FILE",
@@ -58,6 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
+def _task_ids(text: str) -> list[int]:
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected Label Studio task ids: positive integers separated by commas") \
+            from None
+    if not ids or min(ids) < 1:
+        raise argparse.ArgumentTypeError("expected Label Studio task ids: positive integers separated by commas")
+    return ids
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--round", dest="round_id", required=True, help="round id (letters, digits, . _ -)")
     p.add_argument("--ls-url", help="Label Studio URL (default labelstudio.url)")
@@ -85,8 +105,9 @@ def run_start(args: argparse.Namespace) -> int:
         if args.raters < 1:
             raise ConfigError(f"--raters {args.raters}: at least one person must rate each task")
         cfg.labelstudio.annotators_per_task = args.raters
+    project = {"project_anchors": args.project_anchors, "task_ids": args.task_ids} if args.anchors == "project" else {}
     selection = AnchorSelection(method=args.anchors, n=args.num_anchors, seed=args.seed,
-                                pair_ids_file=args.pair_ids, rule=args.rule)
+                                pair_ids_file=args.pair_ids, rule=args.rule, **project)
     result = start_round(cfg, args.round_id, selection)
     print(json.dumps(result.to_dict(), indent=2))
     for note in result.notes:

@@ -9,6 +9,8 @@ Every caller (a round's start, ``hildif explain``, the ablation) goes through :f
                          :func:`read_id_lines`), in that order
 :class:`RandomAnchors`   ``n`` examples drawn with ``seed``
 :class:`RuleAnchors`     the examples matching a rule, then ``n`` of them drawn with ``seed`` (all when ``n`` is None)
+:class:`ProjectAnchors`  a team's own task's examples: annotators disagree, the model is wrong or unsure, or
+                         Label Studio task ids (``round start --anchors project``)
 :class:`UnionAnchors`    what several strategies pick, in turn (``hildif explain`` combines its options so)
 
 A strategy picks from a pool it is given, or from the pool a round draws from (:meth:`AnchorStrategy.pool`: MNLI dev;
@@ -297,6 +299,101 @@ class RuleAnchors(AnchorStrategy):
         return random.Random(self.seed).sample(picked, min(self.n, len(picked))) if self.n else picked
 
 
+PROJECT_RULES = ("disagreement", "wrong", "uncertain", "ids")
+
+
+@dataclass(frozen=True)
+class ProjectAnchors(AnchorStrategy):
+    """Anchors among a team's own task's examples (a Label Studio project's annotated tasks, whose metadata carries
+    ``ls_task_id``, ``votes``, ``agreement`` and ``disagreement``: :mod:`hildif.tasks.labelstudio_export`), by
+    ``rule``:
+
+    ``disagreement``  tasks whose annotators chose different labels, most disagreement first (lowest share of votes
+                      for the task's label, then most distinct labels chosen), the first ``n``;
+    ``wrong``         tasks whose annotators' label differs from the model's prediction, the most confident wrong
+                      prediction first, the first ``n``;
+    ``uncertain``     the ``n`` tasks the model is least sure about (lowest top probability, then smallest margin
+                      between its two most probable labels);
+    ``ids``           the tasks with Label Studio ids ``task_ids``, in that order (all of them: ``n`` is ignored).
+
+    Ties keep the pool's order. The pool is the task's examples (:meth:`pool` cannot read them from the data
+    section alone: a round passes them, see :func:`hildif.rounds.task.anchor_pool`)."""
+
+    method: ClassVar[str] = "project"
+    rule: str = "disagreement"
+    n: int = 5
+    task_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_ids", tuple(self.task_ids or ()))
+        if self.rule not in PROJECT_RULES:
+            raise AnchorSelectionError(f"project anchors {self.rule!r} unknown: expected one of "
+                                       f"{', '.join(PROJECT_RULES)}")
+        if self.rule == "ids" and not self.task_ids:
+            raise AnchorSelectionError("project anchors 'ids' need Label Studio task ids (--task-ids 1,2,3)")
+        if any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in self.task_ids):
+            raise AnchorSelectionError("Label Studio task ids are positive integers (--task-ids 1,2,3)")
+        if self.n < 1:
+            raise AnchorSelectionError(f"number of anchors must be >= 1, got {self.n}")
+
+    @property
+    def needs_classifier(self) -> bool:
+        return self.rule in ("wrong", "uncertain")
+
+    def pool(self, data: "DataConfig") -> list[Example]:
+        raise AnchorSelectionError("project anchors are chosen among a task's own examples: set task.source to "
+                                   "labelstudio (or files) and start the round on that task")
+
+    def select(self, pool: Sequence[Example], classifier: "Classifier | None" = None) -> list[Example]:
+        pool = list(pool)
+        if self.rule == "ids":
+            index: dict[int, Example] = {}
+            for e in pool:
+                tid = e.metadata.get("ls_task_id")
+                if isinstance(tid, int) and not isinstance(tid, bool):
+                    index.setdefault(tid, e)
+            missing = [str(t) for t in self.task_ids if t not in index]
+            if missing:
+                raise AnchorSelectionError(
+                    f"Label Studio task id(s) {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} are not "
+                    "among the task's annotated examples (not in the project, not annotated, or a tie)")
+            return [index[t] for t in self.task_ids]
+        if self.rule == "disagreement":
+            voted = [e for e in pool if isinstance(e.metadata.get("votes"), dict)]
+            if not voted:
+                raise AnchorSelectionError("project anchors 'disagreement': no example of the task carries its "
+                                           "annotators' votes (only a Label Studio project's tasks do)")
+            split = [e for e in voted if len(e.metadata["votes"]) > 1]
+            if not split:
+                raise AnchorSelectionError(f"project anchors 'disagreement': the annotators agree on all "
+                                           f"{len(voted)} annotated tasks")
+            split.sort(key=lambda e: (float(e.metadata.get("agreement", 1.0)), -len(e.metadata["votes"])))
+            return split[: self.n]
+        if classifier is None:
+            raise AnchorSelectionError(f"project anchors {self.rule!r} need the classifier")
+        if not pool:
+            return []
+        import numpy as np
+
+        probs = np.asarray(classifier.predict(pool), dtype=np.float64)
+        if probs.shape[1] <= max(e.label for e in pool):
+            raise AnchorSelectionError(f"the model has {probs.shape[1]} labels, fewer than the task's: train it on "
+                                       "the task first (hildif train)")
+        pred = probs.argmax(1)
+        top = probs.max(1)
+        if self.rule == "wrong":
+            wrong = [i for i, e in enumerate(pool) if int(pred[i]) != e.label]
+            if not wrong:
+                raise AnchorSelectionError(f"project anchors 'wrong': the model agrees with the annotators on all "
+                                           f"{len(pool)} tasks")
+            wrong.sort(key=lambda i: -top[i])
+            return [pool[i] for i in wrong[: self.n]]
+        ordered = np.sort(probs, axis=1)
+        margin = ordered[:, -1] - ordered[:, -2] if probs.shape[1] > 1 else ordered[:, -1]
+        order = sorted(range(len(pool)), key=lambda i: (top[i], margin[i]))
+        return [pool[i] for i in order[: self.n]]
+
+
 @dataclass(frozen=True)
 class UnionAnchors(AnchorStrategy):
     """What each of ``parts`` picks from the same pool, one after the other (:func:`select_anchors` drops repeats)."""
@@ -321,7 +418,7 @@ class UnionAnchors(AnchorStrategy):
 
 
 STRATEGIES: dict[str, type[AnchorStrategy]] = {
-    cls.method: cls for cls in (PaperAnchors, RandomAnchors, PairIdAnchors, RuleAnchors)
+    cls.method: cls for cls in (PaperAnchors, RandomAnchors, PairIdAnchors, RuleAnchors, ProjectAnchors)
 }
 ANCHOR_METHODS = tuple(STRATEGIES)  # the methods a round can be started with
 
@@ -383,7 +480,9 @@ class AnchorSelection:
       passes them) or in ``pair_ids_file`` (the CLI), looked up in the anchors file and the dev set;
     * ``rule``: :class:`RuleAnchors`, ``n`` dev examples (drawn with ``seed``) matching ``rule``; for ``heuristic:``
       rules each dev example gets the heuristics :func:`hildif.data.heuristics.heuristic_features` detects in its
-      text (lexical_overlap, subsequence, constituent, negation, reversed_order, ...).
+      text (lexical_overlap, subsequence, constituent, negation, reversed_order, ...);
+    * ``project``: :class:`ProjectAnchors`, ``n`` of a team's own task's examples by ``project_anchors``
+      (``disagreement``, ``wrong``, ``uncertain``, or ``ids``: the Label Studio tasks ``task_ids``).
     """
 
     method: str = "paper"
@@ -392,6 +491,8 @@ class AnchorSelection:
     pair_ids_file: str | None = None
     rule: str | None = None
     pair_ids: list[str] | None = None
+    project_anchors: str | None = None
+    task_ids: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in STRATEGIES:
@@ -408,16 +509,23 @@ class AnchorSelection:
             return RandomAnchors(self.n, self.seed)
         if self.method == "pairids":
             return PairIdAnchors(tuple(self.pair_ids or ()), self.pair_ids_file)
+        if self.method == "project":
+            return ProjectAnchors(self.project_anchors or "disagreement", self.n, tuple(self.task_ids or ()))
         return RuleAnchors(self.rule or "", self.n, self.seed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AnchorSelection":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record; the project fields only when set, so a round recorded before they existed compares equal."""
+        out = asdict(self)
+        for key in ("project_anchors", "task_ids"):
+            if out[key] is None:
+                del out[key]
+        return out
+
 
 __all__ = ["ANCHOR_METHODS", "AnchorSelection", "AnchorSelectionError", "AnchorStrategy", "PairIdAnchors",
-           "PaperAnchors", "RULE_KINDS", "RandomAnchors", "RuleAnchors", "STRATEGIES", "UnionAnchors", "by_id_file",
+           "PROJECT_RULES", "PaperAnchors", "ProjectAnchors", "RULE_KINDS", "RandomAnchors", "RuleAnchors", "STRATEGIES", "UnionAnchors", "by_id_file",
            "by_ids", "by_rule", "combine", "parse_rule", "read_id_file", "read_id_lines", "select_anchors"]

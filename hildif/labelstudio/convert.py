@@ -2,7 +2,7 @@
 
 * :func:`task_payload`: one (anchor, influential example) pair -> the task dict pushed to Label Studio
   (``data`` shown by the rating template, :mod:`hildif.labelstudio.template`, plus ids, ``meta`` with the ids
-  again).
+  again); :func:`text_task_payload` the same for a round on a team's own task (its labels, one text or a pair).
 * :func:`score_from_result` / :func:`result_for_score`: an annotation's ``result`` list <-> a score 1..5.
 * :func:`rating_from_annotation`: one annotation of a task -> a :class:`hildif.feedback.Rating`.
 
@@ -83,6 +83,64 @@ def task_payload(
         "influence_rank": int(rank),
         "influence_score": float(score),
     }
+    meta = {"round_id": round_id, "anchor_id": anchor.id, "example_id": example.id, "rank": int(rank)}
+    return {"data": data, "meta": meta}
+
+
+def _votes_text(example: Example) -> str:
+    """The annotators' votes when they chose different labels (a unanimous task says nothing more)."""
+    votes = example.metadata.get("votes")
+    if not isinstance(votes, dict) or len(votes) < 2:
+        return ""
+    return " (annotators: " + ", ".join(f"{name} {n}" for name, n in votes.items()) + ")"
+
+
+def text_task_payload(
+    round_id: str,
+    anchor: Example,
+    probs: Sequence[float],
+    example: Example,
+    rank: int,
+    score: float,
+    labels: Sequence[str],
+) -> dict[str, Any]:
+    """The task for one pair of a round on a team's own task (any number of ``labels``, one text or a pair): the
+    same data keys as :func:`task_payload` (the first text in ``*_premise``, a pair's second in ``*_hypothesis``,
+    absent for a single text), labels named by the task, the annotators' votes in the verdict when they differ."""
+    if len(probs) != len(labels):
+        raise ValueError(f"anchor {anchor.id}: expected {len(labels)} class probabilities, got {len(probs)}")
+    predicted = max(range(len(probs)), key=lambda i: float(probs[i]))
+    confidence = float(probs[predicted])
+    data: dict[str, Any] = {
+        "source": TASK_SOURCE,
+        "round_id": round_id,
+        "pair_key": format_pair_key(anchor.id, example.id),
+        "anchor_id": anchor.id,
+        "example_id": example.id,
+        "anchor_premise": anchor.premise,
+    }
+    if anchor.hypothesis is not None:
+        data["anchor_hypothesis"] = anchor.hypothesis
+    data.update({
+        "anchor_prediction": labels[predicted],
+        "anchor_confidence": f"{confidence:.2f}",
+        "anchor_gold": labels[anchor.label],
+        "anchor_verdict": (
+            f"Model predicts {labels[predicted]} (confidence {confidence:.2f}); label {labels[anchor.label]}"
+            + _votes_text(anchor)
+            + (" - the model is WRONG" if predicted != anchor.label else " - the model is right")
+        ),
+        "example_premise": example.premise,
+    })
+    if example.hypothesis is not None:
+        data["example_hypothesis"] = example.hypothesis
+    data.update({
+        "example_label": labels[example.label],
+        "example_verdict": f"Training label {labels[example.label]}{_votes_text(example)}; influence rank {rank} "
+                           "(1 = most helpful)",
+        "influence_rank": int(rank),
+        "influence_score": float(score),
+    })
     meta = {"round_id": round_id, "anchor_id": anchor.id, "example_id": example.id, "rank": int(rank)}
     return {"data": data, "meta": meta}
 

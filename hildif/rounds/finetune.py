@@ -20,7 +20,8 @@ A sync (:mod:`hildif.rounds.sync`, so the demo and the ML backend too) and the a
 2. :func:`fine_tune`: a fresh copy of the base checkpoint trained on S (``cfg.finetune``, seed
    ``finetune.seed + seed``), in this process or, with ``run.nproc`` > 1, on that many processes of a torchrun
    subprocess (:mod:`hildif.rounds.finetune_worker`).
-3. :func:`evaluate_model`: HANS and MNLI dev on :func:`hildif.data.splits.evaluation_sets`.
+3. :func:`evaluate_model`: HANS and MNLI dev on :func:`hildif.data.splits.evaluation_sets`; on a team's own task
+   :func:`evaluate_task_model`: its held-out set per label and per slice.
 
 ``seed`` is an offset (0 in a sync; the cell's seed in the ablation) added to ``feedback.seed`` (augmentation,
 rehearsal draw) and ``finetune.seed`` (training order, dropout).
@@ -81,9 +82,9 @@ class FineTuningSet:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def _label_counts(examples: Sequence[Example]) -> dict[str, int]:
+def _label_counts(examples: Sequence[Example], label_names: Sequence[str] = LABEL_NAMES) -> dict[str, int]:
     counts = Counter(e.label for e in examples)
-    return {LABEL_NAMES[c]: counts.get(c, 0) for c in range(len(LABEL_NAMES))}
+    return {label_names[c]: counts.get(c, 0) for c in range(len(label_names))}
 
 
 def _proportional(n: int, weights: dict[int, float]) -> dict[int, int]:
@@ -100,10 +101,12 @@ def _proportional(n: int, weights: dict[int, float]) -> dict[int, int]:
     return counts
 
 
-def rehearsal_counts(n: int, balance: str, *, pool: dict[int, int], current: dict[int, int]) -> dict[int, int]:
-    """Rows per class (0 = non-entailment, 1 = entailment) for ``n`` rehearsal rows under ``balance``; ``pool`` and
-    ``current`` are the class counts of the training pool and of the set being completed. Sums to ``n``."""
-    labels = range(len(LABEL_NAMES))
+def rehearsal_counts(n: int, balance: str, *, pool: dict[int, int], current: dict[int, int],
+                     num_labels: int = len(LABEL_NAMES)) -> dict[int, int]:
+    """Rows per class (MNLI: 0 = non-entailment, 1 = entailment; a task's ``num_labels`` classes) for ``n``
+    rehearsal rows under ``balance``; ``pool`` and ``current`` are the class counts of the training pool and of the
+    set being completed. Sums to ``n``."""
+    labels = range(num_labels)
     if balance == "train":
         return _proportional(n, {c: float(pool.get(c, 0)) for c in labels})
     if balance == "balanced":
@@ -121,7 +124,8 @@ def rehearsal_counts(n: int, balance: str, *, pool: dict[int, int], current: dic
 
 
 def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Sequence[Example],
-                   exclude: Sequence[Example], seed: int) -> tuple[list[Example], dict[str, Any]]:
+                   exclude: Sequence[Example], seed: int, label_names: Sequence[str] = LABEL_NAMES
+                   ) -> tuple[list[Example], dict[str, Any]]:
     """``n`` training rows from ``pool`` in the class balance ``balance`` (see :data:`REHEARSAL_BALANCES`), none of
     ``exclude`` (by id or by text), drawn with ``random.Random(seed)`` class by class; each a copy of the row with
     ``metadata["rehearsal"] = True``. A class with fewer rows than asked gives all it has (``short`` says how many
@@ -135,7 +139,7 @@ def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Se
     for e in available:
         by_class.setdefault(e.label, []).append(e)
     counts = rehearsal_counts(n, balance, pool={c: len(v) for c, v in by_class.items()},
-                              current=Counter(e.label for e in current))
+                              current=Counter(e.label for e in current), num_labels=len(label_names))
     rng = random.Random(seed)
     rows: list[Example] = []
     short: dict[str, int] = {}
@@ -143,10 +147,10 @@ def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Se
         candidates = by_class.get(c, [])
         k = min(counts[c], len(candidates))
         if k < counts[c]:
-            short[LABEL_NAMES[c]] = counts[c] - k
+            short[label_names[c]] = counts[c] - k
         rows += [Example(e.id, e.premise, e.hypothesis, e.label, {**e.metadata, "rehearsal": True})
                  for e in rng.sample(candidates, k)]
-    stats = {"balance": balance, "requested": n, "per_class": {LABEL_NAMES[c]: counts[c] for c in sorted(counts)},
+    stats = {"balance": balance, "requested": n, "per_class": {label_names[c]: counts[c] for c in sorted(counts)},
              "short": short, "pool": len(pool), "excluded": len(pool) - len(available), "seed": seed}
     return rows, stats
 
@@ -163,6 +167,7 @@ def build_finetuning_set(
     fill_chains: list | None = None,
     encoder: Any = None,
     progress: bool = False,
+    label_names: Sequence[str] = LABEL_NAMES,
 ) -> FineTuningSet:
     """The fine-tuning set S of scored influential examples (see the module docstring).
 
@@ -175,6 +180,7 @@ def build_finetuning_set(
         chains, fill_chains: prebuilt augmenter chains (:func:`hildif.feedback.build_chains`,
             :func:`hildif.feedback.build_fill_chains`), to reuse their caches across calls.
         encoder: for ``feedback.similarity_filter`` (see :func:`hildif.feedback.augment`).
+        label_names: the task's classes (default MNLI's two), for the class balance of rehearsal and the stats.
     """
     from hildif.feedback import augment, copies_for_score
     from hildif.feedback.augmentation.seeding import derive_seed
@@ -218,11 +224,13 @@ def build_finetuning_set(
             raise FineTuneError("finetune.rehearsal_ratio > 0 needs the training pool (train_pool)")
         n = int(round(ratio * len(core)))
         rehearsal, rstats = rehearsal_rows(train_pool, n, getattr(ft, "rehearsal_balance", "train"), current=core,
-                                           exclude=[e for e, _ in scored], seed=derive_seed("rehearsal", fb.seed))
+                                           exclude=[e for e, _ in scored], seed=derive_seed("rehearsal", fb.seed),
+                                           label_names=label_names)
         stats["rehearsal"] = {"ratio": ratio, **rstats}
     parts["rehearsal"] = len(rehearsal)
     examples = core + rehearsal
-    return FineTuningSet(examples, {"size": len(examples), "parts": parts, "labels": _label_counts(examples),
+    return FineTuningSet(examples, {"size": len(examples), "parts": parts,
+                                    "labels": _label_counts(examples, label_names),
                                     **stats})
 
 
@@ -253,10 +261,11 @@ def train_copy(base_path: str | Path, examples: Sequence[Example], cfg: HildifCo
     torchrun). Returns ``(classifier, TrainResult)``."""
     from hildif.model.loading import load_checkpoint
     from hildif.model.training import train
+    from hildif.rounds.task import checkpoint_kwargs
 
     from hildif.influence.params import restrict_training
 
-    clf = load_checkpoint(cfg, base_path)
+    clf = load_checkpoint(cfg, base_path, **checkpoint_kwargs(cfg))
     restrict_training(clf.model, cfg.finetune.train_params, cfg.influence.params)  # finetune.train_params
     ft = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + seed)
     return clf, train(clf, examples, ft, progress=progress)
@@ -337,7 +346,9 @@ def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg
             raise FineTuneProcessError(
                 f"the fine-tune on run.nproc={n} processes (torchrun) failed with exit code {rc}"
                 + ("" if rc else " and saved no checkpoint") + f"; its output is in {log_file}")
-        clf = load_checkpoint(cfg, work / JOB_MODEL_DIR)
+        from hildif.rounds.task import checkpoint_kwargs
+
+        clf = load_checkpoint(cfg, work / JOB_MODEL_DIR, **checkpoint_kwargs(cfg))
         result = TrainResult(**json.loads((work / JOB_RESULT_FILE).read_text(encoding="utf-8")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -355,6 +366,31 @@ def evaluate_model(clf, cfg: HildifConfig, sets: tuple[Sequence[Example], Sequen
     return evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
 
 
+def heldout_digest(examples: Sequence[Example]) -> str:
+    """A digest of a held-out set (ids and labels), so an evaluation is reused only on the same set."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(f"{e.id}\t{e.label}\n".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def evaluate_task_model(clf, cfg: HildifConfig, task_data, *, progress: bool = False) -> dict[str, Any]:
+    """A team's task instead of HANS/MNLI: :func:`hildif.model.evaluation.evaluate_task` on its held-out examples,
+    per label and per slice (``task.slices``), with the held-out set's digest (``task.heldout_digest``)."""
+    from hildif.model.evaluation import evaluate_task
+
+    task = task_data.task
+    if not task_data.heldout:
+        raise FineTuneError(f"task {task.name!r} has no held-out examples to evaluate on (task.heldout_fraction or "
+                            "task.eval_files)")
+    result = evaluate_task(clf, task_data.heldout, task.labels, task.slices, batch_size=cfg.eval.batch_size,
+                           progress=progress)
+    result["task"].update(name=task.name, heldout_digest=heldout_digest(task_data.heldout))
+    return result
+
+
 __all__ = ["FineTuneError", "FineTuneProcessError", "FineTuningSet", "NO_AUGMENTATION_MODES", "REHEARSAL_BALANCES",
-           "build_finetuning_set", "evaluate_model", "fine_tune", "fine_tune_subprocess", "rehearsal_counts",
+           "build_finetuning_set", "evaluate_model", "evaluate_task_model", "fine_tune", "fine_tune_subprocess", "rehearsal_counts",
            "rehearsal_rows", "train_copy"]

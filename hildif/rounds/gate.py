@@ -11,6 +11,9 @@ A sync serves its new model only when
   round (r1 re-synced after r2 was trained from r1's model) trains and records its version but does not take the
   served model back to a child of r1's base.
 
+On a team's own task (:mod:`hildif.rounds.task`) the held-out set of the task takes MNLI's place (same allowance,
+``finetune.gate_max_mnli_drop``) and there is no HANS check.
+
 Otherwise the previous model keeps serving; the decision and its reasons go to the round report, the sync's
 summary in the round state and ``hildif round status``, and an admin can serve the version anyway with
 ``hildif round promote``. Pure functions: no I/O.
@@ -42,8 +45,29 @@ def _accuracy(result: Mapping[str, Any] | None, name: str) -> float | None:
     return None if value is None else float(value)
 
 
+def task_checks(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, ft) -> tuple[list[str], dict]:
+    """A team's own task (results of :func:`hildif.model.evaluation.evaluate_task`): its held-out accuracy may fall
+    by at most ``finetune.gate_max_mnli_drop`` points, the allowance MNLI dev has on the paper's task."""
+    max_drop = getattr(ft, "gate_max_mnli_drop", None)
+    b, a = _accuracy(before, "task"), _accuracy(after, "task")
+    if max_drop is None or max_drop < 0:
+        return [], {"task": {"enabled": False}}
+    if b is None or a is None:
+        return [], {"task": {"enabled": True, "skipped": "held-out set not evaluated"}}
+    drop = round(b - a, 4)
+    ok = drop <= max_drop + EPS
+    check = {"enabled": True, "before": b, "after": a, "drop": drop, "max_drop": max_drop, "ok": ok}
+    name = ((after or {}).get("task") or {}).get("name") or "the task"
+    reasons = [] if ok else [f"held-out accuracy of {name} fell {drop:.2f} points ({b:.2f} -> {a:.2f}), more than "
+                             f"finetune.gate_max_mnli_drop = {max_drop:g}"]
+    return reasons, {"task": check}
+
+
 def metric_checks(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, ft) -> tuple[list[str], dict]:
-    """The MNLI and HANS checks on two :func:`hildif.model.evaluation.evaluate` results; returns (reasons, checks)."""
+    """The MNLI and HANS checks on two :func:`hildif.model.evaluation.evaluate` results (on a team's own task:
+    :func:`task_checks`); returns (reasons, checks)."""
+    if (before or {}).get("task") or (after or {}).get("task"):
+        return task_checks(before, after, ft)
     reasons: list[str] = []
     checks: dict[str, Any] = {}
     max_drop = getattr(ft, "gate_max_mnli_drop", None)
@@ -103,4 +127,4 @@ def decide(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, ft
     return GateDecision(not reasons, reasons, checks)
 
 
-__all__ = ["GateDecision", "decide", "lineage_check", "metric_checks"]
+__all__ = ["GateDecision", "decide", "lineage_check", "metric_checks", "task_checks"]

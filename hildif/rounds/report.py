@@ -15,13 +15,23 @@ def _pct(value: Any) -> str:
 
 
 def metrics_table(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Markdown rows: MNLI and HANS accuracy, and HANS (entailment, non-entailment) per heuristic, before/after."""
+    """Markdown rows: MNLI and HANS accuracy, and HANS (entailment, non-entailment) per heuristic, before/after; on a
+    team's own task its held-out accuracy, macro F1, accuracy per label and per slice value."""
     lines = ["| metric | before | after | change |", "|---|---|---|---|"]
 
     def row(name: str, b: Any, a: Any) -> None:
         delta = "-" if b is None or a is None else f"{float(a) - float(b):+.2f}"
         lines.append(f"| {name} | {_pct(b)} | {_pct(a)} | {delta} |")
 
+    if "task_accuracy" in after or "task_accuracy" in before:  # a team's own task: its held-out set
+        row("held-out accuracy %", before.get("task_accuracy"), after.get("task_accuracy"))
+        row("held-out macro F1 %", before.get("task_macro_f1"), after.get("task_macro_f1"))
+        for label, acc in (after.get("task_by_label") or {}).items():
+            row(f"label {label} %", (before.get("task_by_label") or {}).get(label), acc)
+        for field, values in (after.get("task_by_slice") or {}).items():
+            for value, acc in values.items():
+                row(f"{field} = {value} %", ((before.get("task_by_slice") or {}).get(field) or {}).get(value), acc)
+        return lines
     row("MNLI dev accuracy %", before.get("mnli_accuracy"), after.get("mnli_accuracy"))
     row("HANS accuracy %", before.get("hans_accuracy"), after.get("hans_accuracy"))
     for h, classes in sorted((after.get("hans_by_heuristic") or {}).items()):
@@ -38,6 +48,9 @@ def serving_lines(summary: dict[str, Any]) -> list[str]:
     if not gate:
         return []
     if gate.get("serve"):
+        if "task" in (gate.get("checks") or {}):
+            return [f"Served: **{summary['version']}** passed the promotion gate (the task's held-out accuracy held, "
+                    "the served model moves forward)."]
         return [f"Served: **{summary['version']}** passed the promotion gate (MNLI held, HANS did not fall, the "
                 "served model moves forward)."]
     lines = [f"Not served: the previous model {summary.get('previous_version') or '-'} keeps serving, because:", ""]

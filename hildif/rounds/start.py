@@ -1,7 +1,9 @@
 """Start a round (Algorithm 1's SELECT ANCHORS, f(X), EXPLAIN, then "present to the user"):
 
 1. select anchors from the validation set (random, handpicked by a pairID file, the paper's five, or a rule:
-   :class:`hildif.influence.anchors.AnchorSelection`, one strategy class per method);
+   :class:`hildif.influence.anchors.AnchorSelection`, one strategy class per method); on a team's own task
+   (``task.source`` files or labelstudio, :mod:`hildif.rounds.task`) among its examples, e.g. the Label Studio tasks
+   whose annotators disagree (``project``), and the rating tasks show that task's text fields;
 2. explain them with influence functions (the current model version; GPU when present);
 3. record the round, its anchors and (anchor, influential example) pairs in the round database, in one transaction;
 4. create or reuse the round's own Label Studio project (``"<labelstudio.project_title> — <round id>"``, rating
@@ -74,30 +76,70 @@ def round_settings(cfg: HildifConfig, round_id: str) -> dict[str, Any]:
             "annotators_per_task": int(cfg.labelstudio.annotators_per_task)}
 
 
-def choose_anchors(cfg: HildifConfig, selection: AnchorSelection):
-    """``(classifier, version, path, anchors)``: the current model and the anchors ``selection`` picks with it
-    (bad pair IDs, files or rules fail here, in seconds)."""
+@dataclass
+class ChosenAnchors:
+    """What :func:`choose_anchors` leaves for :func:`explain_round`: the current model (``classifier``,
+    ``version``, ``path``), the ``anchors`` and, for a round on a team's own task, that task's data (None: MNLI)."""
+
+    classifier: Any
+    version: str
+    path: str
+    anchors: list
+    task: Any = None
+
+    def __iter__(self):  # (classifier, version, path, anchors), as before the task was added
+        return iter((self.classifier, self.version, self.path, self.anchors))
+
+
+def choose_anchors(cfg: HildifConfig, selection: AnchorSelection, client=None) -> ChosenAnchors:
+    """The current model and the anchors ``selection`` picks with it (bad pair IDs, files or rules fail here, in
+    seconds). A round on a team's own task (:mod:`hildif.rounds.task`) loads the task (through ``client`` for a
+    Label Studio project) and picks among its examples."""
     from hildif.influence.anchors import select_anchors
     from hildif.model.loading import load_current
+    from hildif.rounds import task as round_task
 
-    # a fresh run directory: model.name_or_path becomes the first version, so every round starts from a recorded one
-    current = load_current(cfg, missing="register")
-    anchors = select_anchors(selection.strategy(), data=cfg.data, classifier=current.classifier)
-    return current.classifier, current.version, current.path, anchors
+    if round_task.is_mnli(cfg):
+        # a fresh run directory: model.name_or_path becomes the first version, so every round starts from a
+        # recorded one
+        current = load_current(cfg, missing="register")
+        anchors = select_anchors(selection.strategy(), data=cfg.data, classifier=current.classifier)
+        return ChosenAnchors(current.classifier, current.version, current.path, anchors)
+    if selection.method == "paper":
+        raise RoundError("the paper's anchors are MNLI examples: a round on task "
+                         f"{cfg.task.name!r} takes --anchors project (or random, rule, pairids on its examples)")
+    strategy = selection.strategy()  # a bad request fails before the task is read
+    data = round_task.load_round_task(cfg, client)
+    cfg = round_task.task_config(cfg, data.task)
+    current = load_current(cfg, missing="error", **round_task.checkpoint_kwargs(cfg))
+    round_task.check_model_labels(current.classifier, data.task)
+    anchors = select_anchors(strategy, round_task.anchor_pool(data), classifier=current.classifier)
+    log.info("task %s: %d anchors chosen by %s among %d examples", data.task.name, len(anchors), selection.method,
+             len(round_task.anchor_pool(data)))
+    return ChosenAnchors(current.classifier, current.version, current.path, anchors, data)
 
 
 def explain_round(
     cfg: HildifConfig, state: RoundState, round_id: str, selection: AnchorSelection, progress: bool = True,
-    chosen=None,
+    chosen: ChosenAnchors | None = None,
 ) -> str:
     """Select anchors (or take ``chosen``, from :func:`choose_anchors`), explain them with the current model and
-    record the round. Returns the base version."""
+    record the round. Returns the base version. On a team's own task the candidates are its training examples
+    without the anchors, and the task's shape is recorded with the round (its rating template follows it)."""
     from hildif.data.splits import load_train
     from hildif.influence.explain import explain
     from hildif.influence.knn import index_cache_dir
+    from hildif.rounds import task as round_task
 
-    clf, version, path, anchors = chosen or choose_anchors(cfg, selection)
-    train_examples = load_train(cfg.data)
+    chosen = chosen or choose_anchors(cfg, selection)
+    clf, version, path, anchors = chosen
+    config = {"influence": asdict(cfg.influence), "labelstudio": asdict(cfg.labelstudio),
+              "feedback": asdict(cfg.feedback)}
+    if chosen.task is None:
+        train_examples = load_train(cfg.data)
+    else:
+        train_examples = round_task.influence_pool(chosen.task.train, anchors)
+        config["task"] = round_task.task_record(chosen.task.task)
     log.info("round %s: explaining %d anchors against %d training examples (model %s, device %s)",
              round_id, len(anchors), len(train_examples), version, clf.device)
     explanations = explain(clf, train_examples, anchors, cfg.influence, cache_dir=index_cache_dir(cfg),
@@ -107,9 +149,7 @@ def explain_round(
                  for e in explanations for inf in e.influential]
     if not pair_rows:
         raise RoundError(f"round {round_id}: influence found no training example for any anchor")
-    state.create_round(round_id, version, path, selection.to_dict(),
-                       {"influence": asdict(cfg.influence), "labelstudio": asdict(cfg.labelstudio),
-                        "feedback": asdict(cfg.feedback)},
+    state.create_round(round_id, version, path, selection.to_dict(), config,
                        anchor_rows, pair_rows, **round_settings(cfg, round_id))
     return version
 
@@ -168,14 +208,17 @@ def _round_project(state: RoundState, info: dict[str, Any], client, title: str, 
 def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> PushResult:
     """Make sure the round's project exists with the round's settings and every pair has a task in it: push the
     pairs without one, adopt tasks pushed but not recorded, re-create tasks deleted in Label Studio."""
-    from hildif.labelstudio.convert import load_label_config, task_identity, task_payload
+    from hildif.labelstudio.convert import task_identity, task_payload, text_task_payload
+    from hildif.labelstudio.template import task_label_config
 
     info = state.round(round_id)
     settings = round_settings(cfg, round_id)
     title = info.get("project_title") or settings["project_title"]
     overlap = int(info.get("annotators_per_task") or settings["annotators_per_task"])
     notes: list[str] = []
-    project_id = _round_project(state, info, client, title, load_label_config(), overlap, notes)
+    own_task = (info.get("config") or {}).get("task")  # a round on a team's own task: its fields and labels
+    label_config = task_label_config(own_task["text_fields"] if own_task else ())
+    project_id = _round_project(state, info, client, title, label_config, overlap, notes)
     state.set_project(round_id, project_id, title, overlap)
     tasks = client.tasks(project_id)
     present = {int(t["id"]) for t in tasks}
@@ -203,8 +246,12 @@ def push_tasks(cfg: HildifConfig, state: RoundState, round_id: str, client) -> P
     anchors = {a.anchor_id: a for a in state.anchors(round_id)}
     missing = [p for key, p in todo.items() if key not in recovered]
     if missing:
-        payloads = [task_payload(round_id, anchors[p.anchor_id].example, anchors[p.anchor_id].probs, p.example,
-                                 p.rank, p.influence) for p in missing]
+        if own_task:
+            payloads = [text_task_payload(round_id, anchors[p.anchor_id].example, anchors[p.anchor_id].probs,
+                                          p.example, p.rank, p.influence, own_task["labels"]) for p in missing]
+        else:
+            payloads = [task_payload(round_id, anchors[p.anchor_id].example, anchors[p.anchor_id].probs, p.example,
+                                     p.rank, p.influence) for p in missing]
         ids = client.import_tasks(project_id, payloads)
         state.set_task_ids(round_id, {p.pair: tid for p, tid in zip(missing, ids)})
     gone_keys = {p.pair for p in gone}
@@ -236,7 +283,12 @@ def start_round(
     state = RoundState(cfg.run_path("rounds.sqlite"))
     # the request first (anchors: bad pair IDs or rules), then Label Studio's connection and key, then influence:
     # each failure comes in seconds, having changed nothing
-    chosen = None if state.has_round(round_id) else choose_anchors(cfg, selection)
+    from hildif.rounds.task import needs_label_studio
+
+    if needs_label_studio(cfg) and not state.has_round(round_id):  # the task is read from a Label Studio project
+        client = client or LabelStudioClient.from_config(cfg.labelstudio)
+        client.check()
+    chosen = None if state.has_round(round_id) else choose_anchors(cfg, selection, client)
     if client is None:
         client = LabelStudioClient.from_config(cfg.labelstudio)
     client.check()
@@ -271,5 +323,5 @@ def start_round(
     )
 
 
-__all__ = ["AnchorSelection", "StartResult", "PushResult", "RoundError", "start_round", "choose_anchors", "push_tasks",
+__all__ = ["AnchorSelection", "ChosenAnchors", "StartResult", "PushResult", "RoundError", "start_round", "choose_anchors", "push_tasks",
            "explain_round", "round_settings"]

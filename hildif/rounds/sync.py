@@ -12,7 +12,9 @@ Order, chosen so that a crash at any point leaves the previous model serving and
    ratings recomputes the round from the latest ratings instead of stacking on itself; steps 4-6 are
    :mod:`hildif.rounds.finetune`, the code the ablation runs too;
 6. evaluate on HANS and MNLI dev samples (``eval.hans_sample``, ``eval.mnli_sample``), the base model too (once,
-   cached in the ``metrics`` table); the promotion gate (:mod:`hildif.rounds.gate`) decides whether to serve it;
+   cached in the ``metrics`` table); the promotion gate (:mod:`hildif.rounds.gate`) decides whether to serve it.
+   A round on a team's own task (:mod:`hildif.rounds.task`) instead evaluates on the task's held-out set per label
+   and per slice, rehearses with the task's training examples and leaves the NLI-only syntactic augmentation off;
 7. save the model version (atomic directory rename), write the round report, record scores, the augmented set, the
    version, its metrics and the gate's decision (one transaction);
 8. when the gate passes, switch ``models/current.json`` to the new version (atomic rename) - last. Otherwise the
@@ -75,8 +77,16 @@ class SyncResult:
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers worth a glance: HANS and MNLI accuracy, HANS per heuristic and class."""
+    """The few numbers worth a glance: HANS and MNLI accuracy, HANS per heuristic and class; on a team's own task
+    its held-out accuracy, macro F1, accuracy per label and per slice value."""
     out: dict[str, Any] = {}
+    task = result.get("task") or {}
+    if task:
+        out["task_accuracy"] = task.get("accuracy")
+        out["task_macro_f1"] = task.get("macro_f1")
+        out["task_by_label"] = {name: cell.get("accuracy") for name, cell in (task.get("by_label") or {}).items()}
+        out["task_by_slice"] = {f: {v: cell.get("accuracy") for v, cell in values.items()}
+                                for f, values in (task.get("by_slice") or {}).items()}
     if result.get("mnli"):
         out["mnli_accuracy"] = result["mnli"].get("accuracy")
     hans = result.get("hans") or {}
@@ -174,12 +184,15 @@ def _sync_round(cfg: HildifConfig, round_id: str, *, client=None, progress: bool
         from hildif.labelstudio.client import LabelStudioClient
 
         client = LabelStudioClient.from_config(cfg.labelstudio)
-    return sync_snapshot(cfg, round_id, pull_and_snapshot(cfg, state, round_id, client), progress=progress)
+    return sync_snapshot(cfg, round_id, pull_and_snapshot(cfg, state, round_id, client), progress=progress,
+                         client=client)
 
 
-def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, progress: bool = True) -> SyncResult:
+def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, progress: bool = True,
+                  client=None) -> SyncResult:
     """Steps 3-8 on ratings already stored as a snapshot (:func:`pull_and_snapshot`, or
-    :meth:`RoundState.add_snapshot`). The caller holds the run's sync lock (:func:`sync_round` does)."""
+    :meth:`RoundState.add_snapshot`). The caller holds the run's sync lock (:func:`sync_round` does). ``client``:
+    for a round on a task read from a Label Studio project (default: from config)."""
     from hildif.model.registry import ModelRegistry
 
     state = RoundState(cfg.run_path("rounds.sqlite"))
@@ -212,7 +225,7 @@ def sync_snapshot(cfg: HildifConfig, round_id: str, pulled: PulledRatings, *, pr
         return base
     sync_id = state.begin_sync(round_id, snapshot_id)
     try:
-        result = _train_and_record(cfg, state, registry, info, sync_id, ratings, progress, short)
+        result = _train_and_record(cfg, state, registry, info, sync_id, ratings, progress, short, client)
     except BaseException as exc:
         state.fail_sync(sync_id, f"{type(exc).__name__}: {exc}")
         discard_versions_of(registry, state, [sync_id])
@@ -251,16 +264,49 @@ def report_files(report_dir: str | None) -> dict[str, str]:
     return {name: str(Path(report_dir) / name) for name in REPORT_FILES if (Path(report_dir) / name).exists()}
 
 
+def round_task_data(cfg: HildifConfig, info: dict[str, Any], client=None):
+    """``(cfg, task data)`` of a round on a team's own task (``cfg`` with the task's number of labels and, for a
+    task that is not NLI, ``feedback.syntactic`` off); ``(cfg, None)`` for an MNLI round. The task is loaded again
+    (a Label Studio project's current export) and must still have the labels the round was started with."""
+    from hildif.rounds import task as round_task
+
+    recorded = (info.get("config") or {}).get("task")
+    if not recorded:
+        return cfg, None
+    if round_task.is_mnli(cfg):
+        raise RoundError(f"round {info['round_id']} was started on task {recorded['name']!r}, but task.source is "
+                         "mnli now: sync it with the task's configuration")
+    if client is None and round_task.needs_label_studio(cfg):
+        from hildif.labelstudio.client import LabelStudioClient
+
+        client = LabelStudioClient.from_config(cfg.labelstudio)
+    data = round_task.load_round_task(cfg, client)
+    if list(data.task.labels) != list(recorded["labels"]):
+        raise RoundError(f"round {info['round_id']}: task {data.task.name!r} now has the labels "
+                         f"{', '.join(data.task.labels)}, the round was started with {', '.join(recorded['labels'])}")
+    cfg = round_task.task_config(cfg, data.task)
+    if cfg.feedback.syntactic:
+        import dataclasses
+
+        log.info("round %s: feedback.syntactic (%s) makes NLI pairs; it is off for task %r", info["round_id"],
+                 ", ".join(cfg.feedback.syntactic), data.task.name)
+        cfg = dataclasses.replace(cfg, feedback=dataclasses.replace(cfg.feedback, syntactic=[]))
+    return cfg, data
+
+
 def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
-                      ratings: list[Rating], progress: bool, short) -> dict[str, Any]:
+                      ratings: list[Rating], progress: bool, short, client=None) -> dict[str, Any]:
     from hildif.data.splits import cached_train, evaluation_sets
     from hildif.feedback import aggregate
     from hildif.model.evaluation import write_report
     from hildif.model.loading import load_checkpoint
     from hildif.rounds import gate as promotion
-    from hildif.rounds.finetune import build_finetuning_set, evaluate_model, fine_tune
+    from hildif.rounds.finetune import (build_finetuning_set, evaluate_model, evaluate_task_model, fine_tune,
+                                        heldout_digest)
     from hildif.rounds.report import write_round_report
+    from hildif.rounds.task import checkpoint_kwargs
 
+    cfg, task_data = round_task_data(cfg, info, client)
     round_id = info["round_id"]
     fb = cfg.feedback
     min_raters = short.min_raters(fb.min_raters)  # feedback.short_pairs = skip: the round's raters per task
@@ -271,22 +317,42 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     if not scored:
         raise RoundError(f"round {round_id}: no pair has enough ratings (at least {min_raters}: feedback.min_raters "
                          f"= {fb.min_raters}, feedback.short_pairs = {short.rule})")
-    pool = cached_train(cfg.data) if cfg.finetune.rehearsal_ratio > 0 else None
-    fts = build_finetuning_set(scored, cfg, train_pool=pool, progress=progress)
+    if task_data is None:
+        pool = cached_train(cfg.data) if cfg.finetune.rehearsal_ratio > 0 else None
+        fts = build_finetuning_set(scored, cfg, train_pool=pool, progress=progress)
+    else:  # the task's own training examples for rehearsal, its labels
+        fts = build_finetuning_set(scored, cfg, train_pool=task_data.train, progress=progress,
+                                   label_names=task_data.task.labels)
     aug_stats = fts.stats.get("augmentation") or {}
     if not fts.stats["parts"]["rated"] + fts.stats["parts"]["copies"]:
         raise RoundError(f"round {round_id}: augmentation produced no example (scores {[s for _, s in scored]}, "
                          f"feedback.score_threshold = {fb.score_threshold})")
-    sets = evaluation_sets(cfg.data, cfg.eval)
+    if task_data is None:  # MNLI: HANS and MNLI dev samples
+        sets = evaluation_sets(cfg.data, cfg.eval)
+
+        def evaluate_on(model):
+            return evaluate_model(model, cfg, sets, progress=progress)
+
+        def reusable(result):
+            return result is not None
+    else:  # a team's task: its held-out set, per label and per slice
+
+        def evaluate_on(model):
+            return evaluate_task_model(model, cfg, task_data, progress=progress)
+
+        digest = heldout_digest(task_data.heldout)
+
+        def reusable(result):
+            return result is not None and (result.get("task") or {}).get("heldout_digest") == digest
     before = state.evaluation(info["base_version"])
-    if before is None:  # evaluated once per base version (same samples: eval.* settings)
-        base_clf = load_checkpoint(cfg, info["base_path"])
-        before = evaluate_model(base_clf, cfg, sets, progress=progress)
+    if not reusable(before):  # evaluated once per base version (same samples: eval.* settings; same held-out set)
+        base_clf = load_checkpoint(cfg, info["base_path"], **checkpoint_kwargs(cfg))
+        before = evaluate_on(base_clf)
         state.record_evaluation(info["base_version"], before)
         del base_clf
     t0 = time.perf_counter()
     clf, train_result = fine_tune(info["base_path"], fts, cfg, progress=progress)
-    after = evaluate_model(clf, cfg, sets, progress=progress)
+    after = evaluate_on(clf)
     version = registry.save(clf, {
         "kind": "round", "parent": info["base_version"], "round_id": round_id, "sync_id": sync_id,
         "ratings_digest": ratings_digest(ratings), "created_at": now(),

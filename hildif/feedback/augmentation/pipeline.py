@@ -19,6 +19,9 @@ to ``attempts_factor`` x the missing number of attempts with word-level EDA oper
 the hypothesis shares), so the score keeps its weight instead of silently getting fewer copies. What remains short
 is reported in ``stats``: ``per_score`` (items, requested, produced, missing), ``by_augmenter``, ``fill`` and the
 ``shortfall`` list.
+
+Single-text examples (``hypothesis`` None, a team's own task) go through the same methods with an empty second text,
+and their copies are single texts again.
 """
 
 from __future__ import annotations
@@ -117,8 +120,13 @@ def build_fill_chains(cfg: FeedbackConfig) -> list[tuple[str, list[Any]]]:
     return build_chains(cfg, entries, "feedback.fill_augmenters") if entries else []
 
 
-def _key(premise: str, hypothesis: str) -> tuple[str, str]:
-    return " ".join(premise.split()).casefold(), " ".join(hypothesis.split()).casefold()
+def _key(premise: str, hypothesis: str | None) -> tuple[str, str]:
+    return " ".join(premise.split()).casefold(), " ".join((hypothesis or "").split()).casefold()
+
+
+def _texts(example: Example) -> tuple[str, str]:
+    """What the augmenters get: the pair, or a single text with an empty second text (they leave it empty)."""
+    return example.premise, "" if example.hypothesis is None else example.hypothesis
 
 
 @dataclass
@@ -177,7 +185,10 @@ def _phase(work: list[_Item], chains: list[tuple[str, list[Any]]], *, budget, ta
                 continue
             seeds = [derive_seed(cfg.seed, it.example.id, it.occurrence, a) if tag is None else
                      derive_seed(cfg.seed, it.example.id, it.occurrence, tag, a) for it, a in batch]
-            outs = _run_chain(steps, [(it.example.premise, it.example.hypothesis) for it, _ in batch], seeds)
+            outs = _run_chain(steps, [_texts(it.example) for it, _ in batch], seeds)
+            # a single-text example's copy is a single text again (its empty second text dropped)
+            outs = [out if out is None or it.example.hypothesis is not None else (out[0], None)
+                    for (it, _), out in zip(batch, outs)]
             candidates += [(it, a, name, seed, out) for (it, a), seed, out in zip(batch, seeds, outs)]
         candidates.sort(key=lambda c: (c[0].index, c[1]))
         fresh = []

@@ -42,7 +42,7 @@ def copy_similarity(originals: Sequence[Example], copies: Sequence[Example], enc
         raise TypeError(f"encoder must be a callable list[str] -> array or have .features(); got {type(encoder)}")
     n = len(copies)
     texts = [e.premise for e in originals] + [e.premise for e in copies]
-    texts += [e.hypothesis for e in originals] + [e.hypothesis for e in copies]
+    texts += [e.hypothesis or "" for e in originals] + [e.hypothesis or "" for e in copies]  # single texts: ""
     emb = np.asarray(encoder(texts))
     if emb.shape[0] != 4 * n:
         raise ValueError(f"encoder returned {emb.shape[0]} rows for {4 * n} texts")
