@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hildif.errors import HildifError
-from hildif.influence.anchors import ANCHOR_METHODS
+from hildif.influence.anchors import ANCHOR_METHODS, PROJECT_RULES
 
 # Keys that name something on the server's disk; refused over HTTP wherever they appear.
 _FILE_KEY = re.compile(r"(^|_)(file|files|path|paths|dir|dirs|directory|folder|config|cfg)$", re.IGNORECASE)
@@ -146,6 +146,8 @@ SELECTION = Obj({
     "seed": Field(integer(0, 2**31 - 1)),
     "pair_ids": Field(list_of(string(PAIR_ID, "a pairID (letters, digits, '_.:-', at most 64)"), MAX_PAIR_IDS)),
     "rule": Field(string(RULE, "a rule such as heuristic:lexical_overlap+misclassified")),
+    "project_anchors": Field(one_of(*PROJECT_RULES)),
+    "task_ids": Field(list_of(integer(1, 2**31 - 1), MAX_PAIR_IDS)),
 })
 
 JOB_PARAMS = {
@@ -169,6 +171,11 @@ def job_request(data: Any) -> tuple[str, dict[str, Any]]:
             raise FieldError("params.selection.pair_ids", "only with method 'pairids'")
         if method == "rule" and not selection.get("rule"):
             raise FieldError("params.selection.rule", "required when method is 'rule'")
+        for key in ("project_anchors", "task_ids"):
+            if method != "project" and key in selection:
+                raise FieldError(f"params.selection.{key}", "only with method 'project'")
+        if method == "project" and selection.get("project_anchors") == "ids" and not selection.get("task_ids"):
+            raise FieldError("params.selection.task_ids", "required when project_anchors is 'ids' (Label Studio task ids)")
     return kind, params
 
 

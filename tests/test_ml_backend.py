@@ -335,3 +335,21 @@ def test_influence_endpoint_opens_the_store_once_then_answers_from_it(influence_
     assert r.status_code == 202 and r.get_json()["model_version"] == new_version and r.get_json()["job_id"] != job_id
     assert rt.jobs.wait(r.get_json()["job_id"], timeout=600)["status"] == "done"
     assert client.post("/influence", json=QUERY, auth=auth).get_json()["model_version"] == new_version
+
+
+def test_job_api_takes_a_project_anchor_rule_and_task_ids():
+    from ml_backend.schema import FieldError, job_request
+
+    kind, params = job_request({"kind": "start", "params": {"round_id": "r1", "selection": {
+        "method": "project", "n": 3, "project_anchors": "ids", "task_ids": [4, 9]}}})
+    assert kind == "start" and params["selection"] == {"method": "project", "n": 3, "project_anchors": "ids",
+                                                       "task_ids": [4, 9]}
+    from hildif.influence.anchors import AnchorSelection
+    assert AnchorSelection.from_dict(params["selection"]).strategy().rule == "ids"
+    for selection, field in [({"method": "project", "project_anchors": "ids"}, "params.selection.task_ids"),
+                             ({"method": "project", "project_anchors": "loudest"}, "params.selection.project_anchors"),
+                             ({"method": "project", "task_ids": ["7"]}, "params.selection.task_ids[0]"),
+                             ({"method": "paper", "task_ids": [7]}, "params.selection.task_ids")]:
+        with pytest.raises(FieldError) as err:
+            job_request({"kind": "start", "params": {"round_id": "r1", "selection": selection}})
+        assert str(err.value).startswith(field), (selection, str(err.value))

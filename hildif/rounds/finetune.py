@@ -259,11 +259,10 @@ def train_copy(base_path: str | Path, examples: Sequence[Example], cfg: HildifCo
                progress: bool = False):
     """The checkpoint ``base_path`` loaded and trained on ``examples`` in this process (on every rank under
     torchrun). Returns ``(classifier, TrainResult)``."""
+    from hildif.influence.params import restrict_training
     from hildif.model.loading import load_checkpoint
     from hildif.model.training import train
     from hildif.rounds.task import checkpoint_kwargs
-
-    from hildif.influence.params import restrict_training
 
     clf = load_checkpoint(cfg, base_path, **checkpoint_kwargs(cfg))
     restrict_training(clf.model, cfg.finetune.train_params, cfg.influence.params)  # finetune.train_params
