@@ -40,6 +40,18 @@ def format_pair_key(anchor_id: str, example_id: str) -> str:
     return f"{anchor_id}|{example_id}"
 
 
+def _pair_identity(round_id: str, anchor: Example, example: Example) -> dict[str, Any]:
+    """The data keys that say which round and pair a task is (read back by :func:`task_identity`)."""
+    return {"source": TASK_SOURCE, "round_id": round_id, "pair_key": format_pair_key(anchor.id, example.id),
+            "anchor_id": anchor.id, "example_id": example.id}
+
+
+def _task(data: dict[str, Any], round_id: str, anchor: Example, example: Example, rank: int) -> dict[str, Any]:
+    """A task as Label Studio imports it: ``data`` and hildif's ``meta``."""
+    meta = {"round_id": round_id, "anchor_id": anchor.id, "example_id": example.id, "rank": int(rank)}
+    return {"data": data, "meta": meta}
+
+
 def task_payload(
     round_id: str,
     anchor: Example,
@@ -58,11 +70,7 @@ def task_payload(
     gold_binary = LABEL_NAMES[anchor.label]
     ex_gold = example.metadata.get("gold_label") or LABEL_NAMES[example.label]
     data = {
-        "source": TASK_SOURCE,
-        "round_id": round_id,
-        "pair_key": format_pair_key(anchor.id, example.id),
-        "anchor_id": anchor.id,
-        "example_id": example.id,
+        **_pair_identity(round_id, anchor, example),
         "anchor_premise": anchor.premise,
         "anchor_hypothesis": anchor.hypothesis,
         "anchor_prediction": LABEL_NAMES[predicted],
@@ -83,8 +91,7 @@ def task_payload(
         "influence_rank": int(rank),
         "influence_score": float(score),
     }
-    meta = {"round_id": round_id, "anchor_id": anchor.id, "example_id": example.id, "rank": int(rank)}
-    return {"data": data, "meta": meta}
+    return _task(data, round_id, anchor, example, rank)
 
 
 def _votes_text(example: Example) -> str:
@@ -111,14 +118,7 @@ def text_task_payload(
         raise ValueError(f"anchor {anchor.id}: expected {len(labels)} class probabilities, got {len(probs)}")
     predicted = max(range(len(probs)), key=lambda i: float(probs[i]))
     confidence = float(probs[predicted])
-    data: dict[str, Any] = {
-        "source": TASK_SOURCE,
-        "round_id": round_id,
-        "pair_key": format_pair_key(anchor.id, example.id),
-        "anchor_id": anchor.id,
-        "example_id": example.id,
-        "anchor_premise": anchor.premise,
-    }
+    data: dict[str, Any] = {**_pair_identity(round_id, anchor, example), "anchor_premise": anchor.premise}
     if anchor.hypothesis is not None:
         data["anchor_hypothesis"] = anchor.hypothesis
     data.update({
@@ -141,8 +141,7 @@ def text_task_payload(
         "influence_rank": int(rank),
         "influence_score": float(score),
     })
-    meta = {"round_id": round_id, "anchor_id": anchor.id, "example_id": example.id, "rank": int(rank)}
-    return {"data": data, "meta": meta}
+    return _task(data, round_id, anchor, example, rank)
 
 
 class TaskIdentity(NamedTuple):
