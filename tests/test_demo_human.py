@@ -84,10 +84,9 @@ def test_the_printed_hint_finishes_an_interrupted_human_demo(tmp_path, data_dir,
     cmd = [sys.executable, "-m", "hildif.cli", "demo", "--annotators", "human", "--people", *PEOPLE,
            "--run-dir", str(run), "--ls-port", str(port), "--no-backend", "--anchors", "1", "--p", "2",
            "--no-progress", *sum((["--set", s] for s in SETTINGS), [])]
-    # SIGINT back to its default in the child: a suite started in the background by a non-interactive shell
-    # (``cmd &``) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+    # the demo starts with SIGINT ignored, as a script's ``hildif demo &`` hands it: the interrupt must still stop it
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines: list[str] = []
     try:
         read_until(proc, lines, r"waiting for 2 people", timeout=900)

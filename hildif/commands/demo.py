@@ -4,6 +4,7 @@ sync, before/after table). The options and what is printed live here; the steps 
 from __future__ import annotations
 
 import argparse
+import signal
 
 from hildif.commands.experiment import add_eval_sample_options, config_with_eval_samples
 from hildif.options import add_config_options
@@ -47,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from hildif.demo import run_demo
 
+    # an interrupt (Ctrl-C, or SIGINT from the script that started the demo) stops what the demo started, also
+    # when the demo was started in the background by a non-interactive shell (``hildif demo &``), which hands it
+    # SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = run_demo(config_with_eval_samples(args), options_from_args(args), say=say)
     except KeyboardInterrupt:
