@@ -44,6 +44,7 @@ from hildif.influence.knn import FeatureIndex  # noqa: E402
 from hildif.influence.store import CountSketch, GradientStore, PROJECTION_KIND  # noqa: E402
 from hildif.model.classifier import Classifier  # noqa: E402
 from hildif.model.registry import ModelRegistry  # noqa: E402
+from results_file import run_line, write_results  # noqa: E402
 
 
 def recall(top: np.ndarray, oracle_top: np.ndarray) -> float:
@@ -220,11 +221,8 @@ def main() -> int:
         lines += ["", "Oracle check: the engine's jvp scores over the whole pool against the pass's vmap scores: "
                   + "; ".join(f"top-10 overlap {c[0]:.2f}, largest difference {c[1]:.1e} of the largest score"
                               for c in checks) + "."]
-    lines += ["", "Run: `python benchmarks/influence_pool.py " + " ".join(
-        "<path>" if a.startswith("/") else a for a in sys.argv[1:]) + "` (absolute paths elided)."]
-    text = "\n".join(lines) + "\n"
-    Path(args.output).write_text(text, encoding="utf-8")
-    print(text)
+    lines += ["", run_line("influence_pool.py")]
+    write_results(lines, args.output)
     return 0
 
 

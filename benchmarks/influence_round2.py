@@ -47,6 +47,7 @@ from hildif.influence.store import GradientStore  # noqa: E402
 from hildif.model.classifier import Classifier  # noqa: E402
 from hildif.model.registry import ModelRegistry  # noqa: E402
 from hildif.model.training import train as train_loop  # noqa: E402
+from results_file import run_line, write_results  # noqa: E402
 
 
 def timed(fn):
@@ -164,11 +165,8 @@ def main() -> int:
               "is keyed on the base model, so only a head-only change keeps it); the gradient store reads the "
               "influence parameters and is always rebuilt. The all-layer fine-tune row is the cost of the cache when "
               f"nothing can be reused (an all-layer fine-tune took {tune_all_s:.0f} s here).",
-              "", "Run: `python benchmarks/influence_round2.py " + " ".join(
-                  "<path>" if a.startswith("/") else a for a in sys.argv[1:]) + "` (absolute paths elided)."]
-    text = "\n".join(lines) + "\n"
-    Path(args.output).write_text(text, encoding="utf-8")
-    print(text)
+              "", run_line("influence_round2.py")]
+    write_results(lines, args.output)
     return 0
 
 
