@@ -1,0 +1,179 @@
+"""Collect finished ablation runs (``hildif experiment ablation --out DIR``) into one results file per profile.
+
+Each run folder is one *recipe* (the settings every cell of it shares: influence ranking, anchors file, rehearsal,
+...). The script reads the folders' ``manifest.json``, ``baseline.json`` and ``cells/*.json`` (nothing is
+recomputed) and writes
+
+* ``<out>.json``: per recipe, the settings that differ between recipes, the baseline and every cell's after-metrics
+  (MNLI, HANS overall, per heuristic x class, per subcase) with its fine-tuning set and seconds;
+* ``<out>_tables.md``: the summary (recipe x configuration x p: seeds, MNLI and HANS mean ± std, HANS per heuristic
+  (entailment, non-entailment), mean non-entailment, differences to the baseline) and the per-cell table,
+
+so the hand-written ``ablation_default.md`` quotes tables that a rerun of this script reproduces.
+
+    python benchmarks/ablation_collect.py --out benchmarks/results/ablation_default \\
+        --recipe default=runs/default/experiments/ablation_default \\
+        --recipe store-ranking=runs/default/experiments/ablation_store
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from hildif.model.evaluation import HEURISTICS, SHORT  # noqa: E402
+from hildif.config import load_config  # noqa: E402
+from hildif.experiments.ablation import CONFIGURATIONS  # noqa: E402
+
+CLASSES = ("entailment", "non-entailment")
+# settings compared between recipes (manifest sections); the rest is the same for every recipe of one profile
+COMPARED = ("influence", "feedback", "finetune", "data", "settings")
+
+
+def _after(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    hans = evaluation.get("hans") or {}
+    return {
+        "mnli": (evaluation.get("mnli") or {}).get("accuracy"),
+        "hans": hans.get("accuracy"),
+        "hans_by_heuristic": {h: {c: (hans.get("by_heuristic") or {}).get(h, {}).get(c) for c in CLASSES}
+                              for h in HEURISTICS},
+        "hans_by_subcase": {k: v.get("accuracy") for k, v in (hans.get("by_subcase") or {}).items()},
+    }
+
+
+def _relative(obj: Any) -> Any:
+    """``obj`` with every absolute path (a string starting with ``/``) cut to its file name: a results file names no
+    folder of the machine it was measured on."""
+    if isinstance(obj, dict):
+        return {k: _relative(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_relative(v) for v in obj]
+    return os.path.basename(obj) if isinstance(obj, str) and obj.startswith("/") else obj
+
+
+def read_recipe(folder: Path) -> dict[str, Any]:
+    """One run folder as ``{"settings", "baseline", "cells"}``; cells recorded with other settings are skipped."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    base = json.loads((folder / "baseline.json").read_text())
+    cells = []
+    for path in sorted(glob.glob(str(folder / "cells" / "*.json"))):
+        cell = json.loads(Path(path).read_text())
+        if cell.get("digest") != manifest["digest"]:
+            print(f"{path}: recorded with other settings than the folder's manifest; left out", file=sys.stderr)
+            continue
+        fts = cell["fine_tuning_set"]
+        cells.append({
+            "configuration": cell["configuration"]["label"], "key": cell["configuration"]["key"],
+            "p": cell["top_p"], "seed": cell["seed"], "anchors": cell["anchors"],
+            "fine_tuning_set": {"size": fts["size"], "parts": (fts.get("stats") or {}).get("parts")},
+            "seconds": cell["seconds"], "after": _after(cell["evaluation"]),
+        })
+    order = {c.key: i for i, c in enumerate(CONFIGURATIONS)}
+    cells.sort(key=lambda c: (order.get(c["key"], 99), c["p"], c["seed"]))
+    # a setting added after the run was recorded had the behaviour of its default then (new settings default to the
+    # old behaviour): filled in from today's defaults, so that it is compared with the recipes that set it
+    defaults = dataclasses.asdict(load_config(profile="default"))
+    manifest = _relative(manifest)
+    settings = {k: ({**defaults[k], **manifest[k]} if k in defaults and manifest.get(k) is not None else manifest.get(k))
+                for k in COMPARED}
+    return {"settings": settings, "baseline": {"version": base.get("version"), **_after(base["evaluation"])},
+            "cells": cells}
+
+
+def _differences(recipes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per recipe, the ``section.key`` settings whose value is not the same in every recipe that records it."""
+    flat = {name: {f"{s}.{k}": v for s, sec in r["settings"].items() for k, v in (sec or {}).items()}
+            for name, r in recipes.items()}
+    keys = sorted({k for f in flat.values() for k in f})
+    varying = [k for k in keys if len({json.dumps(f[k], sort_keys=True) for f in flat.values() if k in f}) > 1]
+    return {name: {k: f[k] for k in varying if k in f} for name, f in flat.items()}
+
+
+def _ms(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    return f"{mean:.2f}" if len(values) < 2 else f"{mean:.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values)
+
+
+def summary_table(recipes: Mapping[str, Mapping[str, Any]]) -> str:
+    head = ("recipe", "configuration", "p", "seeds", "MNLI", "HANS", *(f"{SHORT[h]} (ent, non-ent)" for h in HEURISTICS),
+            "mean non-ent", "Δ MNLI", "Δ HANS")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    baseline = None
+    for name, recipe in recipes.items():
+        base = recipe["baseline"]
+        if baseline is None or baseline["version"] != base["version"]:
+            baseline = base
+            hb = base["hans_by_heuristic"]
+            lines.append(f"| - | baseline {base['version']} | - | - | {base['mnli']:.2f} | {base['hans']:.2f} | "
+                         + " | ".join(f"({hb[h]['entailment']:.1f}, {hb[h]['non-entailment']:.1f})" for h in HEURISTICS)
+                         + f" | {_mean([hb[h]['non-entailment'] for h in HEURISTICS]):.1f} | - | - |")
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for cell in recipe["cells"]:
+            groups.setdefault((cell["configuration"], cell["p"]), []).append(cell)
+        for (label, p), cells in groups.items():
+            after = [c["after"] for c in cells]
+            by = lambda h, c: _mean([a["hans_by_heuristic"][h][c] for a in after])  # noqa: E731
+            mnli, hans = [a["mnli"] for a in after], [a["hans"] for a in after]
+            lines.append(
+                f"| {name} | {label} | {p} | {','.join(str(c['seed']) for c in cells)} | {_ms(mnli)} | {_ms(hans)} | "
+                + " | ".join(f"({by(h, 'entailment'):.1f}, {by(h, 'non-entailment'):.1f})" for h in HEURISTICS)
+                + f" | {_mean([by(h, 'non-entailment') for h in HEURISTICS]):.1f}"
+                f" | {_mean(mnli) - base['mnli']:+.2f} | {_mean(hans) - base['hans']:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def cell_table(recipes: Mapping[str, Mapping[str, Any]]) -> str:
+    lines = ["| recipe | cell | MNLI | HANS | fine-tuning set | seconds |", "|---|---|---|---|---|---|"]
+    for name, recipe in recipes.items():
+        for c in recipe["cells"]:
+            fts = c["fine_tuning_set"]
+            lines.append(f"| {name} | {c['key']} p{c['p']} s{c['seed']} | {c['after']['mnli']:.2f} | "
+                         f"{c['after']['hans']:.2f} | {fts['size']} {fts['parts']} | {c['seconds']['total']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", action="append", required=True, metavar="NAME=DIR",
+                    help="a recipe's name and its ablation output folder (repeatable, in table order)")
+    ap.add_argument("--out", required=True, help="output path without extension")
+    ap.add_argument("--what", default="hildif experiment ablation on the default profile (MiniLM-L6, 32,137 MNLI "
+                    "pairs), full HANS (30,000) and MNLI dev_matched (9,815), 10 x score copies, 2 epochs")
+    args = ap.parse_args(argv)
+    recipes: dict[str, dict[str, Any]] = {}
+    for item in args.recipe:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not Path(folder, "manifest.json").is_file():
+            ap.error(f"--recipe {item!r}: expected NAME=DIR with DIR an ablation output folder (manifest.json)")
+        recipes[name] = read_recipe(Path(folder))
+    differences = _differences(recipes)
+    for name, recipe in recipes.items():
+        recipe["differs"] = differences[name]
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps({"what": args.what, "recipes": recipes}, indent=1) + "\n")
+    tables = (f"<!-- written by benchmarks/ablation_collect.py -->\n\n## Summary (mean ± std over seeds)\n\n"
+              f"{summary_table(recipes)}\n## Settings that differ between recipes\n\n"
+              + "".join(f"- {name}: {json.dumps(d)}\n" for name, d in differences.items())
+              + f"\n## Cells\n\n{cell_table(recipes)}")
+    Path(f"{out}_tables.md").write_text(tables)
+    print(tables)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
