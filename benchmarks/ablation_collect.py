@@ -60,6 +60,11 @@ def _relative(obj: Any) -> Any:
     return os.path.basename(obj) if isinstance(obj, str) and obj.startswith("/") else obj
 
 
+def _sort(cells: list[dict[str, Any]]) -> None:
+    order = {c.key: i for i, c in enumerate(CONFIGURATIONS)}
+    cells.sort(key=lambda c: (order.get(c["key"], 99), c["p"], c["seed"]))
+
+
 def read_recipe(folder: Path) -> dict[str, Any]:
     """One run folder as ``{"settings", "baseline", "cells"}``; cells recorded with other settings are skipped."""
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -77,8 +82,7 @@ def read_recipe(folder: Path) -> dict[str, Any]:
             "fine_tuning_set": {"size": fts["size"], "parts": (fts.get("stats") or {}).get("parts")},
             "seconds": cell["seconds"], "after": _after(cell["evaluation"]),
         })
-    order = {c.key: i for i, c in enumerate(CONFIGURATIONS)}
-    cells.sort(key=lambda c: (order.get(c["key"], 99), c["p"], c["seed"]))
+    _sort(cells)
     # a setting added after the run was recorded had the behaviour of its default then (new settings default to the
     # old behaviour): filled in from today's defaults, so that it is compared with the recipes that set it
     defaults = dataclasses.asdict(load_config(profile="default"))
@@ -150,7 +154,8 @@ def cell_table(recipes: Mapping[str, Mapping[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recipe", action="append", required=True, metavar="NAME=DIR",
-                    help="a recipe's name and its ablation output folder (repeatable, in table order)")
+                    help="a recipe's name and its ablation output folder (repeatable, in table order; a name given "
+                         "twice merges the folders' cells)")
     ap.add_argument("--out", required=True, help="output path without extension")
     ap.add_argument("--what", default="hildif experiment ablation on the default profile (MiniLM-L6, 32,137 MNLI "
                     "pairs), full HANS (30,000) and MNLI dev_matched (9,815), 10 x score copies, 2 epochs")
@@ -160,7 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, sep, folder = item.partition("=")
         if not sep or not name or not Path(folder, "manifest.json").is_file():
             ap.error(f"--recipe {item!r}: expected NAME=DIR with DIR an ablation output folder (manifest.json)")
-        recipes[name] = read_recipe(Path(folder))
+        recipe = read_recipe(Path(folder))
+        if name in recipes:  # one recipe over several folders (e.g. p = 20 run apart): same baseline, cells merged
+            first = recipes[name]
+            same = all(first["settings"][k] == recipe["settings"][k] for k in COMPARED if k != "settings")
+            if first["baseline"]["version"] != recipe["baseline"]["version"] or not same:
+                ap.error(f"--recipe {item!r}: its baseline or settings are not those of the recipe's other folders")
+            cell_ids = {(c["key"], c["p"], c["seed"]) for c in first["cells"]}
+            if any((c["key"], c["p"], c["seed"]) in cell_ids for c in recipe["cells"]):
+                ap.error(f"--recipe {item!r}: a cell of this folder is also in the recipe's other folders")
+            recipes[name]["cells"] += recipe["cells"]
+            _sort(recipes[name]["cells"])
+        else:
+            recipes[name] = recipe
     differences = _differences(recipes)
     for name, recipe in recipes.items():
         recipe["differs"] = differences[name]
