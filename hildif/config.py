@@ -107,7 +107,7 @@ class FineTuneConfig(LoopConfig):
     # training rows, drawn (seeded) from the training pool without the rated examples; 0 = off. Class balance:
     # "train" (the training pool's class distribution), "balanced" (equal per class), "match" (the augmented set's
     # distribution), "complement" (the classes the augmented set lacks first, so the union is as balanced as it
-    # can be)
+    # can be), "contrast" (for each augmented example a row of another class with about the same word overlap)
     rehearsal_ratio: float = 0.0
     rehearsal_balance: str = "train"
     # which parameters FINE_TUNE trains: all | influence (only influence.params'; the layers below stay bit-for-bit

@@ -10,7 +10,7 @@ import pytest
 from hildif.config import FineTuneConfig, load_config
 from hildif.data.example import Example
 from hildif.rounds.finetune import (
-    FineTuneError, build_finetuning_set, rehearsal_counts, rehearsal_rows,
+    CONTRAST_BINS, FineTuneError, build_finetuning_set, contrast_rows, overlap_bin, rehearsal_counts, rehearsal_rows,
 )
 from hildif.rounds.gate import decide
 
@@ -69,6 +69,50 @@ def test_rehearsal_keeps_the_class_balance_is_seeded_and_excludes_the_rated_exam
     if balance == "complement":
         union = {c: _labels(current)[c] + expected[c] for c in (0, 1)}
         assert expected[1] > expected[0] and abs(union[0] - union[1]) <= 1  # the union is balanced
+
+
+def test_contrast_rehearsal_matches_each_examples_overlap_with_the_other_class(pool):
+    from hildif.data.heuristics import overlap_rate
+
+    rated = pool[:40]
+    # a round's typical set: high-overlap non-entailment (rated) and low-overlap entailment, repeated
+    high = [e for e in pool[40:] if e.label == 0 and overlap_rate(e.premise, e.hypothesis) >= 0.8][:6]
+    low = [e for e in pool[40:] if e.label == 1 and overlap_rate(e.premise, e.hypothesis) < 0.4][:3]
+    assert len(high) == 6 and len(low) == 3
+    current = high * 2 + low * 2  # 18 examples
+    rows, stats = rehearsal_rows(pool, 27, "contrast", current=current, exclude=rated + high + low, seed=3)
+    assert len(rows) == 27 and stats["short"] == {} and stats["balance"] == "contrast"
+    assert all(r.metadata["rehearsal"] is True for r in rows) and len({r.id for r in rows}) == 27
+    assert not {r.id for r in rows} & {e.id for e in rated + high + low}
+    # every example once (18), then 9 drawn: the classes flip, and each level asked for is the example's own
+    assert stats["per_class"]["entailment"] + stats["per_class"]["non-entailment"] == 27
+    assert stats["per_class"]["entailment"] >= 12 and stats["per_class"]["non-entailment"] >= 6
+    assert _labels(rows) == {0: stats["per_class"]["non-entailment"], 1: stats["per_class"]["entailment"]}
+    top = f"{(CONTRAST_BINS - 1) / CONTRAST_BINS:.1f}-1.0"
+    assert stats["per_level"][top] == stats["per_class"]["entailment"]  # the high-overlap examples ask at the top
+    # the pool has enough rows at each level here: every row sits at the level of the example that asked for it
+    assert stats["moved"] == 0
+    ent_rows = [r for r in rows if r.label == 1]
+    assert all(overlap_bin(r) == CONTRAST_BINS - 1 for r in ent_rows)  # high-overlap entailment rows
+    assert all(overlap_bin(r) in {overlap_bin(e) for e in low} for r in rows if r.label == 0)
+    again, _ = rehearsal_rows(pool, 27, "contrast", current=current, exclude=rated + high + low, seed=3)
+    assert [r.id for r in again] == [r.id for r in rows]
+    other, _ = rehearsal_rows(pool, 27, "contrast", current=current, exclude=rated + high + low, seed=4)
+    assert [r.id for r in other] != [r.id for r in rows]
+
+
+def test_contrast_rehearsal_moves_to_the_nearest_level_then_runs_short(pool):
+    high_ent = [e for e in pool if e.label == 1 and overlap_bin(e) == CONTRAST_BINS - 1][:2]
+    next_ent = [e for e in pool if e.label == 1 and overlap_bin(e) == CONTRAST_BINS - 2][:2]
+    low_ent = [e for e in pool if e.label == 1 and overlap_bin(e) == 0][:1]
+    asking = [e for e in pool if e.label == 0 and overlap_bin(e) == CONTRAST_BINS - 1][:1]
+    available = high_ent + low_ent + next_ent
+    rows, stats = contrast_rows(available, 6, current=asking, seed=0)
+    # two at the example's own level, then the nearest level's two, then the far one, then nothing is left
+    assert [overlap_bin(r) for r in rows] == [CONTRAST_BINS - 1] * 2 + [CONTRAST_BINS - 2] * 2 + [0]
+    assert stats["moved"] == 3 and stats["short"] == {"entailment": 1} and stats["requested"] == 6
+    assert contrast_rows(available, 0, current=asking, seed=0)[0] == []
+    assert contrast_rows(available, 3, current=[], seed=0)[0] == []
 
 
 def test_rehearsal_short_of_a_class_says_so(pool):

@@ -102,11 +102,20 @@ def _reversed_order(p: list[str], h: list[str]) -> bool:
     )
 
 
+def _overlap(p: list[str], h: list[str]) -> float:
+    pset = set(p)
+    return sum(w in pset for w in h) / len(h) if h else 0.0
+
+
+def overlap_rate(premise: str, hypothesis: str | None) -> float:
+    """The fraction of the hypothesis's words that occur in the premise, in [0, 1] (0 without a hypothesis)."""
+    return _overlap(_words(premise), _words(hypothesis or ""))
+
+
 def heuristic_features(premise: str, hypothesis: str) -> dict[str, Any]:
     """The features documented in the module docstring, for one pair."""
     p, h = _words(premise), _words(hypothesis)
-    pset = set(p)
-    rate = sum(w in pset for w in h) / len(h) if h else 0.0
+    rate = _overlap(p, h)
     subsequence = bool(h) and bool(_find_run(h, p))
     neg_p, neg_h = (bool(_NEGATION.search(_WHETHER.sub(" ", t.lower()))) for t in (premise, hypothesis))
     pas_p, pas_h = bool(_PASSIVE.search(premise.lower())), bool(_PASSIVE.search(hypothesis.lower()))
@@ -137,4 +146,4 @@ def with_detected_heuristics(examples: Sequence[Example]) -> list[Example]:
     return out
 
 
-__all__ = ["BINARY_HEURISTICS", "active_heuristics", "heuristic_features", "with_detected_heuristics"]
+__all__ = ["BINARY_HEURISTICS", "active_heuristics", "heuristic_features", "overlap_rate", "with_detected_heuristics"]

@@ -46,8 +46,12 @@ log = logging.getLogger(__name__)
 
 NO_AUGMENTATION_MODES = ("repeat", "once")
 # train: the training pool's class distribution; balanced: equal per class; match: the class distribution of S
-# (before rehearsal); complement: each row to the class S has least of, so S + rehearsal is as balanced as it can be
-REHEARSAL_BALANCES = ("train", "balanced", "match", "complement")
+# (before rehearsal); complement: each row to the class S has least of, so S + rehearsal is as balanced as it can be;
+# contrast: for each example of S a row of another class with about the same word overlap (see contrast_rows), so that
+# within every overlap level S + rehearsal holds the classes alike and overlap alone predicts no class
+REHEARSAL_BALANCES = ("train", "balanced", "match", "complement", "contrast")
+# the word-overlap levels of the contrast draw: the hypothesis words found in the premise, in CONTRAST_BINS equal bins
+CONTRAST_BINS = 5
 # a fine-tune on run.nproc > 1 processes: the torchrun worker module and its job folder <run_dir>/tmp/finetune-*
 WORKER_MODULE = "hildif.rounds.finetune_worker"
 JOB_TMP_DIR = "tmp"
@@ -135,6 +139,9 @@ def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Se
     excluded_ids = {e.id for e in exclude}
     excluded_text = {text_key(e) for e in exclude}
     available = [e for e in pool if e.id not in excluded_ids and text_key(e) not in excluded_text]
+    if balance == "contrast":
+        rows, stats = contrast_rows(available, n, current=current, seed=seed, label_names=label_names)
+        return rows, {**stats, "pool": len(pool), "excluded": len(pool) - len(available)}
     by_class: dict[int, list[Example]] = {}
     for e in available:
         by_class.setdefault(e.label, []).append(e)
@@ -152,6 +159,69 @@ def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Se
                  for e in rng.sample(candidates, k)]
     stats = {"balance": balance, "requested": n, "per_class": {label_names[c]: counts[c] for c in sorted(counts)},
              "short": short, "pool": len(pool), "excluded": len(pool) - len(available), "seed": seed}
+    return rows, stats
+
+
+def overlap_bin(example: Example) -> int:
+    """The word-overlap level of ``example`` for the contrast draw: 0 .. CONTRAST_BINS - 1 (a single text: 0)."""
+    from hildif.data.heuristics import overlap_rate
+
+    return min(int(overlap_rate(example.premise, example.hypothesis) * CONTRAST_BINS), CONTRAST_BINS - 1)
+
+
+def contrast_rows(available: Sequence[Example], n: int, *, current: Sequence[Example], seed: int,
+                  label_names: Sequence[str] = LABEL_NAMES) -> tuple[list[Example], dict[str, Any]]:
+    """``n`` rehearsal rows that contrast ``current`` (the set S being completed): S's examples in turn (each
+    ``n // |S|`` times, then ``n % |S|`` of them drawn with the seed) each ask for one row of another class (two
+    classes: the other one; more: the others in turn) at the same word-overlap level (:func:`overlap_bin`: the share
+    of hypothesis words found in the premise, in ``CONTRAST_BINS`` bins), drawn without replacement from
+    ``available`` with ``random.Random(seed)``. When a level of that class is used up the nearest level gives the row
+    (``moved`` counts them); when the class is, the row is missing (``short``).
+
+    Why: the rows the round confirms share a heuristic with their anchor, e.g. high overlap and non-entailment. Drawn
+    at random, rehearsal rows mostly have low overlap and so teach "overlap means entailment" again; contrasting rows
+    hold the other class at the same overlap, so that overlap alone no longer tells the classes apart.
+    Returns (rows marked ``metadata["rehearsal"] = True``, stats: ``balance``, ``requested``, ``per_class``,
+    ``per_level`` (requested rows per overlap level, level ``i`` covering [i / bins, (i + 1) / bins)), ``moved``,
+    ``short``, ``seed``).
+    """
+    rng = random.Random(seed)
+    num_labels = len(label_names)
+    levels: dict[tuple[int, int], list[Example]] = {}
+    for e in available:
+        levels.setdefault((e.label, overlap_bin(e)), []).append(e)
+    for rows_of_level in levels.values():
+        rng.shuffle(rows_of_level)
+    source = list(current)
+    order = source * (n // len(source)) + rng.sample(source, n % len(source)) if source and n > 0 else []
+    turn: dict[int, int] = {}
+    rows: list[Example] = []
+    per_class: Counter = Counter()
+    per_level: Counter = Counter()
+    short: Counter = Counter()
+    moved = 0
+    for e in order:
+        others = [c for c in range(num_labels) if c != e.label]
+        if not others:
+            break
+        target = others[turn.get(e.label, 0) % len(others)]
+        turn[e.label] = turn.get(e.label, 0) + 1
+        level = overlap_bin(e)
+        per_class[target] += 1
+        per_level[level] += 1
+        nearest = sorted((b for b in range(CONTRAST_BINS) if levels.get((target, b))),
+                         key=lambda b: (abs(b - level), b))
+        if not nearest:
+            short[label_names[target]] += 1
+            continue
+        moved += nearest[0] != level
+        r = levels[(target, nearest[0])].pop()
+        rows.append(Example(r.id, r.premise, r.hypothesis, r.label, {**r.metadata, "rehearsal": True}))
+    stats = {"balance": "contrast", "requested": n,
+             "per_class": {label_names[c]: per_class.get(c, 0) for c in range(num_labels)},
+             "per_level": {f"{b / CONTRAST_BINS:.1f}-{(b + 1) / CONTRAST_BINS:.1f}": per_level.get(b, 0)
+                           for b in range(CONTRAST_BINS)},
+             "moved": moved, "short": dict(short), "seed": seed}
     return rows, stats
 
 
@@ -391,5 +461,5 @@ def evaluate_task_model(clf, cfg: HildifConfig, task_data, *, progress: bool = F
 
 
 __all__ = ["FineTuneError", "FineTuneProcessError", "FineTuningSet", "NO_AUGMENTATION_MODES", "REHEARSAL_BALANCES",
-           "build_finetuning_set", "evaluate_model", "evaluate_task_model", "fine_tune", "fine_tune_subprocess", "rehearsal_counts",
+           "build_finetuning_set", "contrast_rows", "evaluate_model", "evaluate_task_model", "fine_tune", "fine_tune_subprocess", "overlap_bin", "rehearsal_counts",
            "rehearsal_rows", "train_copy"]
