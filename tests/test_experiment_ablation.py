@@ -51,6 +51,18 @@ def test_settings_are_checked_and_cells_grouped_by_anchor_set():
                     "nohs-noda-noh_p10_s0", "nohs-noda-noh_p20_s0", "nohs-noda-noh_p10_s1", "nohs-noda-noh_p20_s1"]
 
 
+def test_settings_changes_name_each_setting_that_differs():
+    from hildif.experiments.ablation import settings_changes
+
+    recorded = {"finetune": {"learning_rate": 1e-5, "epochs": 2.0}, "settings": {"n_anchors": 5}}
+    current = {"finetune": {"learning_rate": 1e-5, "epochs": 3.0, "rehearsal_balance": "contrast"},
+               "settings": {"n_anchors": 5}}
+    assert settings_changes(recorded, current) == [
+        "finetune.epochs: 2.0 -> 3.0", 'finetune.rehearsal_balance: (not recorded) -> "contrast"']
+    assert settings_changes(current, current) == []
+    assert settings_changes(None, current) == ["settings not stored with the cell (recorded by an older hildif)"]
+
+
 def test_without_augmentation_each_influential_example_is_repeated_by_score_or_used_once():
     from hildif.config import load_config
     from hildif.data.example import Example
@@ -229,6 +241,8 @@ def test_a_changed_setting_recomputes_the_cell_and_no_baseline_is_a_clear_error(
     before = _cell(env, "nohs-noda-noh_p2_s0")
     run = run_ablation(changed, _settings(configs="nohs-noda-noh"), out_dir=out, progress=False)
     assert run.computed == ["nohs-noda-noh_p2_s0", "nohs-noda-noh_p4_s0"]  # fine-tuning changed: recomputed
+    # and the run says what changed since each cell was recorded
+    assert run.summary["cells_recomputed"] == {k: ["finetune.learning_rate: 1e-05 -> 2e-05"] for k in run.computed}
     after = _cell(env, "nohs-noda-noh_p2_s0")
     assert after["digest"] != before["digest"] and after["pairs"] == before["pairs"]  # explanation reused
 

@@ -149,6 +149,28 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def settings_changes(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """What differs between the settings a cell was recorded with and the run's (``section.key: old -> new``, sorted;
+    a key the cell did not record, such as a setting added since, shows ``(not recorded)``). A cell recorded before
+    cells kept their settings gives one line saying so."""
+    if recorded is None:
+        return ["settings not stored with the cell (recorded by an older hildif)"]
+    old, new = _flatten(recorded), _flatten(current)
+    show = lambda d, k: json.dumps(d[k], default=str) if k in d else "(not recorded)"  # noqa: E731
+    return [f"{k}: {show(old, k)} -> {show(new, k)}" for k in sorted(set(old) | set(new))
+            if json.dumps(old.get(k), default=str) != json.dumps(new.get(k), default=str) or (k in old) != (k in new)]
+
+
 # ---------------------------------------------------------------------------------------------- the runner
 @dataclass
 class AblationRun:
@@ -380,6 +402,7 @@ def run_ablation(
         write_json_atomic(base_file, base)
 
     computed, reused, done = [], [], []
+    recomputed: dict[str, list[str]] = {}
     cells = cells_of(settings)
     bar = tqdm(cells, desc="ablation", unit="cell", disable=not progress)
     for cell in bar:
@@ -393,9 +416,12 @@ def run_ablation(
                 reused.append(cell.key)
                 done.append(previous)
                 continue
-            log.info("cell %s: recorded with other settings; recomputing", cell.key)
+            recomputed[cell.key] = (settings_changes(previous.get("settings"), shaping) if previous
+                                    else ["the recorded cell could not be read"])
+            log.info("cell %s: recorded with other settings (%s); recomputing", cell.key,
+                     "; ".join(recomputed[cell.key][:6]) + (" ..." if len(recomputed[cell.key]) > 6 else ""))
         bar.set_postfix_str(cell_progress(cell.key, done[-1] if done else None))
-        record = {"digest": digest, **run_cell(ctx, cell)}
+        record = {"digest": digest, "settings": shaping, **run_cell(ctx, cell)}
         write_json_atomic(path, record)
         computed.append(cell.key)
         done.append(record)
@@ -407,9 +433,11 @@ def run_ablation(
     summary = summarize(done, base, settings)
     summary["wall_seconds_this_run"] = round(time.perf_counter() - start, 1)
     summary["cells_computed"], summary["cells_reused"] = computed, reused
+    summary["cells_recomputed"] = recomputed  # cell -> what differed from the settings it had been recorded with
     paths = write_ablation_report(summary, out)
     return AblationRun(out, computed, reused, summary, paths, time.perf_counter() - start)
 
 
 __all__ = ["AblationContext", "AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell",
-           "Configuration", "cell_scores", "cells_of", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell"]
+           "Configuration", "cell_scores", "cells_of", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell",
+           "settings_changes"]
