@@ -127,6 +127,11 @@ def rehearsal_counts(n: int, balance: str, *, pool: dict[int, int], current: dic
     raise FineTuneError(f"finetune.rehearsal_balance={balance!r}: expected one of {', '.join(REHEARSAL_BALANCES)}")
 
 
+def _rehearsal_copy(e: Example) -> Example:
+    """A copy of training row ``e`` marked ``metadata["rehearsal"] = True`` (the pool's row is not changed)."""
+    return Example(e.id, e.premise, e.hypothesis, e.label, {**e.metadata, "rehearsal": True})
+
+
 def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Sequence[Example],
                    exclude: Sequence[Example], seed: int, label_names: Sequence[str] = LABEL_NAMES
                    ) -> tuple[list[Example], dict[str, Any]]:
@@ -155,8 +160,7 @@ def rehearsal_rows(pool: Sequence[Example], n: int, balance: str, *, current: Se
         k = min(counts[c], len(candidates))
         if k < counts[c]:
             short[label_names[c]] = counts[c] - k
-        rows += [Example(e.id, e.premise, e.hypothesis, e.label, {**e.metadata, "rehearsal": True})
-                 for e in rng.sample(candidates, k)]
+        rows += [_rehearsal_copy(e) for e in rng.sample(candidates, k)]
     stats = {"balance": balance, "requested": n, "per_class": {label_names[c]: counts[c] for c in sorted(counts)},
              "short": short, "pool": len(pool), "excluded": len(pool) - len(available), "seed": seed}
     return rows, stats
@@ -193,6 +197,7 @@ def contrast_rows(available: Sequence[Example], n: int, *, current: Sequence[Exa
     for rows_of_level in levels.values():
         rng.shuffle(rows_of_level)
     source = list(current)
+    level_of = {id(e): overlap_bin(e) for e in source}
     order = source * (n // len(source)) + rng.sample(source, n % len(source)) if source and n > 0 else []
     turn: dict[int, int] = {}
     rows: list[Example] = []
@@ -206,7 +211,7 @@ def contrast_rows(available: Sequence[Example], n: int, *, current: Sequence[Exa
             break
         target = others[turn.get(e.label, 0) % len(others)]
         turn[e.label] = turn.get(e.label, 0) + 1
-        level = overlap_bin(e)
+        level = level_of[id(e)]
         per_class[target] += 1
         per_level[level] += 1
         nearest = sorted((b for b in range(CONTRAST_BINS) if levels.get((target, b))),
@@ -215,8 +220,7 @@ def contrast_rows(available: Sequence[Example], n: int, *, current: Sequence[Exa
             short[label_names[target]] += 1
             continue
         moved += nearest[0] != level
-        r = levels[(target, nearest[0])].pop()
-        rows.append(Example(r.id, r.premise, r.hypothesis, r.label, {**r.metadata, "rehearsal": True}))
+        rows.append(_rehearsal_copy(levels[(target, nearest[0])].pop()))
     stats = {"balance": "contrast", "requested": n,
              "per_class": {label_names[c]: per_class.get(c, 0) for c in range(num_labels)},
              "per_level": {f"{b / CONTRAST_BINS:.1f}-{(b + 1) / CONTRAST_BINS:.1f}": per_level.get(b, 0)
