@@ -44,7 +44,7 @@ def test_settings_are_checked_and_cells_grouped_by_anchor_set():
     with pytest.raises(AblationError, match="no_augmentation='twice'"):
         AblationSettings(no_augmentation="twice")
     s = AblationSettings(configurations=parse_configurations(PAIR), top_ps=[20, 10, 10], seeds=[1, 0])
-    assert s.top_ps == [10, 20] and s.seeds == [0, 1] and s.shaping()["explained_top_p"] == 20
+    assert s.top_ps == [10, 20] and s.seeds == [0, 1] and "explained_top_p" not in s.shaping()
     keys = [c.key for c in cells_of(s)]
     # handpicked cells first (one anchor set), then random-anchor cells seed by seed (one anchor set per seed)
     assert keys == ["hs-da-h_p10_s0", "hs-da-h_p10_s1", "hs-da-h_p20_s0", "hs-da-h_p20_s1",
@@ -214,6 +214,24 @@ def test_rerun_resumes_without_recomputing_and_a_new_seed_adds_only_its_cells(en
 
 
 @pytest.mark.integration
+def test_a_larger_p_computes_only_its_cells_and_extends_the_smaller_ps_ranking(env, first_run):
+    from hildif.experiments.ablation import run_ablation
+
+    cfg, out = env["cfg"], env["out"]
+    only_two = run_ablation(cfg, AblationSettings(configurations=parse_configurations("hs-da-h"), top_ps=[2],
+                                                  seeds=[0], n_anchors=2), out_dir=out, progress=False)
+    assert only_two.computed == [] and only_two.reused == ["hs-da-h_p2_s0"]
+    wider = run_ablation(cfg, AblationSettings(configurations=parse_configurations("hs-da-h"), top_ps=[4, 6],
+                                               seeds=[0], n_anchors=2), out_dir=out, progress=False)
+    assert wider.computed == ["hs-da-h_p6_s0"] and wider.reused == ["hs-da-h_p4_s0"]
+    # explained at p = 6 now (a new explanation file); each anchor's first 4 are the p = 4 cell's, in order
+    six, four = _cell(env, "hs-da-h_p6_s0")["pairs"], _cell(env, "hs-da-h_p4_s0")["pairs"]
+    for anchor in {p["anchor_id"] for p in six}:
+        assert ([p["example_id"] for p in six if p["anchor_id"] == anchor][:4]
+                == [p["example_id"] for p in four if p["anchor_id"] == anchor])
+
+
+@pytest.mark.integration
 def test_cli_resumes_and_prints_the_tables(env, first_run, capsys):
     from hildif.cli import main
 
@@ -249,3 +267,16 @@ def test_a_changed_setting_recomputes_the_cell_and_no_baseline_is_a_clear_error(
     empty = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, run_dir=str(tmp_path)))
     with pytest.raises(AblationError, match=r"no baseline: .*models/current.json does not exist"):
         run_ablation(empty, _settings(), out_dir=tmp_path / "x", progress=False)
+
+
+def test_a_cell_recorded_with_a_setting_found_not_to_shape_it_stays_current():
+    from hildif.experiments.ablation import _digest, is_current, recorded_shaping, settings_changes
+
+    current = {"baseline": "v1", "settings": {"n_anchors": 5}, "finetune": {"epochs": 2.0}}
+    digest = _digest(current)
+    older = {"digest": "0" * 16, "settings": {**current, "settings": {"n_anchors": 5, "explained_top_p": 10}}}
+    assert recorded_shaping(older) == current and is_current(older, digest)
+    assert settings_changes(recorded_shaping(older), current) == []
+    changed = {"digest": digest, "settings": {**current, "finetune": {"epochs": 3.0}}}
+    assert not is_current(changed, digest)  # its settings, not the digest it carries, decide
+    assert is_current({"digest": digest}, digest) and not is_current({"digest": "x"}, digest)  # no settings kept

@@ -17,8 +17,9 @@ Every cell (configuration, p, seed) starts from the same baseline checkpoint: ex
 fine-tuning step a round's sync runs (:mod:`hildif.rounds.finetune`: build the fine-tuning set, with rehearsal when
 ``finetune.rehearsal_ratio`` > 0; fine-tune, seed ``finetune.seed + seed``; evaluate on
 :func:`hildif.data.splits.evaluation_sets`, ``eval.hans_sample``, ``eval.mnli_sample``). Each finished cell is written atomically to
-``<out>/cells/<key>.json`` with the digest of every setting that shapes it; a rerun skips cells whose file carries
-the current digest, so an interrupted run resumes where it stopped and a finished one recomputes nothing.
+``<out>/cells/<key>.json`` with every setting that shapes it (and their digest); a rerun skips cells recorded with
+the current settings, so an interrupted run resumes where it stopped, a finished one recomputes nothing, and adding a
+p or a seed computes only the new cells.
 """
 
 from __future__ import annotations
@@ -121,9 +122,10 @@ class AblationSettings:
         self.seeds = sorted({int(s) for s in self.seeds})
 
     def shaping(self) -> dict[str, Any]:
-        """The settings that change a cell's result (not which cells are selected)."""
+        """The settings that change a cell's result (not which cells are selected). The largest p is not one: a cell
+        at p takes the first p of its anchors' explanations, which rank the same whatever the largest p."""
         return {"n_anchors": self.n_anchors, "annotators": self.annotators, "annotator_noise": self.annotator_noise,
-                "no_augmentation": self.no_augmentation, "explained_top_p": max(self.top_ps)}
+                "no_augmentation": self.no_augmentation}
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,28 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+# recorded by earlier runs as shaping a cell, found not to: dropped from a cell's recorded settings before comparing
+NOT_SHAPING = {"settings": ("explained_top_p",)}
+
+
+def recorded_shaping(cell_record: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings a finished cell was computed with, less those that do not change a cell (:data:`NOT_SHAPING`);
+    ``None`` for a cell recorded before cells kept their settings."""
+    recorded = cell_record.get("settings")
+    if not isinstance(recorded, dict):
+        return None
+    return {section: ({k: v for k, v in values.items() if k not in NOT_SHAPING[section]}
+                      if section in NOT_SHAPING and isinstance(values, dict) else values)
+            for section, values in recorded.items()}
+
+
+def is_current(cell_record: dict[str, Any], digest: str) -> bool:
+    """Whether a finished cell can be reused by a run whose settings have ``digest``: its own settings (less
+    :data:`NOT_SHAPING`) digest to it, or, for a cell that did not keep its settings, its recorded digest is it."""
+    recorded = recorded_shaping(cell_record)
+    return (_digest(recorded) if recorded is not None else cell_record.get("digest")) == digest
 
 
 def settings_changes(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
@@ -390,7 +414,8 @@ def run_ablation(
         "finetune": {k: v for k, v in dataclasses.asdict(cfg.finetune).items() if not k.startswith("gate_")},
     }
     digest = _digest(shaping)
-    write_json_atomic(out / "manifest.json", {"digest": digest, "baseline_path": str(baseline_path), **shaping})
+    write_json_atomic(out / "manifest.json", {"digest": digest, "baseline_path": str(baseline_path),
+                                              "explained_top_p": max(settings.top_ps), **shaping})
 
     base_file = out / "baseline.json"
     base = json.loads(base_file.read_text()) if base_file.exists() else None
@@ -412,11 +437,11 @@ def run_ablation(
                 previous = json.loads(path.read_text())
             except ValueError:
                 previous = None
-            if previous and previous.get("digest") == digest:
+            if previous and is_current(previous, digest):
                 reused.append(cell.key)
                 done.append(previous)
                 continue
-            recomputed[cell.key] = (settings_changes(previous.get("settings"), shaping) if previous
+            recomputed[cell.key] = (settings_changes(recorded_shaping(previous), shaping) if previous
                                     else ["the recorded cell could not be read"])
             log.info("cell %s: recorded with other settings (%s); recomputing", cell.key,
                      "; ".join(recomputed[cell.key][:6]) + (" ..." if len(recomputed[cell.key]) > 6 else ""))
@@ -439,5 +464,5 @@ def run_ablation(
 
 
 __all__ = ["AblationContext", "AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell",
-           "Configuration", "cell_scores", "cells_of", "parse_configurations", "resolve_baseline", "run_ablation", "run_cell",
+           "Configuration", "cell_scores", "cells_of", "is_current", "parse_configurations", "recorded_shaping", "resolve_baseline", "run_ablation", "run_cell",
            "settings_changes"]
