@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hildif.model.evaluation import HEURISTICS, SHORT  # noqa: E402
 from hildif.config import load_config  # noqa: E402
-from hildif.experiments.ablation import CONFIGURATIONS  # noqa: E402
+from hildif.experiments.ablation import CONFIGURATIONS, flatten_settings, is_current, manifest_digest  # noqa: E402
 
 CLASSES = ("entailment", "non-entailment")
 # settings compared between recipes (manifest sections); the rest is the same for every recipe of one profile
@@ -69,10 +69,10 @@ def read_recipe(folder: Path) -> dict[str, Any]:
     """One run folder as ``{"settings", "baseline", "cells"}``; cells recorded with other settings are skipped."""
     manifest = json.loads((folder / "manifest.json").read_text())
     base = json.loads((folder / "baseline.json").read_text())
-    cells = []
+    cells, digest = [], manifest_digest(manifest)
     for path in sorted(glob.glob(str(folder / "cells" / "*.json"))):
         cell = json.loads(Path(path).read_text())
-        if cell.get("digest") != manifest["digest"]:
+        if not is_current(cell, digest):
             print(f"{path}: recorded with other settings than the folder's manifest; left out", file=sys.stderr)
             continue
         fts = cell["fine_tuning_set"]
@@ -95,8 +95,7 @@ def read_recipe(folder: Path) -> dict[str, Any]:
 
 def _differences(recipes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per recipe, the ``section.key`` settings whose value is not the same in every recipe that records it."""
-    flat = {name: {f"{s}.{k}": v for s, sec in r["settings"].items() for k, v in (sec or {}).items()}
-            for name, r in recipes.items()}
+    flat = {name: flatten_settings({s: sec for s, sec in r["settings"].items() if sec}) for name, r in recipes.items()}
     keys = sorted({k for f in flat.values() for k in f})
     varying = [k for k in keys if len({json.dumps(f[k], sort_keys=True) for f in flat.values() if k in f}) > 1]
     return {name: {k: f[k] for k in varying if k in f} for name, f in flat.items()}

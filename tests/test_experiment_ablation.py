@@ -270,7 +270,7 @@ def test_a_changed_setting_recomputes_the_cell_and_no_baseline_is_a_clear_error(
 
 
 def test_a_cell_recorded_with_a_setting_found_not_to_shape_it_stays_current():
-    from hildif.experiments.ablation import _digest, is_current, recorded_shaping, settings_changes
+    from hildif.experiments.ablation import _digest, is_current, manifest_digest, recorded_shaping, settings_changes
 
     current = {"baseline": "v1", "settings": {"n_anchors": 5}, "finetune": {"epochs": 2.0}}
     digest = _digest(current)
@@ -280,3 +280,7 @@ def test_a_cell_recorded_with_a_setting_found_not_to_shape_it_stays_current():
     changed = {"digest": digest, "settings": {**current, "finetune": {"epochs": 3.0}}}
     assert not is_current(changed, digest)  # its settings, not the digest it carries, decide
     assert is_current({"digest": digest}, digest) and not is_current({"digest": "x"}, digest)  # no settings kept
+    # a folder's manifest names the digest its cells are current against, whichever hildif wrote it
+    manifest = {"digest": "0" * 16, "baseline_path": "models/v1", **older["settings"]}
+    assert manifest_digest(manifest) == digest
+    assert manifest_digest({**manifest, "explained_top_p": 20, "settings": current["settings"]}) == digest

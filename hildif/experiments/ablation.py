@@ -31,7 +31,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -151,11 +151,12 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_settings(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as ``{"section.key": value}`` (any depth)."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+        if isinstance(v, Mapping):
+            out.update(flatten_settings(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -183,13 +184,21 @@ def is_current(cell_record: dict[str, Any], digest: str) -> bool:
     return (_digest(recorded) if recorded is not None else cell_record.get("digest")) == digest
 
 
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """The digest a run folder's cells are current against: of the settings its ``manifest.json`` records, less the
+    manifest's own fields and :data:`NOT_SHAPING` (so a folder written before a setting was found not to shape a
+    cell still matches its cells)."""
+    shaping = {k: v for k, v in manifest.items() if k not in ("digest", "baseline_path", "explained_top_p")}
+    return _digest(recorded_shaping({"settings": shaping}))
+
+
 def settings_changes(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
     """What differs between the settings a cell was recorded with and the run's (``section.key: old -> new``, sorted;
     a key the cell did not record, such as a setting added since, shows ``(not recorded)``). A cell recorded before
     cells kept their settings gives one line saying so."""
     if recorded is None:
         return ["settings not stored with the cell (recorded by an older hildif)"]
-    old, new = _flatten(recorded), _flatten(current)
+    old, new = flatten_settings(recorded), flatten_settings(current)
     show = lambda d, k: json.dumps(d[k], default=str) if k in d else "(not recorded)"  # noqa: E731
     return [f"{k}: {show(old, k)} -> {show(new, k)}" for k in sorted(set(old) | set(new))
             if json.dumps(old.get(k), default=str) != json.dumps(new.get(k), default=str) or (k in old) != (k in new)]
@@ -464,5 +473,5 @@ def run_ablation(
 
 
 __all__ = ["AblationContext", "AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell",
-           "Configuration", "cell_scores", "cells_of", "is_current", "parse_configurations", "recorded_shaping", "resolve_baseline", "run_ablation", "run_cell",
+           "Configuration", "cell_scores", "cells_of", "flatten_settings", "is_current", "manifest_digest", "parse_configurations", "recorded_shaping", "resolve_baseline", "run_ablation", "run_cell",
            "settings_changes"]
