@@ -7,7 +7,9 @@ recomputed) and writes
 * ``<out>.json``: per recipe, the settings that differ between recipes, the baseline and every cell's after-metrics
   (MNLI, HANS overall, per heuristic x class, per subcase) with its fine-tuning set and seconds;
 * ``<out>_tables.md``: the summary (recipe x configuration x p: seeds, MNLI and HANS mean ± std, HANS per heuristic
-  (entailment, non-entailment), mean non-entailment, differences to the baseline) and the per-cell table,
+  (entailment, non-entailment), mean non-entailment, differences to the baseline) and the per-cell table;
+* ``<out>_figure_1a.png`` and ``<out>_figure_1b_p<p>.png``: the paper's figures for one recipe (``--figures``, the
+  first by default) over every seed and p of its folders,
 
 so the hand-written ``ablation_default.md`` quotes tables that a rerun of this script reproduces.
 
@@ -32,7 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hildif.model.evaluation import HEURISTICS, SHORT  # noqa: E402
 from hildif.config import load_config  # noqa: E402
-from hildif.experiments.ablation import CONFIGURATIONS, flatten_settings, is_current, manifest_digest  # noqa: E402
+from hildif.experiments.ablation import (  # noqa: E402
+    CONFIGURATIONS, AblationSettings, flatten_settings, is_current, manifest_digest,
+)
+from hildif.experiments.ablation_report import summarize, write_figures  # noqa: E402
 
 CLASSES = ("entailment", "non-entailment")
 # settings compared between recipes (manifest sections); the rest is the same for every recipe of one profile
@@ -69,13 +74,14 @@ def read_recipe(folder: Path) -> dict[str, Any]:
     """One run folder as ``{"settings", "baseline", "cells"}``; cells recorded with other settings are skipped."""
     manifest = json.loads((folder / "manifest.json").read_text())
     base = json.loads((folder / "baseline.json").read_text())
-    cells, digest = [], manifest_digest(manifest)
+    cells, records, digest = [], [], manifest_digest(manifest)
     for path in sorted(glob.glob(str(folder / "cells" / "*.json"))):
         cell = json.loads(Path(path).read_text())
         if not is_current(cell, digest):
             print(f"{path}: recorded with other settings than the folder's manifest; left out", file=sys.stderr)
             continue
         fts = cell["fine_tuning_set"]
+        records.append(cell)
         cells.append({
             "configuration": cell["configuration"]["label"], "key": cell["configuration"]["key"],
             "p": cell["top_p"], "seed": cell["seed"], "anchors": cell["anchors"],
@@ -90,7 +96,17 @@ def read_recipe(folder: Path) -> dict[str, Any]:
     settings = {k: ({**defaults[k], **manifest[k]} if k in defaults and manifest.get(k) is not None else manifest.get(k))
                 for k in COMPARED}
     return {"settings": settings, "baseline": {"version": base.get("version"), **_after(base["evaluation"])},
-            "cells": cells}
+            "cells": cells, "records": records, "baseline_record": base}
+
+
+def write_recipe_figures(recipe: Mapping[str, Any], out: Path) -> list[Path]:
+    """The runner's Figure 1a / 1b for one recipe over all its folders' cells (every seed and p found)."""
+    cells = recipe["records"]
+    keys = {c["configuration"]["key"] for c in cells}
+    settings = AblationSettings(configurations=[c for c in CONFIGURATIONS if c.key in keys],
+                                top_ps=sorted({c["top_p"] for c in cells}), seeds=sorted({c["seed"] for c in cells}))
+    summary = summarize(cells, recipe["baseline_record"], settings)
+    return list(write_figures(summary, out.parent, prefix=f"{out.name}_").values())
 
 
 def _differences(recipes: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -156,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="a recipe's name and its ablation output folder (repeatable, in table order; a name given "
                          "twice merges the folders' cells)")
     ap.add_argument("--out", required=True, help="output path without extension")
+    ap.add_argument("--figures", metavar="NAME", help="the recipe whose figures are drawn (default: the first)")
     ap.add_argument("--what", default="hildif experiment ablation on the default profile (MiniLM-L6, 32,137 MNLI "
                     "pairs), full HANS (30,000) and MNLI dev_matched (9,815), 10 x score copies, 2 epochs")
     args = ap.parse_args(argv)
@@ -174,13 +191,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             if any((c["key"], c["p"], c["seed"]) in cell_ids for c in recipe["cells"]):
                 ap.error(f"--recipe {item!r}: a cell of this folder is also in the recipe's other folders")
             recipes[name]["cells"] += recipe["cells"]
+            recipes[name]["records"] += recipe["records"]
             _sort(recipes[name]["cells"])
         else:
             recipes[name] = recipe
+    figure_recipe = args.figures or next(iter(recipes))
+    if figure_recipe not in recipes:
+        ap.error(f"--figures {figure_recipe!r}: no such recipe (given: {', '.join(recipes)})")
+    out = Path(args.out)
+    figures = write_recipe_figures(recipes[figure_recipe], out) if recipes[figure_recipe]["records"] else []
+    for recipe in recipes.values():
+        del recipe["records"], recipe["baseline_record"]
     differences = _differences(recipes)
     for name, recipe in recipes.items():
         recipe["differs"] = differences[name]
-    out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"what": args.what, "recipes": recipes}, indent=1) + "\n")
     tables = (f"<!-- written by benchmarks/ablation_collect.py -->\n\n## Summary (mean ± std over seeds)\n\n"
               f"{summary_table(recipes)}\n## Settings that differ between recipes\n\n"
@@ -188,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               + f"\n## Cells\n\n{cell_table(recipes)}")
     Path(f"{out}_tables.md").write_text(tables)
     print(tables)
+    print("figures of recipe %r: %s" % (figure_recipe, ", ".join(p.name for p in figures) or "none (no cells)"))
     return 0
 
 

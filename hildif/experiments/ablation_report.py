@@ -206,9 +206,16 @@ def write_ablation_report(summary: Mapping[str, Any], out_dir: str | Path) -> di
     out = Path(out_dir)
     paths = {"json": write_json_atomic(out / "ablation.json", summary),
              "markdown": write_text_atomic(out / "ablation.md", markdown(summary))}
+    return {**paths, **write_figures(summary, out)}
+
+
+def write_figures(summary: Mapping[str, Any], out_dir: str | Path, prefix: str = "") -> dict[str, Path]:
+    """Figure 1a and one Figure 1b per p of ``summary`` (:func:`summarize`) as ``<out_dir>/<prefix>figure_1a.png``
+    and ``<prefix>figure_1b_p<p>.png``; nothing when no group has finished."""
+    out, paths = Path(out_dir), {}
     if not summary["groups"]:
         return paths
-    paths["figure_1a"] = plot_mnli_bars(summary, out / "figure_1a.png")
+    paths["figure_1a"] = plot_mnli_bars(summary, out / f"{prefix}figure_1a.png")
     for p in summary["top_ps"]:
         results = {"baseline": summary["baseline_evaluation"]}
         for conf in summary["configurations"]:
@@ -216,6 +223,6 @@ def write_ablation_report(summary: Mapping[str, Any], out_dir: str | Path) -> di
             if g:
                 results[conf["label"]] = _as_result(g)
         if len(results) > 1:
-            paths[f"figure_1b_p{p}"] = plot_hans_bars(results, out / f"figure_1b_p{p}.png",
+            paths[f"figure_1b_p{p}"] = plot_hans_bars(results, out / f"{prefix}figure_1b_p{p}.png",
                                                       f"HANS accuracy, p = {p} (mean over seeds)")
     return paths
