@@ -135,6 +135,10 @@ def test_fine_tuning_set_with_rehearsal(pool):
     assert _labels(extra) in ({0: 11, 1: 10}, {0: 10, 1: 11})
     assert fts.stats["labels"] == {"non-entailment": core + _labels(extra)[0], "entailment": _labels(extra)[1]}
     assert fts.stats["rehearsal"]["ratio"] == 1.5
+    overlap = fts.stats["overlap_by_label"]  # the rated part alone and with the rehearsal rows
+    assert {k: v["n"] for k, v in overlap["with_rehearsal"].items()} == fts.stats["labels"]
+    assert overlap["without_rehearsal"] == {"non-entailment": {"n": core, "mean": overlap["without_rehearsal"][
+        "non-entailment"]["mean"]}}
     same = build_finetuning_set(scored, cfg, train_pool=pool, augmentation=False)
     assert [e.id for e in same.examples] == [e.id for e in fts.examples]  # seeded
     shifted = build_finetuning_set(scored, cfg, train_pool=pool, augmentation=False, seed=1)
@@ -220,3 +224,31 @@ def test_syntactic_pairs_join_the_set_before_rehearsal(pool):
     off = build_finetuning_set(scored, load_config(overrides=["feedback.copies_per_point=1"]),
                                augmentation=False, no_augmentation="once")
     assert "syntactic" not in off.stats["parts"] and len(off.examples) == 2
+
+
+def test_the_sets_word_overlap_per_class_is_reported_and_a_gap_named():
+    from hildif.rounds.finetune import overlap_by_label
+    from hildif.rounds.report import overlap_lines
+
+    swap = Example("s", "the cat saw the dog", "the dog saw the cat", 0)  # overlap 1.0, non-entailment
+    half = Example("h", "a man is eating", "a man is sleeping now", 1)  # 3 of 5 words: 0.6, entailment
+    fts = build_finetuning_set([(swap, 2.0), (half, 1.0)], _cfg_plain(), augmentation=False)
+    assert fts.stats["overlap_by_label"] == {
+        "without_rehearsal": {"non-entailment": {"n": 2, "mean": 1.0}, "entailment": {"n": 1, "mean": 0.6}},
+        "with_rehearsal": None}
+    lines = overlap_lines(fts.stats["overlap_by_label"])
+    assert lines[0].startswith("- Word overlap per class, the rated examples and their copies")
+    assert "non-entailment 1.00 (n = 2), entailment 0.60 (n = 1)" in lines[0]
+    assert "cue for non-entailment" in lines[0] and "rehearsal_balance = contrast" in lines[0]
+    assert lines[-1] == ""
+    # close means: reported, no cue named; a single-text task (no hypothesis): nothing
+    near = overlap_lines({"without_rehearsal": {"non-entailment": {"n": 3, "mean": 0.75},
+                                                "entailment": {"n": 3, "mean": 0.7}}, "with_rehearsal": None})
+    assert len(near) == 2 and "cue" not in near[0]
+    assert overlap_by_label([Example("t", "a review", None, 1)]) is None and overlap_lines(None) == []
+    assert "overlap_by_label" not in build_finetuning_set([(Example("t", "a review", None, 1), 5.0)], _cfg_plain(),
+                                                          augmentation=False).stats
+
+
+def _cfg_plain():
+    return load_config(overrides=["feedback.copies_per_point=1"])

@@ -473,5 +473,6 @@ def run_ablation(
 
 
 __all__ = ["AblationContext", "AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell",
-           "Configuration", "cell_scores", "cells_of", "flatten_settings", "is_current", "manifest_digest", "parse_configurations", "recorded_shaping", "resolve_baseline", "run_ablation", "run_cell",
+           "Configuration", "cell_scores", "cells_of", "flatten_settings", "is_current", "manifest_digest",
+           "parse_configurations", "recorded_shaping", "resolve_baseline", "run_ablation", "run_cell",
            "settings_changes"]

@@ -80,7 +80,9 @@ class FineTuningSet:
     ``syntactic``: transformed pairs (when on),
     ``rehearsal``: training rows added); ``labels`` (count per class name); ``augmentation`` (the augmenter's stats,
     DA only) or ``no_augmentation`` (``mode``, ``items``, ``examples``, ``distinct``; ¬DA only); ``rehearsal``
-    (``ratio``, ``balance``, ``requested``, ``per_class``, ``short``, ``pool``, ``excluded``)."""
+    (``ratio``, ``balance``, ``requested``, ``per_class``, ``short``, ``pool``, ``excluded``); ``overlap_by_label``
+    (pair tasks: :func:`overlap_by_label` of the set ``without_rehearsal`` and, when there is rehearsal,
+    ``with_rehearsal``)."""
 
     examples: list[Example]
     stats: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +91,23 @@ class FineTuningSet:
 def _label_counts(examples: Sequence[Example], label_names: Sequence[str] = LABEL_NAMES) -> dict[str, int]:
     counts = Counter(e.label for e in examples)
     return {label_names[c]: counts.get(c, 0) for c in range(len(label_names))}
+
+
+def overlap_by_label(examples: Sequence[Example], label_names: Sequence[str] = LABEL_NAMES
+                     ) -> dict[str, dict[str, Any]] | None:
+    """Per class, how many examples and their mean word overlap (the fraction of the hypothesis's words found in the
+    premise, :func:`hildif.data.heuristics.overlap_rate`, in [0, 1], rounded to 3 places); ``None`` when an example
+    has no hypothesis (a single-text task) or there are none. Classes that differ here make overlap a cue for the
+    class with more of it: the lexical-overlap heuristic or its reverse, whatever the examples' meaning."""
+    from hildif.data.heuristics import overlap_rate
+
+    if not examples or any(not e.hypothesis for e in examples):
+        return None
+    rates: dict[int, list[float]] = {}
+    for e in examples:
+        rates.setdefault(e.label, []).append(overlap_rate(e.premise, e.hypothesis))
+    return {label_names[c]: {"n": len(rates[c]), "mean": round(sum(rates[c]) / len(rates[c]), 3)}
+            for c in sorted(rates)}
 
 
 def _proportional(n: int, weights: dict[int, float]) -> dict[int, int]:
@@ -303,8 +322,11 @@ def build_finetuning_set(
         stats["rehearsal"] = {"ratio": ratio, **rstats}
     parts["rehearsal"] = len(rehearsal)
     examples = core + rehearsal
+    overlap = {"without_rehearsal": overlap_by_label(core, label_names),
+               "with_rehearsal": overlap_by_label(examples, label_names) if rehearsal else None}
     return FineTuningSet(examples, {"size": len(examples), "parts": parts,
                                     "labels": _label_counts(examples, label_names),
+                                    **({"overlap_by_label": overlap} if overlap["without_rehearsal"] else {}),
                                     **stats})
 
 
@@ -465,5 +487,6 @@ def evaluate_task_model(clf, cfg: HildifConfig, task_data, *, progress: bool = F
 
 
 __all__ = ["FineTuneError", "FineTuneProcessError", "FineTuningSet", "NO_AUGMENTATION_MODES", "REHEARSAL_BALANCES",
-           "build_finetuning_set", "contrast_rows", "evaluate_model", "evaluate_task_model", "fine_tune", "fine_tune_subprocess", "overlap_bin", "rehearsal_counts",
-           "rehearsal_rows", "train_copy"]
+           "build_finetuning_set", "contrast_rows", "evaluate_model", "evaluate_task_model", "fine_tune",
+           "fine_tune_subprocess", "overlap_bin", "overlap_by_label", "rehearsal_counts", "rehearsal_rows",
+           "train_copy"]

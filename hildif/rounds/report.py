@@ -60,6 +60,35 @@ def serving_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+# a gap in mean word overlap between two classes of the fine-tuning set from which the report says what it teaches
+OVERLAP_GAP = 0.1
+
+
+def overlap_lines(overlap: dict[str, Any] | None) -> list[str]:
+    """What the set's word overlap per class (``fine_tuning_set.overlap_by_label``) teaches, as report lines; none
+    for a single-text task. A gap of :data:`OVERLAP_GAP` or more between two classes is named: the set then rewards
+    overlap as a cue for the class with more of it, which on HANS moves the threshold, not the heuristic."""
+    if not overlap or not overlap.get("without_rehearsal"):
+        return []
+    lines = []
+    for part in ("without_rehearsal", "with_rehearsal"):
+        by = overlap.get(part)
+        if not by:
+            continue
+        name = "the rated examples and their copies" if part == "without_rehearsal" else "with the rehearsal rows"
+        line = (f"- Word overlap per class, {name} (share of the hypothesis's words found in the premise): "
+                + ", ".join(f"{label} {v['mean']:.2f} (n = {v['n']})" for label, v in by.items()) + ".")
+        means = {label: v["mean"] for label, v in by.items()}
+        if len(means) > 1 and max(means.values()) - min(means.values()) >= OVERLAP_GAP:
+            high, low = max(means, key=means.get), min(means, key=means.get)
+            line += (f" The set pairs overlap with {high} ({means[high]:.2f} against {means[low]:.2f} for {low}): "
+                     f"it teaches overlap as a cue for {high}, not the anchors' meaning"
+                     + (" (`finetune.rehearsal_balance = contrast` adds rows that even it out)."
+                        if part == "without_rehearsal" else "."))
+        lines.append(line)
+    return [*lines, ""]
+
+
 def write_round_report(out_dir: str | Path, summary: dict[str, Any], aggregation=None) -> dict[str, Path]:
     """Write ``round.json`` and ``round.md`` into ``out_dir``; return their paths.
 
@@ -100,7 +129,7 @@ def write_round_report(out_dir: str | Path, summary: dict[str, Any], aggregation
         "",
     ]
     if summary.get("fine_tuning_set"):
-        md += ["## Fine-tuning set", "", "```json",
+        md += ["## Fine-tuning set", "", *overlap_lines(summary["fine_tuning_set"].get("overlap_by_label")), "```json",
                __import__("json").dumps(summary["fine_tuning_set"], indent=2, default=str), "```", ""]
     if aggregation is not None:
         md += [aggregation.to_markdown().replace("# Aggregated ratings", "## Aggregated ratings", 1)]
