@@ -106,6 +106,8 @@ def test_a_regressing_sync_keeps_the_previous_model_and_says_why(env, capsys):
     md = (Path(res.report_dir) / "round.md").read_text()
     assert "Not served" in md and "MNLI fell" in md and f"hildif round promote --round r1 --version {res.version}" in md
     assert "/ n %" not in md
+    # the set's word overlap per class (all six relabelled non-entailment: one class, so no gap to name)
+    assert "- Word overlap per class, the rated examples and their copies" in md and "cue for" not in md
     text = format_status(round_status(cfg, "r1", live=False))
     assert "not served (promotion gate): MNLI fell" in text and f"serving model {env['base']}" in text
     # the same ratings again: unchanged, still not served
