@@ -284,3 +284,14 @@ def test_a_cell_recorded_with_a_setting_found_not_to_shape_it_stays_current():
     manifest = {"digest": "0" * 16, "baseline_path": "models/v1", **older["settings"]}
     assert manifest_digest(manifest) == digest
     assert manifest_digest({**manifest, "explained_top_p": 20, "settings": current["settings"]}) == digest
+
+
+@pytest.mark.integration
+def test_the_written_manifest_names_the_digest_of_its_cells(env, first_run):
+    from hildif.experiments.ablation import is_current, manifest_digest
+
+    manifest = json.loads((env["out"] / "manifest.json").read_text())
+    assert manifest_digest(manifest) == manifest["digest"] and manifest["explained_top_p"] >= 2
+    # the last run (the changed learning rate above) recomputed nohs-noda-noh; hs-da-h keeps the old rate's cells
+    assert is_current(_cell(env, "nohs-noda-noh_p2_s0"), manifest_digest(manifest))
+    assert not is_current(_cell(env, "hs-da-h_p2_s0"), manifest_digest(manifest))

@@ -184,11 +184,15 @@ def is_current(cell_record: dict[str, Any], digest: str) -> bool:
     return (_digest(recorded) if recorded is not None else cell_record.get("digest")) == digest
 
 
+# what manifest.json holds besides the settings that shape a cell (see run_ablation)
+MANIFEST_FIELDS = ("digest", "baseline_path", "explained_top_p")
+
+
 def manifest_digest(manifest: dict[str, Any]) -> str:
     """The digest a run folder's cells are current against: of the settings its ``manifest.json`` records, less the
     manifest's own fields and :data:`NOT_SHAPING` (so a folder written before a setting was found not to shape a
     cell still matches its cells)."""
-    shaping = {k: v for k, v in manifest.items() if k not in ("digest", "baseline_path", "explained_top_p")}
+    shaping = {k: v for k, v in manifest.items() if k not in MANIFEST_FIELDS}
     return _digest(recorded_shaping({"settings": shaping}))
 
 
@@ -423,8 +427,8 @@ def run_ablation(
         "finetune": {k: v for k, v in dataclasses.asdict(cfg.finetune).items() if not k.startswith("gate_")},
     }
     digest = _digest(shaping)
-    write_json_atomic(out / "manifest.json", {"digest": digest, "baseline_path": str(baseline_path),
-                                              "explained_top_p": max(settings.top_ps), **shaping})
+    manifest = dict(zip(MANIFEST_FIELDS, (digest, str(baseline_path), max(settings.top_ps))))
+    write_json_atomic(out / "manifest.json", {**manifest, **shaping})
 
     base_file = out / "baseline.json"
     base = json.loads(base_file.read_text()) if base_file.exists() else None
