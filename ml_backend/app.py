@@ -14,6 +14,8 @@ endpoint               does                                                     
 ``POST /jobs``         ``{"kind": "sync"|"start"|"train", "params": {...}}`` queues a job    -
 ``POST /influence``    a text (pair) or task's most influential training examples           -
                        (:mod:`ml_backend.influence_api`; 202 while the store is being opened)
+``POST /webhook-keys`` ``{"project": id}`` -> ``{"project", "key"}``: a new webhook key for     -
+                       the project (the previous one stops working; :mod:`ml_backend.webhook_keys`)
 =====================  ===================================================================  ===============
 
 /setup refuses (400) a label config hildif cannot serve (:mod:`ml_backend.projects`), and a START_TRAINING nothing can
@@ -22,13 +24,14 @@ be done for is answered 422: Label Studio shows only the HTTP status line of a f
 (:func:`status_line`), as well as in the JSON body.
 
 Bodies are checked by :mod:`ml_backend.schema` (data only, never server paths; a field that names a file is refused
-with 400 naming it); bodies over ``BackendSettings.max_body_bytes`` get 413. Error answers name the field at fault
-and never echo what was sent.
+with 400 naming it; /setup, /predict and /webhook take the top-level fields Label Studio sends and refuse any other
+by name); bodies over ``BackendSettings.max_body_bytes`` get 413, a body that is not a JSON object (or nests deeper
+than ``schema.MAX_DEPTH``) 400. Error answers name the field at fault and never echo what was sent.
 
 Basic auth (:class:`BackendSettings.basic_auth`) guards every endpoint but /health. ``/webhook`` also accepts the
-per-project secret header that hildif adds to the project's webhook when it connects the backend
-(:mod:`hildif.labelstudio.webhook`), because Label Studio sends webhooks without the backend's credentials. Refused
-webhooks are logged and counted in /health.
+per-project key header that hildif adds to the project's webhook when it connects the backend
+(:mod:`hildif.labelstudio.webhook`, :mod:`ml_backend.webhook_keys`), because Label Studio sends webhooks without the
+backend's credentials. Either is checked before the body is read; refused webhooks are logged and counted in /health.
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from hildif.config import HildifConfig
-from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret_matches
+from hildif.labelstudio.webhook import WEBHOOK_KEYS_PATH, WEBHOOK_SECRET_HEADER
 from ml_backend import schema
 from ml_backend.influence_api import answer as influence_answer
+from ml_backend.accesslog import escape
 from ml_backend.ls_model import HildifModel, project_id_of
 from ml_backend.runtime import BackendRuntime
 from ml_backend.schema import FieldError
@@ -69,6 +73,7 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
     app = Flask("hildif-ml-backend")
     app.config["HILDIF_RUNTIME"] = runtime
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    app.config["HILDIF_READ_TIMEOUT_S"] = runtime.settings.read_timeout_s  # read by ml_backend.worker
     auth = runtime.settings.basic_auth
 
     def basic_auth_ok() -> bool:
@@ -77,19 +82,28 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
                 and hmac.compare_digest(str(given.username or "").encode(), auth[0].encode())
                 and hmac.compare_digest(str(given.password or "").encode(), auth[1].encode()))
 
-    @app.before_request
-    def _check_auth():
-        if not auth or request.path == "/health" or basic_auth_ok():
-            return None
-        if request.path == "/webhook":
-            return None  # checked in the handler: Label Studio's webhooks carry a per-project secret instead
+    def refuse(project: int | None = None, reason: str | None = None):
+        if reason:
+            runtime.events.refused(project, reason)
         return jsonify({"error": "authentication required"}), 401, {"WWW-Authenticate": 'Basic realm="hildif"'}
 
-    def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise FieldError("body", "expected a JSON object")
-        return data
+    @app.before_request
+    def _check_auth():  # before any body is read
+        g.webhook_project = None
+        if not auth or request.path == "/health" or basic_auth_ok():
+            return None
+        if request.path != "/webhook":
+            return refuse()
+        # Label Studio's webhooks carry their project's key instead; the key names the project
+        given = request.headers.get(WEBHOOK_SECRET_HEADER)
+        g.webhook_project = runtime.webhook_keys.project_of(given)
+        if g.webhook_project is None:
+            return refuse(None, "no credentials" if given is None else "wrong webhook key")
+        return None
+
+    def body(allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
+        data = schema.json_object(request.get_data(cache=True))  # RequestEntityTooLarge (413) past the limit
+        return schema.known_fields(data, allowed) if allowed else data
 
     def model_for(project: Any, label_config: str | None = None) -> HildifModel:
         pid = project_id_of(project)
@@ -107,7 +121,7 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return jsonify({"error": exc.name}), exc.code
-        log.error("%s %s failed: %s (message withheld)", request.method, request.path, type(exc).__name__)
+        log.error("%s %s failed: %s (message withheld)", request.method, escape(request.path), type(exc).__name__)
         return jsonify({"error": f"{type(exc).__name__}: internal error"}), 500
 
     @app.get("/health")
@@ -118,7 +132,7 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
 
     @app.post("/setup")
     def setup():
-        data = body()
+        data = body(schema.SETUP_FIELDS)
         schema_xml = schema.optional_string(data, "schema", 200_000)
         hostname = schema.optional_string(data, "hostname", 2000)
         token = schema.optional_string(data, "access_token", 1000)
@@ -131,22 +145,20 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
 
     @app.post("/predict")
     def predict():
-        data = body()
+        data = body(schema.PREDICT_FIELDS)
         tasks = schema.tasks_list(data)
         model = model_for(data.get("project"), schema.optional_string(data, "label_config", 200_000))
         params = data.get("params") if isinstance(data.get("params"), dict) else {}
+        schema.known_fields(params, schema.PREDICT_PARAMS, "params")
         response = model.predict(tasks, context=params.get("context"))
         return jsonify({"results": response["predictions"], "model_version": response["model_version"]})
 
     @app.post("/webhook")
     def webhook():
-        data = body()
+        data = body(schema.WEBHOOK_FIELDS)
         project = project_id_of(data.get("project"))
-        if auth and not basic_auth_ok() and not webhook_secret_matches(
-                auth[1], project, request.headers.get(WEBHOOK_SECRET_HEADER)):
-            runtime.events.refused(project, "no credentials" if WEBHOOK_SECRET_HEADER not in request.headers
-                                   else "wrong webhook secret")
-            return jsonify({"error": "authentication required"}), 401, {"WWW-Authenticate": 'Basic realm="hildif"'}
+        if g.webhook_project is not None and project != g.webhook_project:
+            return refuse(project, "webhook key of another project")
         action = schema.webhook_action(data)
         result = model_for(data.get("project")).fit(action, data)
         if result.get("status") == "refused":
@@ -178,5 +190,11 @@ def create_app(cfg: HildifConfig, settings: BackendSettings | None = None, runti
     def influence():
         payload, status = influence_answer(runtime, body())
         return jsonify(payload), status
+
+    @app.post(WEBHOOK_KEYS_PATH)
+    def webhook_key():
+        data = body(("project",))
+        pid = schema.integer(1, schema.MAX_ID)("project", data.get("project"))
+        return jsonify({"project": pid, "key": runtime.webhook_keys.issue(pid)}), 201
 
     return app

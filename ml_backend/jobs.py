@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -57,10 +58,24 @@ def _user_error_types() -> tuple[type, ...]:
 
 def safe_error(exc: BaseException, kind: str, job_id: str, secrets: tuple[str, ...] = ()) -> str:
     """The error stored and returned for a failed job: the message of a user-facing hildif error (with any known
-    secret masked, at most MAX_ERROR_CHARS), else the exception type and a generic sentence."""
+    secret masked and every server path cut to its last name, at most MAX_ERROR_CHARS), else the exception type
+    and a generic sentence."""
     if is_user_error(exc):
-        return redact(f"{type(exc).__name__}: {exc}", secrets)[:MAX_ERROR_CHARS]
+        return without_paths(redact(f"{type(exc).__name__}: {exc}", secrets))[:MAX_ERROR_CHARS]
     return f"{type(exc).__name__}: unexpected error in the {kind} job (details in the backend log, job {job_id})"
+
+
+# an absolute path (or ~/...) after a space, quote, bracket, "=" or ",": the server's layout, never the caller's business
+_SERVER_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s'"(\[=,]))(?:~/|/)[^\s'"()\[\],;]*""")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with each server path replaced by its last name (``.../rounds.sqlite``): an error message may name
+    the file at fault, not where the server keeps it."""
+    def last_name(m: re.Match[str]) -> str:
+        name = m.group().rstrip("/").rsplit("/", 1)[-1]
+        return f".../{name}" if name and name != "~" else "..."
+    return _SERVER_PATH.sub(last_name, text)
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -117,16 +132,18 @@ class JobQueue:
 
     # ------------------------------------------------------------------ API
     def submit(self, kind: str, params: dict[str, Any] | None = None,
-               not_before: float | None = None) -> tuple[str, bool]:
+               not_before: float | None = None, while_running: bool = False) -> tuple[str, bool]:
         """Queue a job to run once ``not_before`` (epoch seconds; None = now) has passed; returns (job id, created).
-        An identical queued job is reused (created False) and moved to the earlier of its time and ``not_before``."""
+        An identical queued job is reused (created False) and moved to the earlier of its time and ``not_before``;
+        with ``while_running``, so is an identical job that is running now (a replayed request finds it)."""
         if kind not in self.handlers:
             raise ValueError(f"unknown job kind {kind!r} (known: {', '.join(sorted(self.handlers))})")
         blob = json.dumps(params or {}, sort_keys=True)
+        statuses = "('queued', 'running')" if while_running else "('queued')"
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT id, not_before FROM jobs WHERE kind = ? AND params = ? AND status = 'queued'",
-                             (kind, blob)).fetchone()
+            row = db.execute(f"SELECT id, not_before FROM jobs WHERE kind = ? AND params = ? AND status IN {statuses} "
+                             "ORDER BY status = 'queued' DESC LIMIT 1", (kind, blob)).fetchone()
             if row:
                 if row["not_before"] is not None and (not_before is None or not_before < row["not_before"]):
                     db.execute("UPDATE jobs SET not_before = ? WHERE id = ?", (not_before, row["id"]))

@@ -23,7 +23,7 @@ from typing import Any
 from hildif.config import HildifConfig
 from hildif.options import add_config_options, config_from_args
 from ml_backend.settings import (
-    BackendSettings, SettingsError, basic_auth_from_env, check_debounce, check_exposure, retrain_from_env,
+    MAX_READ_TIMEOUT_S, BackendSettings, SettingsError, basic_auth_from_env, check_debounce, check_exposure, retrain_from_env,
 )
 
 PREANNOTATE_ENV = "HILDIF_BACKEND_PREANNOTATE"
@@ -49,8 +49,14 @@ def settings_from_args(args: argparse.Namespace) -> BackendSettings:
     """The settings of ``python -m ml_backend`` / ``hildif backend serve`` (options plus environment)."""
     if args.threads < 1:
         raise SettingsError(f"--threads must be >= 1, got {args.threads}")
-    return settings_from_env(args.host, args.port, args.preannotate, args.threads, args.insecure,
-                             getattr(args, "retrain_on_annotations", None), getattr(args, "retrain_debounce_s", None))
+    timeout = getattr(args, "read_timeout", BackendSettings.read_timeout_s)
+    if not 0.5 <= timeout <= MAX_READ_TIMEOUT_S:
+        raise SettingsError(f"--read-timeout must be between 0.5 and {MAX_READ_TIMEOUT_S:.0f} seconds, got {timeout}")
+    settings = settings_from_env(args.host, args.port, args.preannotate, args.threads, args.insecure,
+                                 getattr(args, "retrain_on_annotations", None),
+                                 getattr(args, "retrain_debounce_s", None))
+    settings.read_timeout_s = timeout
+    return settings
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +64,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=9090)
     parser.add_argument("--threads", type=int, default=8,
                         help="gunicorn threads for webhooks/health/jobs; /predict gets its own pool of as many")
+    parser.add_argument("--read-timeout", type=float, default=BackendSettings.read_timeout_s, metavar="SECONDS",
+                        help="a client must have sent its whole request this many seconds after connecting, else "
+                             "408 (default %(default)s); no thread waits for it meanwhile")
     parser.add_argument("--insecure", action="store_true",
                         help="allow serving on a non-loopback --host without basic auth (prints a warning)")
     parser.add_argument("--preannotate", action="store_true", default=None,
@@ -75,11 +84,17 @@ ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
 
 def gunicorn_options(settings: BackendSettings) -> dict[str, Any]:
+    """gunicorn's settings for the backend (``serve`` and ``gunicorn.conf.py``). ``keepalive`` 0: one request per
+    connection, each read whole by the worker's event loop before a thread takes it (:mod:`ml_backend.worker`);
+    the access log escapes control characters (:mod:`ml_backend.accesslog`)."""
+    from ml_backend.accesslog import LOGGER_CLASS
+
     return {
         "bind": f"{settings.host}:{settings.port}", "workers": 1, "threads": settings.threads,
         "worker_class": "ml_backend.worker.SplitPoolWorker", "timeout": 300, "graceful_timeout": 30,
-        "accesslog": "-", "access_log_format": ACCESS_LOG_FORMAT, "errorlog": "-", "loglevel": "info",
-        "limit_request_line": 8190, "limit_request_fields": 100,
+        "keepalive": 0, "accesslog": "-", "access_log_format": ACCESS_LOG_FORMAT, "errorlog": "-",
+        "loglevel": "info", "logger_class": LOGGER_CLASS,
+        "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
     }
 
 

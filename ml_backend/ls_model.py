@@ -22,6 +22,7 @@ from ml_backend.projects import (
     TEXT, ProjectConfig, UnservableConfig, choices_result, read_label_config, served_tags, task_texts,
 )
 from ml_backend.retrain import queue_training, training_blocker
+from ml_backend.schema import project_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from ml_backend.runtime import BackendRuntime
@@ -34,15 +35,9 @@ MAX_LABEL_CONFIG_CHARS = 200_000
 
 
 def project_id_of(value: Any) -> int | None:
-    """Label Studio names projects ``"<id>.<created timestamp>"`` in /setup and /predict, an int or a dict elsewhere."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        value = value.get("id")
-    try:
-        return int(str(value).split(".")[0])
-    except ValueError:
-        return None
+    """Label Studio names projects ``"<id>.<created timestamp>"`` in /setup and /predict, an int or a dict elsewhere
+    (:func:`ml_backend.schema.project_id`: an id out of range is a FieldError naming ``project``)."""
+    return project_id("project", value)
 
 
 def similarity_score(cosine: float) -> int:
@@ -178,9 +173,11 @@ class HildifModel:
         if pid is None:
             return refused("START_TRAINING without a project id")
         round_id = self.runtime.service.round_for_project(pid)
-        if round_id is not None:
-            job_id, created = self.runtime.jobs.submit("sync", {"round_id": round_id, "project_id": pid})
-            return {"status": "queued" if created else "already queued", "job_id": job_id, "round_id": round_id}
+        if round_id is not None:  # a replayed START_TRAINING finds the project's sync while it is queued or running
+            job_id, created = self.runtime.jobs.submit("sync", {"round_id": round_id, "project_id": pid},
+                                                       while_running=True)
+            status = "queued" if created else f"already {(self.runtime.jobs.get(job_id) or {}).get('status', 'queued')}"
+            return {"status": status, "job_id": job_id, "round_id": round_id}
         try:
             config = self._payload_config(data)
         except UnservableConfig as exc:
@@ -191,7 +188,7 @@ class HildifModel:
         if config.kind != TEXT:
             return refused(f"no hildif round uses Label Studio project {pid}: nothing to train")
         blocker = training_blocker(self.runtime, pid)
-        return refused(blocker) if blocker else queue_training(self.runtime, pid)
+        return refused(blocker) if blocker else queue_training(self.runtime, pid, while_running=True)
 
     def _payload_config(self, data: dict[str, Any]) -> ProjectConfig | None:
         """The project's kind from a webhook's project (Label Studio sends its label config), else from /setup."""

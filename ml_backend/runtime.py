@@ -1,6 +1,6 @@
 """Process-wide state of one backend process, shared by its requests and its job thread: hildif's
 :class:`~hildif.service.Service` (the served model, loaded once per version, and the rounds), the job queue, the
-per-project key-value store, the webhook event log and the tokens Label Studio sent to /setup."""
+per-project key-value store, the webhook event log and keys, and the tokens Label Studio sent to /setup."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ml_backend.events import EventLog
 from ml_backend.influence_api import InfluenceJobs
 from ml_backend.jobs import JobQueue
 from ml_backend.settings import BackendSettings
+from ml_backend.webhook_keys import WebhookKeys
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class BackendRuntime:
         self._warned: set[tuple[str, str]] = set()
         self._warned_lock = threading.Lock()
         self.events = EventLog(self.db_path)
+        self.webhook_keys = WebhookKeys(self.db_path)  # per-project keys of Label Studio's webhooks
         if start_jobs:
             self.jobs.start()
 

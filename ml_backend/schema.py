@@ -9,6 +9,7 @@ or a file's content pasted by a client).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,11 +20,22 @@ from hildif.influence.anchors import ANCHOR_METHODS, PROJECT_RULES
 # Keys that name something on the server's disk; refused over HTTP wherever they appear.
 _FILE_KEY = re.compile(r"(^|_)(file|files|path|paths|dir|dirs|directory|folder|config|cfg)$", re.IGNORECASE)
 
-PAIR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # MNLI/HANS pairIDs: "12345n", "ex123", "53088c"
-RULE = re.compile(r"^[A-Za-z0-9_:+-]{1,200}$")  # heuristic:NAME / label:NAME / misclassified / all, joined by +
-ACTION = re.compile(r"^[A-Z][A-Z_]{0,63}$")  # Label Studio webhook actions: ANNOTATION_CREATED, START_TRAINING
+# Patterns are matched whole (re.fullmatch): "$" alone also matches before a trailing newline.
+PAIR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # MNLI/HANS pairIDs: "12345n", "ex123", "53088c"
+RULE = re.compile(r"[A-Za-z0-9_:+-]{1,200}")  # heuristic:NAME / label:NAME / misclassified / all, joined by +
+ACTION = re.compile(r"[A-Z][A-Z_]{0,63}")  # Label Studio webhook actions: ANNOTATION_CREATED, START_TRAINING
 MAX_PAIR_IDS = 1000
 MAX_TASKS = 1000
+MAX_ID = 2**31 - 1  # ids stored in SQLite and sent to Label Studio: a larger integer is refused, never an overflow
+MAX_DEPTH = 64  # nesting of a body's lists and objects (Label Studio's deepest payloads nest about 8)
+MAX_TASK_TEXT_CHARS = 20_000  # per string of a /predict task's data (the model reads its first max_length tokens)
+
+# The top-level fields Label Studio 1.23 sends (label_studio/ml/api_connector.py, webhooks/models.py); any other is
+# refused by name. What a task, project or annotation object holds inside is Label Studio's and not checked.
+SETUP_FIELDS = ("project", "schema", "hostname", "access_token", "extra_params")
+PREDICT_FIELDS = ("tasks", "project", "label_config", "params")
+PREDICT_PARAMS = ("login", "password", "context")
+WEBHOOK_FIELDS = ("action", "project", "annotation", "annotations", "task", "tasks", "label_link", "label")
 
 
 class FieldError(HildifError, ValueError):
@@ -62,7 +74,7 @@ def string(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str):
             raise FieldError(name, f"expected a string, got a {_type_name(value)}")
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise FieldError(name, f"expected {what}")
         return value
     return check
@@ -143,17 +155,17 @@ def _round_id(name: str, value: Any) -> str:
 SELECTION = Obj({
     "method": Field(one_of(*ANCHOR_METHODS)),
     "n": Field(integer(1, 1000)),
-    "seed": Field(integer(0, 2**31 - 1)),
+    "seed": Field(integer(0, MAX_ID)),
     "pair_ids": Field(list_of(string(PAIR_ID, "a pairID (letters, digits, '_.:-', at most 64)"), MAX_PAIR_IDS)),
     "rule": Field(string(RULE, "a rule such as heuristic:lexical_overlap+misclassified")),
     "project_anchors": Field(one_of(*PROJECT_RULES)),
-    "task_ids": Field(list_of(integer(1, 2**31 - 1), MAX_PAIR_IDS)),
+    "task_ids": Field(list_of(integer(1, MAX_ID), MAX_PAIR_IDS)),
 })
 
 JOB_PARAMS = {
-    "sync": Obj({"round_id": Field(_round_id, required=True), "project_id": Field(integer(1, 2**31 - 1))}),
+    "sync": Obj({"round_id": Field(_round_id, required=True), "project_id": Field(integer(1, MAX_ID))}),
     "start": Obj({"round_id": Field(_round_id, required=True), "selection": Field(SELECTION)}),
-    "train": Obj({"project_id": Field(integer(1, 2**31 - 1), required=True)}),
+    "train": Obj({"project_id": Field(integer(1, MAX_ID), required=True)}),
 }
 
 
@@ -179,6 +191,52 @@ def job_request(data: Any) -> tuple[str, dict[str, Any]]:
     return kind, params
 
 
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body -> its JSON object; FieldError ``body`` (400) for anything else: not JSON, not UTF-8, not an
+    object, nested deeper than MAX_DEPTH (deep nesting used to end in a RecursionError, 500)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise FieldError("body", f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # not JSON, not UTF-8, an integer of more than 4300 digits
+        raise FieldError("body", "expected a JSON object") from None
+    if not isinstance(data, dict):
+        raise FieldError("body", f"expected a JSON object, got a {_type_name(data)}")
+    level, depth = [data], 1
+    while level:
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, (dict, list))]
+        depth += bool(level)
+        if depth > MAX_DEPTH:
+            raise FieldError("body", f"nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def known_fields(data: dict[str, Any], allowed: tuple[str, ...], where: str = "") -> dict[str, Any]:
+    """``data`` itself, or FieldError naming its first key outside ``allowed`` (only this level is looked at)."""
+    for key in data:
+        if key not in allowed:
+            raise FieldError(f"{where}.{key}" if where else str(key), f"unknown field (allowed: {', '.join(allowed)})")
+    return data
+
+
+def project_id(name: str, value: Any) -> int | None:
+    """Label Studio's project: ``"<id>.<created timestamp>"`` (/setup, /predict), an integer, or an object with an
+    ``id`` (webhooks); None when absent or not a number. An id outside 1..MAX_ID is a FieldError (400), not an
+    overflow in SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        name, value = f"{name}.id", value.get("id")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    text = str(value).split(".")[0].strip()
+    if not text.lstrip("-").isdigit():
+        return None
+    if len(text) > 19 or not 1 <= int(text) <= MAX_ID:
+        raise FieldError(name, f"a Label Studio project id between 1 and {MAX_ID}")
+    return int(text)
+
+
 def webhook_action(data: dict[str, Any]) -> str:
     if "action" not in data or data["action"] in (None, ""):
         raise FieldError("action", "required")
@@ -196,6 +254,10 @@ def tasks_list(data: dict[str, Any]) -> list[dict[str, Any]]:
             raise FieldError(f"tasks[{i}]", f"expected a task object, got a {_type_name(t)}")
         if not isinstance(t.get("data", {}), dict):
             raise FieldError(f"tasks[{i}].data", f"expected an object, got a {_type_name(t.get('data'))}")
+        for key, value in (t.get("data") or {}).items():
+            if isinstance(value, str) and len(value) > MAX_TASK_TEXT_CHARS:
+                raise FieldError(f"tasks[{i}].data.{key}", f"at most {MAX_TASK_TEXT_CHARS} characters per text",
+                                 status=413)
     return tasks
 
 
@@ -214,7 +276,7 @@ def optional_string(data: dict[str, Any], key: str, max_len: int) -> str | None:
 MAX_TEXT_CHARS = 5000  # per text of an influence query (the model reads at most model.max_length tokens of it)
 MAX_INFLUENCE_K = 100
 MAX_INFLUENCE_RERANK = 200
-LABEL_NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
+LABEL_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 # where a Label Studio task's data holds the text (pair), tried in order after the configured task.text/text_pair
 TASK_TEXT_FIELDS = (("anchor_premise", "anchor_hypothesis"), ("premise", "hypothesis"), ("text", "text_pair"))
 

@@ -15,7 +15,9 @@ class BackendSettings:
     choice from the model's representations; ``basic_auth`` = (user, password) protects every endpoint but /health.
     Serving on anything but loopback needs ``basic_auth`` or ``insecure`` (see :func:`check_exposure`).
     ``threads``: gunicorn threads for webhooks/health/jobs, and as many again for /predict (its own pool).
-    ``max_body_bytes``: larger request bodies are answered 413.
+    ``max_body_bytes``: larger request bodies are answered 413. ``read_timeout_s``: a client must have sent its
+    whole request (headers and body) this many seconds after connecting, else 408; the worker reads requests in
+    its event loop meanwhile, so slow clients hold no thread (:mod:`ml_backend.worker`).
     ``retrain_on_annotations`` (off by default): an annotation webhook of a text-classification project queues a
     ``train`` job on the project's annotated tasks, run ``retrain_debounce_s`` seconds after the first event; the
     events of that window collapse into that one job (:mod:`ml_backend.retrain`)."""
@@ -28,6 +30,7 @@ class BackendSettings:
     threads: int = 8
     insecure: bool = False
     max_body_bytes: int = 4 * 1024 * 1024
+    read_timeout_s: float = 10.0
     retrain_on_annotations: bool = False
     retrain_debounce_s: float = 60.0
 
@@ -71,6 +74,7 @@ def basic_auth_from_env() -> tuple[str, str] | None:
 RETRAIN_ENV = "HILDIF_BACKEND_RETRAIN_ON_ANNOTATIONS"
 RETRAIN_DEBOUNCE_ENV = "HILDIF_BACKEND_RETRAIN_DEBOUNCE_S"
 MAX_DEBOUNCE_S = 7 * 24 * 3600.0
+MAX_READ_TIMEOUT_S = 300.0
 
 
 def flag_from_env(name: str) -> bool | None:

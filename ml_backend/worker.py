@@ -1,63 +1,318 @@
-"""A gunicorn ``gthread`` worker that serves ``/predict`` from its own thread pool.
+"""A gunicorn ``gthread`` worker that reads each whole request before a thread takes it, and serves ``/predict`` and
+``/influence`` from pools of their own.
 
-Label Studio waits at most 1 s for a webhook while a burst of ``/predict`` calls (serialised on the model) can take
-longer; with one shared pool the webhooks queue behind them. Here the request line is peeked (``MSG_PEEK``, nothing is
-consumed) before a connection is handed to a pool: ``/predict`` goes to the prediction pool, everything else
-(webhooks, /health, jobs) to the main one. A fresh connection whose request has not arrived yet waits on the poller
-(no thread held), exactly as gunicorn does for a slow client. Any case it cannot tell (TLS, data already buffered,
-an unexpected gunicorn version) goes to the main pool, which is gunicorn's own behaviour.
+gunicorn's threaded worker hands a connection to a thread once its first bytes arrive; the thread then reads the
+rest of the request with no deadline, so as many trickling clients as ``--threads`` took every thread (slow headers,
+or a slow body on ``/webhook``). Here the worker's event loop reads every request itself, without blocking, into
+memory: the header section (at most :data:`MAX_HEADER_BYTES`) and the body its ``Content-Length`` or chunked framing
+announces (at most the app's ``MAX_CONTENT_LENGTH``). A thread gets the connection only when the whole request is
+there, so a slow client holds a file descriptor, never a thread, and a client that has not sent its whole request
+``read_timeout`` seconds after connecting is answered 408 and dropped. Answered in the event loop, without a thread:
+431 (header section too large), 413 (a body over the limit, announced or chunked), 400 (framing the worker does not
+take: ``Transfer-Encoding`` other than ``chunked`` alone, both framings, a bad length or chunk size) and 408.
+
+Each connection serves one request (``keepalive = 0``, :func:`ml_backend.launch.gunicorn_options`): a kept-alive
+connection's next request would be read by a thread again. The request line picks the pool: ``/predict`` the
+prediction pool (``--threads`` threads), ``/influence`` the influence pool (:data:`INFLUENCE_THREADS`; an influence
+query takes seconds of CPU), everything else (webhooks, /health, jobs) the main pool. TLS (``certfile``) is left to
+gunicorn's own reading: put TLS in the proxy in front (README, "The ML backend's security").
 """
 
 from __future__ import annotations
 
+import json
+import re
 import selectors
 import socket
 import time
 from concurrent import futures
+from dataclasses import dataclass, field
 from functools import partial
 
+from gunicorn import http
 from gunicorn.workers.gthread import ThreadWorker
 
 PREDICT_PREFIX = b"/predict"
+INFLUENCE_PREFIX = b"/influence"
+INFLUENCE_THREADS = 2
+MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_READ_TIMEOUT_S = 10.0
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+LINGER_S = 2.0
+LINGER_BYTES = 8 * 1024 * 1024  # a refused large body is still arriving: read it away rather than reset the answer
+_RECV_BYTES = 256 * 1024
+_MAX_CHUNK_LINE = 1024
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
+            431: "Request Header Fields Too Large"}
+
+
+class Refusal(Exception):
+    """A request the worker answers itself: ``status`` and a message naming what is at fault."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class IncomingRequest:
+    """One request being read: the bytes so far and how far its framing is known. :meth:`feed` returns True once
+    the whole request is there and raises :class:`Refusal` for a request the worker will not hand on."""
+
+    max_body: int
+    deadline: float
+    data: bytearray = field(default_factory=bytearray)
+    body_start: int = -1  # offset after the header section; -1 = not complete yet
+    length: int | None = None  # Content-Length, or None for a chunked body
+    chunk_pos: int = 0  # chunked: where the next chunk-size line starts
+    chunk_total: int = 0
+    expect_continue: bool = False
+    continued: bool = False  # the 100 Continue was sent
+
+    def feed(self, data: bytes) -> bool:
+        self.data += data
+        if len(self.data) > MAX_HEADER_BYTES + 2 * self.max_body:  # chunk framing and trailers included
+            raise Refusal(413, f"body: larger than {self.max_body} bytes")
+        if self.body_start < 0:
+            end = self.data.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.data) > MAX_HEADER_BYTES:
+                    raise Refusal(431, f"header section: at most {MAX_HEADER_BYTES} bytes")
+                return False
+            if end + 4 > MAX_HEADER_BYTES:
+                raise Refusal(431, f"header section: at most {MAX_HEADER_BYTES} bytes")
+            self._frame(bytes(self.data[:end]))
+            self.body_start = self.chunk_pos = end + 4
+        return self._body_complete()
+
+    def _frame(self, head: bytes) -> None:
+        lines = head.split(b"\r\n")
+        lengths, codings = [], []
+        for line in lines[1:]:
+            if line[:1] in (b" ", b"\t"):
+                raise Refusal(400, "header section: obsolete line folding")
+            name, _, value = line.partition(b":")
+            name, value = name.strip().lower(), value.strip()
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                codings.append(value.lower())
+            elif name == b"expect" and value.lower() == b"100-continue":
+                self.expect_continue = True
+        if codings:
+            if lengths or codings != [b"chunked"]:
+                raise Refusal(400, "Transfer-Encoding: only 'chunked' alone, without Content-Length")
+            self.length = None
+            return
+        if len(set(lengths)) > 1 or any(not v.isdigit() or len(v) > 18 for v in lengths):
+            raise Refusal(400, "Content-Length: one non-negative integer")
+        self.length = int(lengths[0]) if lengths else 0
+        if self.length > self.max_body:
+            raise Refusal(413, f"body: larger than {self.max_body} bytes")
+
+    def _body_complete(self) -> bool:
+        if self.length is not None:
+            return len(self.data) - self.body_start >= self.length
+        data = self.data
+        while True:  # chunked: walk the chunks that have arrived, from where the last call stopped
+            eol = data.find(b"\r\n", self.chunk_pos)
+            if eol < 0:
+                if len(data) - self.chunk_pos > _MAX_CHUNK_LINE:
+                    raise Refusal(400, "body: chunk size line too long")
+                return False
+            size_field = bytes(data[self.chunk_pos:eol]).split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(size_field):
+                raise Refusal(400, "body: invalid chunk size")
+            size = int(size_field, 16)
+            if size == 0:  # last chunk, then trailer fields up to an empty line
+                return data.find(b"\r\n", eol + 2) == eol + 2 or data.find(b"\r\n\r\n", eol) >= 0
+            self.chunk_total += size
+            if self.chunk_total > self.max_body:
+                raise Refusal(413, f"body: larger than {self.max_body} bytes")
+            end = eol + 2 + size
+            if len(data) < end + 2:
+                return False
+            if data[end:end + 2] != b"\r\n":
+                raise Refusal(400, "body: chunk without its CRLF")
+            self.chunk_pos = end + 2
+
+    def head_without_expect(self) -> bytes:
+        """The request as read, without an ``Expect: 100-continue`` field (it was answered while reading)."""
+        if not self.expect_continue:
+            return bytes(self.data)
+        head = bytes(self.data[:self.body_start])
+        kept = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"expect:")]
+        return b"\r\n".join(kept) + bytes(self.data[self.body_start:])
+
+    def target(self) -> bytes:
+        parts = bytes(self.data[:self.data.find(b"\r\n")]).split(b" ", 2)
+        return parts[1] if len(parts) > 1 else b""
+
+
+def refusal_response(status: int, message: str) -> bytes:
+    body = json.dumps({"error": message, "field": message.split(":", 1)[0]}).encode()
+    return (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def _close_socket(sock) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 class SplitPoolWorker(ThreadWorker):
     def init_process(self) -> None:
         self.predict_pool = futures.ThreadPoolExecutor(max_workers=max(1, self.cfg.threads),
                                                        thread_name_prefix="predict")
+        self.influence_pool = futures.ThreadPoolExecutor(max_workers=INFLUENCE_THREADS,
+                                                         thread_name_prefix="influence")
+        self.reading: dict[int, object] = {}  # id(conn) -> conn, while its request is read
+        self.lingering: dict[socket.socket, list] = {}  # closed for writing: [deadline, bytes drained]
         super().init_process()
 
-    def _peek(self, conn) -> bytes | None:
-        """The first bytes waiting on the socket (b"" at EOF), None when nothing has arrived yet."""
-        try:
-            return conn.sock.recv(64, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return None
-        except OSError:
-            return b""
+    def _app_setting(self, key: str, default: float) -> float:
+        config = getattr(self.wsgi, "config", None) or {}
+        value = config.get(key)
+        return default if value is None else value
 
+    # ------------------------------------------------------------------ reading in the event loop
     def enqueue_req(self, conn) -> None:
-        pool = self.tpool
-        if not self.cfg.is_ssl and hasattr(self, "pending_conns"):
-            head = self._peek(conn)
-            if head is None and not conn.initialized and not getattr(conn, "data_ready", False) and self.alive:
-                conn.sock.setblocking(False)  # wait for the request line on the poller, without a thread
-                conn.timeout = time.monotonic() + self.cfg.keepalive
-                self.pending_conns.append(conn)
-                self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
-                return
-            parts = (head or b"").split(b" ", 2)
-            if len(parts) > 1 and parts[1].startswith(PREDICT_PREFIX):
-                pool = self.predict_pool
+        if self.cfg.is_ssl or conn.initialized or conn.parser is not None:
+            self._dispatch(conn, self.tpool)  # gunicorn's own reading (TLS; a kept-alive connection)
+            return
+        conn.incoming = IncomingRequest(
+            max_body=int(self._app_setting("MAX_CONTENT_LENGTH", DEFAULT_MAX_BODY_BYTES)),
+            deadline=time.monotonic() + float(self._app_setting("HILDIF_READ_TIMEOUT_S", DEFAULT_READ_TIMEOUT_S)))
+        conn.sock.setblocking(False)
+        conn.close = partial(self._close, conn)  # gunicorn's graceful close lingers in the event loop: not here
+        self.reading[id(conn)] = conn
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+
+    def _on_readable(self, conn, _sock) -> None:
+        try:
+            data = conn.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away before its request was complete
+            self._stop_reading(conn)
+            self._drop(conn)
+            return
+        incoming = conn.incoming
+        try:
+            complete = incoming.feed(data)
+        except Refusal as refusal:
+            self._stop_reading(conn)
+            self._refuse(conn, refusal.status, str(refusal))
+            return
+        if not complete:
+            if incoming.expect_continue and incoming.body_start >= 0 and not incoming.continued:
+                incoming.continued = True
+                self._send(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
+            return
+        self._stop_reading(conn)
+        conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.parser.unreader.unread(incoming.head_without_expect())
+        conn.data_ready = True
+        target = incoming.target()
+        pool = (self.predict_pool if target.startswith(PREDICT_PREFIX)
+                else self.influence_pool if target.startswith(INFLUENCE_PREFIX) else self.tpool)
+        conn.incoming = None
+        self._dispatch(conn, pool)
+
+    def _dispatch(self, conn, pool) -> None:
         fs = pool.submit(self.handle, conn)
         fs.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
 
-    def handle_quit(self, sig, frame) -> None:
+    def _stop_reading(self, conn) -> None:
+        self.reading.pop(id(conn), None)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _send(self, conn, data: bytes) -> None:
+        try:
+            conn.sock.send(data)  # small: fits the socket's send buffer; what does not is dropped with the client
+        except OSError:
+            pass
+
+    def _refuse(self, conn, status: int, message: str) -> None:
+        self.log.warning("refused a request from %s while reading it: %d %s", conn.client[0] if conn.client else "?",
+                         status, message)
+        self._send(conn, refusal_response(status, message))
+        self._drop(conn)
+
+    def _drop(self, conn) -> None:
+        self.nr_conns -= 1
+        conn.close(graceful=True)
+
+    # ------------------------------------------------------------------ closing without blocking the event loop
+    def _close(self, conn, graceful: bool = False) -> None:
+        """Close ``conn`` (what ``TConn.close`` does), but a graceful close (RFC 9112 9.6: FIN, then read what the
+        client still sends so that the kernel does not reset the answer away) lingers on the poller, at most
+        :data:`LINGER_S` seconds and :data:`LINGER_BYTES` bytes, instead of blocking the event loop."""
+        sock = conn.sock
+        if not graceful:
+            _close_socket(sock)
+            return
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, partial(self._on_linger, sock))
+        except (OSError, KeyError, ValueError):
+            _close_socket(sock)
+            return
+        self.lingering[sock] = [time.monotonic() + LINGER_S, 0]
+
+    def _on_linger(self, sock, _fileobj) -> None:
+        try:
+            data = sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        state = self.lingering.get(sock)
+        if state is None:
+            return
+        state[1] += len(data)
+        if not data or state[1] > LINGER_BYTES:
+            self._end_linger(sock)
+
+    def _end_linger(self, sock) -> None:
+        self.lingering.pop(sock, None)
+        try:
+            self.poller.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        _close_socket(sock)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in list(self.reading.values()):
+            if not self.alive or conn.incoming.deadline <= now:
+                self._stop_reading(conn)
+                self._refuse(conn, 408, "request: not complete within the read timeout")
+        for sock, (deadline, _) in list(self.lingering.items()):
+            if deadline <= now:
+                self._end_linger(sock)
+
+    # ------------------------------------------------------------------ shutdown
+    def _shutdown_pools(self) -> None:
         self.predict_pool.shutdown(wait=False)
+        self.influence_pool.shutdown(wait=False)
+
+    def handle_quit(self, sig, frame) -> None:
+        self._shutdown_pools()
         super().handle_quit(sig, frame)
 
     def run(self) -> None:
         try:
             super().run()
         finally:
-            self.predict_pool.shutdown(wait=False)
+            self._shutdown_pools()

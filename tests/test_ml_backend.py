@@ -169,26 +169,36 @@ def test_basic_auth_protects_everything_but_health(backend):
     assert client.get("/health").get_json()["webhooks"]["refused"] == 1  # refused webhooks are counted
 
 
-def test_webhooks_with_the_project_secret_pass_basic_auth(backend):
-    """Label Studio sends webhooks without the backend's credentials; the per-project secret header hildif adds to
-    the project's webhook lets them through, for that project only, compared in constant time."""
-    from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret
+def test_webhooks_with_the_project_key_pass_basic_auth(backend):
+    """Label Studio sends webhooks without the backend's credentials; the per-project key the backend issues (and
+    hildif adds to the project's webhook) lets them through, for that project only; issuing again rotates it."""
+    from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER
 
     make, _, _ = backend
     client, rt = make(basic_auth=("ls", "s3cret"))
+    assert client.post("/webhook-keys", json={"project": 4}).status_code == 401  # basic auth only
+    issued = client.post("/webhook-keys", json={"project": 4}, auth=("ls", "s3cret"))
+    assert issued.status_code == 201 and issued.get_json()["project"] == 4
+    key = issued.get_json()["key"]
+    assert len(key) >= 40 and key not in open(rt.db_path, "rb").read().decode("latin-1")  # only its digest is kept
     event = {"action": "ANNOTATION_CREATED", "project": {"id": 4}, "annotation": {"id": 1}}
-    ok = client.post("/webhook", json=event, headers={WEBHOOK_SECRET_HEADER: webhook_secret("s3cret", 4)})
+    ok = client.post("/webhook", json=event, headers={WEBHOOK_SECRET_HEADER: key})
     assert ok.status_code == 201 and ok.get_json()["status"] == "noted"
-    other_project = client.post("/webhook", json={**event, "project": {"id": 5}},
-                                headers={WEBHOOK_SECRET_HEADER: webhook_secret("s3cret", 4)})
-    wrong = client.post("/webhook", json=event, headers={WEBHOOK_SECRET_HEADER: webhook_secret("other", 4)})
+    other_project = client.post("/webhook", json={**event, "project": {"id": 5}}, headers={WEBHOOK_SECRET_HEADER: key})
+    wrong = client.post("/webhook", json=event, headers={WEBHOOK_SECRET_HEADER: key[:-2] + "xx"})
     assert other_project.status_code == wrong.status_code == 401
-    # the secret opens /webhook only
-    assert client.get("/jobs", headers={WEBHOOK_SECRET_HEADER: webhook_secret("s3cret", 4)}).status_code == 401
+    # the key opens /webhook only
+    assert client.get("/jobs", headers={WEBHOOK_SECRET_HEADER: key}).status_code == 401
+    rotated = client.post("/webhook-keys", json={"project": 4}, auth=("ls", "s3cret")).get_json()["key"]
+    assert rotated != key and client.post("/webhook", json=event, headers={WEBHOOK_SECRET_HEADER: key}).status_code == 401
+    assert client.post("/webhook", json=event, headers={WEBHOOK_SECRET_HEADER: rotated}).status_code == 201
     stats = client.get("/health").get_json()["webhooks"]
-    assert stats["accepted"] == 1 and stats["refused"] == 2
-    assert stats["refused_by_reason"] == {"wrong webhook secret": 2}
-    assert rt.kv_get("4", "events") == {"ANNOTATION_CREATED": 1} and rt.kv_get("5", "events") is None
+    assert stats["accepted"] == 2 and stats["refused"] == 3
+    assert stats["refused_by_reason"] == {"webhook key of another project": 1, "wrong webhook key": 2}
+    assert rt.kv_get("4", "events") == {"ANNOTATION_CREATED": 2} and rt.kv_get("5", "events") is None
+    # keys outlive the process (the database keeps their digests)
+    _, again = make(basic_auth=("ls", "s3cret"))
+    assert again.webhook_keys.project_of(rotated) == 4 and again.webhook_keys.project_of(key) is None
 
 
 # ---------------------------------------------------------------------------------------------- gunicorn

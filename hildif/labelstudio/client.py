@@ -282,16 +282,18 @@ class LabelStudioClient:
             with self._call(f"connecting ML backend {url} to project {project_id}"):
                 backend_id = int(self._sdk.ml.create(**kwargs).id)
         if basic_auth:
-            self.secure_backend_webhook(project_id, url, basic_auth[1])
+            from hildif.labelstudio.webhook import request_webhook_key
+
+            self.secure_backend_webhook(project_id, url, request_webhook_key(url, basic_auth, project_id))
         return backend_id
 
-    def secure_backend_webhook(self, project_id: int, backend_url: str, backend_password: str) -> int:
-        """Add the project's webhook secret header to the ``<backend>/webhook`` webhook (made by Label Studio when
+    def secure_backend_webhook(self, project_id: int, backend_url: str, webhook_key: str) -> int:
+        """Add the project's webhook key header to the ``<backend>/webhook`` webhook (made by Label Studio when
         the backend was connected; created here if missing). Returns the webhook id."""
-        from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret
+        from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER
 
         target = backend_url.rstrip("/") + "/webhook"
-        headers = {WEBHOOK_SECRET_HEADER: webhook_secret(backend_password, project_id)}
+        headers = {WEBHOOK_SECRET_HEADER: webhook_key}
         for w in self.webhooks(project_id):
             if str(w.get("url", "")).rstrip("/") == target:
                 if (w.get("headers") or {}).get(WEBHOOK_SECRET_HEADER) != headers[WEBHOOK_SECRET_HEADER]:

@@ -1,26 +1,37 @@
-"""The per-project secret that lets Label Studio's webhooks through a backend protected by basic auth.
+"""The per-project key that lets Label Studio's webhooks through a backend protected by basic auth.
 
 Label Studio creates the ML backend's project webhook (``<backend>/webhook``) without the backend's credentials, so
-with basic auth on every annotation event would be refused. When hildif connects a backend with credentials it adds
-a header to that webhook: ``X-Hildif-Webhook-Secret: <secret>``, where the secret is an HMAC-SHA256 of the project id
-under the backend password. The backend recomputes it for the project named in the payload and compares in constant
-time; a leaked webhook secret admits webhooks for that one project only, never the other endpoints.
+with basic auth on every annotation event would be refused. When hildif connects a backend with credentials it asks
+the backend for the project's webhook key (``POST <backend>/webhook-keys {"project": id}``, basic auth: a random key
+the backend keeps, :mod:`ml_backend.webhook_keys`; asking again rotates it) and adds it to that webhook as the header
+``X-Hildif-Webhook-Secret: <key>``. A leaked key admits webhooks for that one project only, never the other
+endpoints, and says nothing about the backend password.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from hildif.errors import HildifError
 
 WEBHOOK_SECRET_HEADER = "X-Hildif-Webhook-Secret"
+WEBHOOK_KEYS_PATH = "/webhook-keys"
 
 
-def webhook_secret(password: str, project_id: int) -> str:
-    """The secret for ``project_id``'s webhook, derived from the backend password (64 hex characters)."""
-    return hmac.new(password.encode("utf-8"), f"hildif-webhook:{int(project_id)}".encode(), hashlib.sha256).hexdigest()
+class WebhookKeyError(HildifError):
+    """The backend did not issue a webhook key (the message says why, never the credentials)."""
 
 
-def webhook_secret_matches(password: str, project_id: int | None, given: str | None) -> bool:
-    if project_id is None or not given:
-        return False
-    return hmac.compare_digest(webhook_secret(password, project_id).encode(), given.encode("utf-8", "replace"))
+def request_webhook_key(backend_url: str, basic_auth: tuple[str, str], project_id: int, timeout: float = 30.0) -> str:
+    """A new webhook key for ``project_id`` from the backend at ``backend_url`` (its previous key stops working)."""
+    import requests
+
+    url = backend_url.rstrip("/") + WEBHOOK_KEYS_PATH
+    try:
+        resp = requests.post(url, json={"project": int(project_id)}, auth=basic_auth, timeout=timeout)
+    except requests.RequestException as exc:
+        raise WebhookKeyError(f"cannot reach the backend at {backend_url} for project {project_id}'s webhook key: "
+                              f"{type(exc).__name__}") from None
+    key = resp.json().get("key") if resp.ok and "json" in resp.headers.get("Content-Type", "") else None
+    if not isinstance(key, str) or not key:
+        raise WebhookKeyError(f"the backend at {backend_url} did not issue a webhook key for project {project_id} "
+                              f"(HTTP {resp.status_code})")
+    return key

@@ -108,7 +108,7 @@ def version_path(cfg: HildifConfig, version: str) -> Path:
     """The directory of the registered ``version``; :class:`ModelVersionError` naming it (and the registered
     ones) when the run has no such version. ``version`` may come from outside: only a plain name is looked up."""
     registry = ModelRegistry(cfg.run.run_dir)
-    if not isinstance(version, str) or not _VERSION.match(version):
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
         raise ModelVersionError(f"model version {version!r} is not a version name (letters, digits, '_', '.', '-')")
     try:
         return registry.path(version)

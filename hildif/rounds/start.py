@@ -65,7 +65,7 @@ class StartResult:
 
 # ---------------------------------------------------------------------------------------------- the round
 def validate_round_id(round_id: str) -> str:
-    if not _ROUND_ID.match(round_id or ""):
+    if not _ROUND_ID.fullmatch(round_id or ""):  # fullmatch: "$" alone lets "r1\n" through
         raise RoundError(f"round id {round_id!r}: use 1-64 letters, digits, '.', '_' or '-' (starting alphanumeric)")
     return round_id
 
