@@ -17,7 +17,8 @@ Steps (each announced through ``say(step, text)``):
    runs elsewhere (:mod:`hildif.rounds.waiting`);
 6. sync: aggregate, augment, fine-tune, evaluate, serve the new model (:func:`hildif.rounds.sync.sync_round`);
 7. the before/after evaluations, from the sync's result, as a :class:`DemoResult`, also written to
-   ``<run_dir>/demo/demo.{json,md}`` (``hildif demo`` prints the table).
+   ``<run_dir>/demo/demo.{json,md,html}`` (``hildif demo`` prints the table): ``demo.md`` holds the round report's
+   sections with links relative to its own folder, ``demo.html`` is the same as one page with the plots embedded.
 
 The configuration it is given is not changed (the demo works on a copy). Whatever happens (an error, Ctrl-C,
 SIGTERM), the processes the demo started are stopped, by their own handles
@@ -235,17 +236,23 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
     from hildif.labelstudio.processes import BackendProcess, write_config_file
     from hildif.labelstudio.server import LABEL_STUDIO_VERSION, free_port, start_local_server
     from hildif.model.evaluation import figure_1c_markdown
+    from hildif.rounds.html_report import write_html
+    from hildif.rounds.setfile import SET_FILE
     from hildif.rounds.start import AnchorSelection, start_round
     from hildif.rounds.sync import sync_round
 
     demo_dir = Path(cfg.run_path("demo"))
-    say(1, f"checking data ({cfg.data.data_dir or os.environ.get('HILDIF_DATA_DIR')}), Label Studio and the "
-           f"augmentation resources ({', '.join(cfg.feedback.augmenters)})")
+    data_dir = display_path(cfg.data.data_dir or os.environ.get("HILDIF_DATA_DIR") or "?")
+    say(1, f"checking data ({data_dir}), Label Studio and the augmentation resources "
+           f"({', '.join(cfg.feedback.augmenters)})")
     check_setup(cfg, opts)
+    say(1, f"ready: data in {data_dir}, "
+           + (f"Label Studio at {opts.ls_url}" if opts.ls_url else "Label Studio installed")
+           + f", augmenters {', '.join(cfg.feedback.augmenters)}")
 
-    say(2, f"baseline model in {cfg.run.run_dir}")
+    say(2, f"baseline model in {display_path(cfg.run_path('models'))}")
     version, trained = ensure_baseline(cfg)
-    say(2, f"{'trained' if trained else 'reusing'} model {version}")
+    say(2, f"{'trained' if trained else 'reusing'} model {version} ({display_path(cfg.run_path('models', version))})")
 
     if opts.ls_url:
         url, key = opts.ls_url.rstrip("/"), resolve_api_key(cfg.labelstudio)
@@ -277,12 +284,14 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         say(3, f"ML backend is up (pid {backend.pid}), serving model {(backend.health() or {}).get('model_version')}")
 
     n_pairs = opts.n_anchors * opts.top_p
-    say(4, f"round {opts.round_id}: explaining {opts.n_anchors} anchors ({cfg.data.anchors_file}), {opts.top_p} "
-           f"influential training examples each ({n_pairs} rating tasks)")
+    say(4, f"round {opts.round_id}: explaining {opts.n_anchors} anchors ({display_path(cfg.data.anchors_file)}), "
+           f"{opts.top_p} influential training examples each ({n_pairs} rating tasks)")
     start = start_round(cfg, opts.round_id, AnchorSelection("paper", n=opts.n_anchors), client=client,
                         progress=opts.progress)
+    project_url = f"{url}/projects/{start.project_id}"
     say(4, f"{'explained' if start.explained_now else 'reused the recorded explanations'}; tasks pushed now "
-           f"{start.pushed_now}, already there {start.already_pushed + start.recovered}")
+           f"{start.pushed_now}, already there {start.already_pushed + start.recovered}: {start.n_pairs} rating tasks "
+           f"in {project_url}")
     backend_info: dict[str, Any] = {}
     if backend is not None:
         try:
@@ -291,13 +300,12 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         except Exception as exc:  # the round works without it; say so plainly
             backend_info["error"] = str(exc)
             say(4, f"WARNING: could not connect the ML backend to the project: {exc}")
-    project_url = f"{url}/projects/{start.project_id}"
     made = 0
     if opts.annotators == "simulated":
         say(4, f"annotators: open {project_url} to watch (log in as {login}); people rate in the human mode")
         say(5, f"{opts.simulated} simulated annotators rate every task through the Label Studio API")
         made = _rate_simulated(cfg, opts, client, start.project_id)
-        say(5, f"{made} ratings submitted")
+        say(5, f"{made} ratings submitted to {project_url}")
     else:
         invite_people(cfg, opts, client, project_url, say)
         n, raters, limit = start.n_pairs, start.annotators_per_task or raters_per_task(cfg, opts), opts.time_limit()
@@ -318,11 +326,17 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
     if synced.status == "no_ratings" or not synced.report_dir:
         raise DemoError(f"round {opts.round_id}: nothing to fine-tune on (sync status {synced.status})")
     before, after = synced.evaluation["before"], synced.evaluation["after"]
+    report = Path(synced.report_dir)
+    if synced.status == "trained":
+        say(6, f"model {synced.version} fine-tuned on {synced.n_augmented} examples "
+               f"({display_path(report / SET_FILE)}); report {display_path(report / 'round.md')}")
+    else:
+        say(6, f"ratings unchanged: model {synced.version} stays; report {display_path(report / 'round.md')}")
     if backend is not None:
         backend_info["serving_after_sync"] = (backend.health() or {}).get("model_version")
 
     rows = {f"before ({start.base_version})": before, f"after ({synced.version})": after}
-    paths = {**synced.files, "demo.json": str(demo_dir / "demo.json"), "demo.md": str(demo_dir / "demo.md")}
+    paths = {**synced.files, **{name: str(demo_dir / name) for name in DEMO_FILES}}
     result = DemoResult(
         round_id=opts.round_id, label_studio_url=url, project_id=start.project_id, sync_status=synced.status,
         base_version=start.base_version, version=synced.version, before=before, after=after,
@@ -331,11 +345,14 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         gate_reasons=list(synced.gate.get("reasons") or []),
     )
     write_json_atomic(demo_dir / "demo.json", result.to_dict())
-    write_text_atomic(demo_dir / "demo.md", _markdown(result))
+    write_text_atomic(demo_dir / "demo.md", demo_markdown(result, report, demo_dir))
+    write_html(demo_dir / "demo.md", demo_dir / "demo.html", title=f"hildif demo: round {opts.round_id}")
     say(7, f"sync {synced.status}: model {start.base_version} -> {synced.version}")
     if synced.status == "trained" and not synced.served:
         say(7, f"{synced.version} is NOT served (promotion gate): " + "; ".join(result.gate_reasons)
             + f"; `hildif round promote --round {opts.round_id}` serves it anyway")
+    say(7, f"wrote {display_path(demo_dir / 'demo.md')} and {display_path(demo_dir / 'demo.html')} (one page with "
+           "the plots: open it in a browser)")
     return result
 
 
@@ -351,20 +368,41 @@ def _rate_simulated(cfg: HildifConfig, opts: DemoOptions, client, project_id: in
     return rate_through_api(client, project_id, anchors, state.pairs(opts.round_id), panel, progress=opts.progress)
 
 
-def _markdown(result: DemoResult) -> str:
+DEMO_FILES = ("demo.md", "demo.html", "demo.json")
+
+
+def demo_markdown(result: DemoResult, report_dir: str | Path, demo_dir: str | Path) -> str:
+    """``demo.md``: what ran, the before/after table, then the round report's sections (the sync's ``round.json``
+    and ``fine_tuning_set.csv`` in ``report_dir``), every link relative to ``demo_dir`` (the file's own folder)."""
+    import json
+
+    from hildif.rounds.report import link, round_body
+    from hildif.rounds.setfile import SET_FILE, read_set
+
+    report_dir, demo_dir = Path(report_dir), Path(demo_dir)
+    summary = json.loads((report_dir / "round.json").read_text(encoding="utf-8"))
+    rows = read_set(report_dir / SET_FILE) if (report_dir / SET_FILE).exists() else None
+    project = f"<{result.label_studio_url}/projects/{result.project_id}>" if result.project_id is not None else "-"
     return "\n".join([
         f"# hildif demo: round {result.round_id}",
         "",
-        f"Label Studio {result.label_studio_url}, project {result.project_id}; sync {result.sync_status}; "
-        f"model {result.base_version} -> {result.version}; {result.seconds} s.",
+        f"Label Studio {result.label_studio_url}, rating project {project}; {result.ratings_made} ratings made in this "
+        f"run; sync {result.sync_status}; model {result.base_version} -> {result.version}; "
+        f"{result.seconds:.0f} s (whole seconds).",
         "",
-        "HANS accuracy (entailment %, non-entailment %) per heuristic; HANS and MNLI dev accuracy %.",
+        f"The round's own report: [round.md]({link(report_dir / 'round.md', demo_dir)}), "
+        f"[round.html]({link(report_dir / 'round.html', demo_dir)}); this page's numbers: "
+        f"[demo.json](demo.json).",
+        "",
+        "## Before and after",
+        "",
+        "HANS accuracy (entailment %, non-entailment %) per heuristic (LO lexical overlap, SUB subsequence, CON "
+        "constituent); HANS and MNLI dev accuracy %; 2 decimals.",
         "",
         result.table,
-        "Reports: " + ", ".join(f"[{k}]({v})" for k, v in result.paths.items() if not k.startswith("demo")),
-        "",
-    ])
+        *round_body(summary, rows, report_dir, demo_dir),
+    ]).rstrip() + "\n"
 
 
 __all__ = ["DemoError", "DemoOptions", "DemoResult", "run_demo", "wait_for_people", "check_setup",
-           "ensure_baseline", "demo_config"]
+           "ensure_baseline", "demo_config", "demo_markdown"]

@@ -3,7 +3,10 @@
 The terminal shows hildif's own messages (loggers ``hildif.*``, ``ml_backend.*``, ``__main__``) at INFO and
 anything else only from ERROR up (WARNING for libraries not in :data:`CHATTY`): no HTTP request lines from the
 Label Studio client, no FAISS loader tracebacks, no transformers load reports, no library warnings.
-``--verbose`` shows every record at DEBUG. Whatever the terminal shows, ``<run_dir>/logs/hildif.log`` receives
+``--verbose`` shows every record at DEBUG. A command that prints its own line per step (``hildif demo``) calls
+:func:`steps_console`: then hildif's INFO records (timestamped, with absolute paths) go to the log file only and the
+terminal shows the command's lines, progress bars, and warnings and errors as ``warning: text``. Whatever the
+terminal shows, ``<run_dir>/logs/hildif.log`` receives
 every record at DEBUG (hildif) / INFO (libraries), including those emitted before the run directory was known:
 they are held in memory until :func:`attach_run_log` names the file.
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "%(asctime)s %(name)s: %(message)s"
+STEPS_CONSOLE_FORMAT = "%(levelname_lower)s: %(message)s"  # under steps_console
 OWN = ("hildif", "ml_backend", "__main__")
 # Libraries whose INFO and WARNING records are noise for a user of the command (request logs, loader fallbacks,
 # load reports that read like errors); the terminal shows their errors only.
@@ -42,12 +46,13 @@ class ConsoleFilter(logging.Filter):
     def __init__(self, verbose: bool) -> None:
         super().__init__()
         self.verbose = verbose
+        self.own_level = logging.INFO  # steps_console raises it to WARNING
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.verbose:
             return True
         if _is_own(record.name):
-            return record.levelno >= logging.INFO
+            return record.levelno >= self.own_level
         if _is_chatty(record.name):
             return record.levelno >= logging.ERROR
         return record.levelno >= logging.WARNING
@@ -134,10 +139,30 @@ def setup_logging(verbose: bool = False, stream=None) -> None:
     for handler in (console, pending):
         handler._hildif = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    _state.update(verbose=verbose, pending=pending, file=None)
+    _state.update(verbose=verbose, pending=pending, file=None, console=console)
     # Python's own warning printer would bypass the handlers: route warnings.warn to the py.warnings logger.
     logging.captureWarnings(True)
     _route_transformers(verbose)
+
+
+class _StepsFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname_lower = record.levelname.lower()
+        return super().format(record)
+
+
+def steps_console() -> None:
+    """For a command that says itself what each step did (``hildif demo``): hildif's INFO records stay out of the
+    terminal (the run's log file keeps them) and its warnings and errors show as ``warning: text``, without time
+    or logger. Nothing changes under ``--verbose`` or without :func:`setup_logging`."""
+    console = _state.get("console")
+    if console is None or _state.get("verbose"):
+        return
+    assert isinstance(console, logging.Handler)
+    for f in console.filters:
+        if isinstance(f, ConsoleFilter):
+            f.own_level = logging.WARNING
+    console.setFormatter(_StepsFormatter(STEPS_CONSOLE_FORMAT))
 
 
 def attach_run_log(run_dir: str | Path) -> Path | None:

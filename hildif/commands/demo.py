@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hildif.demo import run_demo
+    from hildif.logs import steps_console
 
+    steps_console()  # the [demo] lines say what each step did; hildif's log records go to <run_dir>/logs/hildif.log
     # an interrupt (Ctrl-C, or SIGINT from the script that started the demo) stops what the demo started, also
     # when the demo was started in the background by a non-interactive shell (``hildif demo &``), which hands it
     # SIGINT ignored
@@ -88,7 +90,7 @@ def print_result(result) -> None:
     print(result.table)
     mnli_b, mnli_a = (result.before.get("mnli") or {}).get("accuracy"), (result.after.get("mnli") or {}).get("accuracy")
     print(f"MNLI dev accuracy: {mnli_b} -> {mnli_a}")
-    print("reports:")
+    print("reports (demo.html: one page with the plots, for a browser):")
     for name, path in result.paths.items():
         print(f"  {name}: {display_path(path)}")
     print(flush=True)

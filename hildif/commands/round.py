@@ -1,4 +1,4 @@
-"""``hildif round start | status | sync | promote``: run a HILDIF round through Label Studio.
+"""``hildif round start | status | sync | show | promote``: run a HILDIF round through Label Studio.
 
 The Label Studio URL comes from ``labelstudio.url`` (``--set labelstudio.url=...`` or ``--ls-url``); the API key
 from ``$LABEL_STUDIO_API_KEY`` (``labelstudio.api_key_env``) or ``labelstudio.api_key_file``, never the command line.
@@ -12,6 +12,9 @@ import sys
 
 from hildif.config import ConfigError
 from hildif.options import add_config_options, config_from_args
+from hildif.rounds.setfile import KINDS
+
+SET_FORMATS = ("table", "csv", "jsonl")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +61,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     sy = rsub.add_parser("sync", help="pull ratings, aggregate, augment, fine-tune, evaluate, serve the new model")
     _common(sy)
     sy.set_defaults(func=run_sync)
+
+    sh = rsub.add_parser("show", help="a sync's report files, or the examples its model was fine-tuned on",
+                         description="Without --fine-tuning-set: where a sync's report is (round.md, round.html) and "
+                                     "what it did. With it: the fine-tuning set, one row per example (kind: rated, "
+                                     "copy, syntactic, rehearsal; its source, score, augmenter, label and texts), as "
+                                     "a table, CSV or JSON lines, on the terminal or into --output.")
+    sh.add_argument("--round", dest="round_id", required=True, help="round id")
+    sh.add_argument("--sync", dest="sync_id", type=int, help="sync id (default: the round's last successful sync)")
+    sh.add_argument("--fine-tuning-set", dest="show_set", action="store_true",
+                    help="the fine-tuning set (not --set: that overrides a setting, as in every command)")
+    sh.add_argument("--kind", action="append", choices=list(KINDS), help="only rows of this kind (repeatable)")
+    sh.add_argument("--format", choices=SET_FORMATS, default="table",
+                    help="table (default; texts cut to fit), csv or jsonl (whole texts)")
+    sh.add_argument("--limit", type=int, help="at most this many rows")
+    sh.add_argument("--output", "-o", metavar="FILE", help="write the rows to FILE instead of the terminal")
+    add_config_options(sh)
+    sh.set_defaults(func=run_show)
 
     pr = rsub.add_parser("promote", help="serve a model a sync of the round trained, whatever the promotion gate said")
     pr.add_argument("--round", dest="round_id", required=True, help="round id")
@@ -142,7 +162,86 @@ def run_sync(args: argparse.Namespace) -> int:
     with running(args.run_label_studio, say=_note):
         result = sync_round(cfg, args.round_id)
     print(json.dumps(result.to_dict(), indent=2, default=str))
+    if result.report_dir:
+        from pathlib import Path
+
+        from hildif.utils.paths import display_path
+
+        report = Path(result.report_dir)
+        _note(f"round report: {display_path(report / 'round.md')} (one page with the plots: "
+              f"{display_path(report / 'round.html')}); the fine-tuning set: hildif round show --round "
+              f"{args.round_id} --fine-tuning-set")
     return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from hildif.rounds import setfile
+    from hildif.rounds.start import RoundError
+    from hildif.rounds.state import RoundState
+    from hildif.utils.atomic import write_text_atomic
+    from hildif.utils.paths import display_path
+
+    cfg = config_from_args(args)
+    state = RoundState(cfg.run_path("rounds.sqlite"))
+    info = state.round(args.round_id)
+    done = [s for s in state.syncs(args.round_id) if s["status"] == "done"]
+    sync = next((s for s in reversed(done) if args.sync_id in (None, s["sync_id"])), None)
+    if sync is None:
+        made = ", ".join(str(s["sync_id"]) for s in done) or "none"
+        raise RoundError(f"round {args.round_id!r} has no successful sync {args.sync_id or ''}".rstrip()
+                         + f" (its successful syncs: {made})")
+    labels = ((info.get("config") or {}).get("task") or {}).get("labels") or setfile.LABEL_NAMES
+    rows = setfile.sync_rows(state, sync, labels)
+    if not args.show_set:
+        print(format_sync(args.round_id, sync, rows, info["base_version"]))
+        return 0
+    rows = [r for r in rows if not args.kind or r.kind in args.kind][: args.limit]
+    text = {"csv": setfile.to_csv, "jsonl": setfile.to_jsonl, "table": format_set}[args.format](rows)
+    if args.output:
+        path = write_text_atomic(args.output, text)
+        print(f"wrote {len(rows)} rows of round {args.round_id} sync {sync['sync_id']}'s fine-tuning set to "
+              f"{display_path(path)}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def format_sync(round_id: str, sync: dict, rows: list, base_version: str) -> str:
+    """What ``hildif round show`` prints without ``--fine-tuning-set``: the sync in a few lines and where its report is."""
+    from pathlib import Path
+
+    from hildif.rounds import setfile
+    from hildif.utils.paths import display_path
+
+    summary = sync.get("summary") or {}
+    served = ("promoted by an admin" if summary.get("promoted") else
+              "served" if summary.get("served") else "not served (promotion gate)")
+    counts = ", ".join(f"{setfile.KINDS[k][0]} {n}" for k, n in
+                       zip(setfile.KINDS, setfile.kind_counts(rows).values()) if n)
+    lines = [f"round {round_id} sync {sync['sync_id']}: model {base_version} -> {sync['version']}, {served}",
+             f"  fine-tuning set: {len(rows)} examples ({counts or 'none'})"]
+    report = Path(sync["report_dir"]) if sync.get("report_dir") else None
+    for name in ("round.md", "round.html", setfile.SET_FILE):
+        if report is not None and (report / name).exists():
+            lines.append(f"  {name}: {display_path(report / name)}")
+    lines.append(f"  the set's rows: hildif round show --round {round_id} --sync {sync['sync_id']} --fine-tuning-set "
+                 "[--kind copy] [--format csv --output set.csv]")
+    return "\n".join(lines)
+
+
+def format_set(rows: list) -> str:
+    """The set's rows as a table for the terminal (texts cut to fit)."""
+    def cut(text: str, width: int) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    head = f"{'row':>5}  {'kind':<9}  {'id':<18}  {'source':<14}  {'score':>5}  {'augmenter':<16}  {'label':<14}  texts"
+    out = [head]
+    for r in rows:
+        score = "" if r.score is None else f"{r.score:.2f}"
+        out.append(f"{r.position:>5}  {r.kind:<9}  {cut(r.id, 18):<18}  {cut(r.source_id, 14):<14}  {score:>5}  "
+                   f"{cut(r.augmenter, 16):<16}  {cut(r.label, 14):<14}  {cut(r.premise, 60)} / {cut(r.hypothesis, 40)}")
+    return "\n".join(out) + "\n"
 
 
 def run_promote(args: argparse.Namespace) -> int:

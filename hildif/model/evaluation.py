@@ -29,20 +29,11 @@ SHORT = {"lexical_overlap": "LO", "subsequence": "SUB", "constituent": "CON"}
 
 def _finish_accuracy_plot(fig, ax, title: str, path: str | Path) -> Path:
     """The common end of the accuracy bar plots: 0-100 % axis, title, legend, then an atomic PNG write to ``path``."""
-    import matplotlib.pyplot as plt
-
     ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save_figure(fig, path)
 
 
 def _pct(correct: int, n: int) -> float | None:
@@ -201,15 +192,95 @@ def plot_hans_bars(results: Mapping[str, Mapping[str, Any]], path: str | Path, t
     return _finish_accuracy_plot(fig, ax, title, path)
 
 
+def _legend_name(name: str, result: Mapping[str, Any]) -> str:
+    """A result's name in a plot's legend: ``before (<model version>)`` when the result names its model."""
+    version = result.get("model_version")
+    return f"{name} ({version})" if version and str(version) not in name else name
+
+
+def _subcase_order(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every HANS subcase of the results, by heuristic (LO, SUB, CON), then gold class, then name."""
+    info: dict[str, tuple[int, str]] = {}
+    for res in results.values():
+        for name, cell in ((res.get("hans") or {}).get("by_subcase") or {}).items():
+            h = cell.get("heuristic")
+            info.setdefault(name, (HEURISTICS.index(h) if h in HEURISTICS else len(HEURISTICS), str(cell.get("gold"))))
+    return sorted(info, key=lambda name: (*info[name], name))
+
+
+def plot_evaluation(results: Mapping[str, Mapping[str, Any]], path: str | Path, title: str) -> Path:
+    """The evaluation at a glance, one bar per named result (e.g. before and after) in each group: HANS accuracy per
+    heuristic x class, HANS overall and MNLI dev (top panel, 50 % chance line), and HANS per subcase (bottom panel,
+    when the results have subcases). The value of each bar of the top panel is written on it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    groups = [(h, cls) for h in HEURISTICS for cls in ("entailment", "non-entailment")]
+    subcases = _subcase_order(results)
+    fig, axes = plt.subplots(2 if subcases else 1, 1, figsize=(12, 9.5 if subcases else 4.6), squeeze=False)
+    ax = axes[0][0]
+    labels = [f"{SHORT[h]}\n{cls}" for h, cls in groups] + ["HANS\nall", "MNLI\ndev"]
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(labels))
+    for i, name in enumerate(names):
+        res = results[name]
+        by_h = (res.get("hans") or {}).get("by_heuristic") or {}
+        vals = [(by_h.get(h) or {}).get(cls) for h, cls in groups]
+        vals += [(res.get("hans") or {}).get("accuracy"), (res.get("mnli") or {}).get("accuracy")]
+        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, [v or 0.0 for v in vals], width,
+                      label=_legend_name(name, res))
+        ax.bar_label(bars, labels=["" if v is None else f"{v:.1f}" for v in vals], fontsize=7, padding=1)
+    ax.axhline(50, linestyle="--", color="black", linewidth=1, label="chance")
+    ax.axvline(len(groups) - 0.5, color="grey", linewidth=0.8)
+    ax.set_xticks(x, labels)
+    ax.set_ylim(0, 108)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if subcases:
+        ax = axes[1][0]
+        x = np.arange(len(subcases))
+        for i, name in enumerate(names):
+            subs = (results[name].get("hans") or {}).get("by_subcase") or {}
+            ax.bar(x + (i - (len(names) - 1) / 2) * width,
+                   [(subs.get(s) or {}).get("accuracy") or 0.0 for s in subcases], width,
+                   label=_legend_name(name, results[name]))
+        ax.axhline(50, linestyle="--", color="black", linewidth=1)
+        ax.set_xticks(x, subcases, rotation=70, ha="right", fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("HANS per subcase", fontsize=10)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def write_report(
     results: Mapping[str, Mapping[str, Any]] | Mapping[str, Any],
     out_dir: str | Path,
     title: str = "evaluation",
     extra: Mapping[str, Any] | None = None,
+    plot_title: str | None = None,
 ) -> dict[str, Path]:
     """Write ``<title>.json``, ``<title>.md`` and ``<title>.png`` into ``out_dir``; return their paths.
 
     ``results`` is either one :func:`evaluate` result or a mapping of names (e.g. "before", "after") to results.
+    ``plot_title``: the plot's title (default: the models evaluated, e.g. ``before (v1) vs after (v2)``).
     Under torchrun only rank 0 writes; the others return the same paths after it has written them.
     """
     if "hans" in results or "mnli" in results or "task" in results:
@@ -237,10 +308,11 @@ def write_report(
     if extra:
         md += ["## details", "", "```json", json.dumps(extra, indent=2, default=str), "```", ""]
     paths["markdown"] = write_text_atomic(out / f"{title}.md", "\n".join(md))
+    plot_title = plot_title or " vs ".join(_legend_name(name, res) for name, res in results.items())
     if any(r.get("hans") for r in results.values()):
-        paths["plot"] = plot_hans_bars(results, out / f"{title}.png", title)
+        paths["plot"] = plot_evaluation(results, out / f"{title}.png", plot_title)
     elif has_task:
-        paths["plot"] = plot_label_bars(results, out / f"{title}.png", title)
+        paths["plot"] = plot_label_bars(results, out / f"{title}.png", plot_title)
     distributed.barrier()
     return paths
 

@@ -15,8 +15,10 @@ Order, chosen so that a crash at any point leaves the previous model serving and
    cached in the ``metrics`` table); the promotion gate (:mod:`hildif.rounds.gate`) decides whether to serve it.
    A round on a team's own task (:mod:`hildif.rounds.task`) instead evaluates on the task's held-out set per label
    and per slice, rehearses with the task's training examples and leaves the NLI-only syntactic augmentation off;
-7. save the model version (atomic directory rename), write the round report, record scores, the augmented set, the
-   version, its metrics and the gate's decision (one transaction);
+7. save the model version (atomic directory rename), write the round report (``round.md``, ``round.html``,
+   ``round.json``, :mod:`hildif.rounds.report`) and the fine-tuning set (``fine_tuning_set.csv``, one row per example,
+   :mod:`hildif.rounds.setfile`), record scores, the augmented set, the version, its metrics and the gate's decision
+   (one transaction);
 8. when the gate passes, switch ``models/current.json`` to the new version (atomic rename) - last. Otherwise the
    previous model keeps serving and ``hildif round promote`` can serve the new one.
 
@@ -254,7 +256,8 @@ def round_shortfall(cfg: HildifConfig, state: RoundState, info: dict[str, Any], 
     return shortfall(ratings, [p.pair for p in state.pairs(info["round_id"])], target, cfg.feedback.short_pairs)
 
 
-REPORT_FILES = ("round.md", "round.json", "evaluation.md", "evaluation.json", "evaluation.png")
+REPORT_FILES = ("round.md", "round.html", "round.json", "evaluation.md", "evaluation.json", "evaluation.png",
+                "fine_tuning_set.csv")
 
 
 def report_files(report_dir: str | None) -> dict[str, str]:
@@ -303,6 +306,8 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     from hildif.rounds import gate as promotion
     from hildif.rounds.finetune import (build_finetuning_set, evaluate_model, evaluate_task_model, fine_tune,
                                         heldout_digest)
+    from hildif.data.example import LABEL_NAMES
+    from hildif.rounds import setfile
     from hildif.rounds.report import write_round_report
     from hildif.rounds.task import checkpoint_kwargs
 
@@ -312,8 +317,9 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     min_raters = short.min_raters(fb.min_raters)  # feedback.short_pairs = skip: the round's raters per task
     agg = aggregate(ratings, method=fb.aggregation, min_raters=min_raters, review_spread=fb.review_spread)
     examples = {p.pair: p.example for p in state.pairs(round_id)}
-    scored = [(examples[key], float(pair.score)) for key, pair in sorted(agg.pairs.items())
-              if not pair.pending and pair.score is not None and key in examples]
+    rated = [(key, float(pair.score)) for key, pair in sorted(agg.pairs.items())
+             if not pair.pending and pair.score is not None and key in examples]
+    scored = [(examples[key], score) for key, score in rated]
     if not scored:
         raise RoundError(f"round {round_id}: no pair has enough ratings (at least {min_raters}: feedback.min_raters "
                          f"= {fb.min_raters}, feedback.short_pairs = {short.rule})")
@@ -362,7 +368,11 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
                                 current_version=registry.current(), versions=versions).to_dict()
     report_dir = cfg.run_path("rounds", round_id, f"sync-{sync_id:03d}")
     eval_results = {"before": before, "after": after}
-    eval_paths = write_report(eval_results, report_dir, title="evaluation")
+    eval_paths = write_report(eval_results, report_dir, title="evaluation",
+                              plot_title=f"{info['base_version']} (before) -> {version} (after)")
+    label_names = task_data.task.labels if task_data is not None else LABEL_NAMES
+    set_rows = setfile.set_rows(fts.examples, [(a, z, score) for (a, z), score in rated], label_names)
+    setfile.write_set(report_dir / setfile.SET_FILE, set_rows)
     summary = {
         "round_id": round_id, "sync_id": sync_id, "base_version": info["base_version"], "version": version,
         "ratings_digest": ratings_digest(ratings), "aggregation": agg.to_dict(), "augmentation": aug_stats,
@@ -373,8 +383,9 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
         "evaluation_files": {k: str(v) for k, v in eval_paths.items()},
         "gate": decision, "served": decision["serve"], "previous_version": registry.current(),
         "short_pairs": short.to_dict(),
+        **report_context(cfg, state, info, version, registry, label_names),
     }
-    write_round_report(report_dir, summary, agg)
+    write_round_report(report_dir, summary, rows=set_rows)
     state.finish_sync(
         sync_id, scores=list(agg.pairs.values()), augmented=fts.examples, version=version, metrics=after,
         report_dir=str(report_dir),
@@ -384,6 +395,26 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
     return {"version": version, "report_dir": str(report_dir), "n_scored": len(scored),
             "n_augmented": len(fts.examples), "headline": summary["metrics"], "gate": decision,
             "evaluation": eval_results}
+
+
+def report_context(cfg: HildifConfig, state: RoundState, info: dict[str, Any], version: str, registry,
+                   label_names) -> dict[str, Any]:
+    """What the round report shows beyond the numbers: the texts of the rated pairs (``texts``: anchors and
+    examples by id, with their label), the Label Studio project (``label_studio``) and the model's folder
+    (``model_dir``)."""
+    from hildif.rounds.setfile import label_name
+
+    def text(e) -> dict[str, Any]:
+        return {"premise": e.premise, "hypothesis": e.hypothesis, "label": label_name(e.label, label_names)}
+
+    round_id = info["round_id"]
+    texts = {"anchors": {a.anchor_id: text(a.example) for a in state.anchors(round_id)},
+             "examples": {p.example_id: text(p.example) for p in state.pairs(round_id)}}
+    ls: dict[str, Any] = {}
+    if info.get("project_id") is not None:
+        url = str(cfg.labelstudio.url).rstrip("/")
+        ls = {"url": url, "project_id": info["project_id"], "project_url": f"{url}/projects/{info['project_id']}"}
+    return {"texts": texts, "label_studio": ls, "model_dir": str(registry.path(version))}
 
 
 class PromoteError(HildifError, ValueError):
