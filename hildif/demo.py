@@ -388,7 +388,7 @@ def demo_markdown(result: DemoResult, report_dir: str | Path, demo_dir: str | Pa
         "",
         f"Label Studio {result.label_studio_url}, rating project {project}; {result.ratings_made} ratings made in this "
         f"run; sync {result.sync_status}; model {result.base_version} -> {result.version}; "
-        f"{result.seconds:.0f} s (whole seconds).",
+        f"{result.seconds:.0f} s.",
         "",
         f"The round's own report: [round.md]({link(report_dir / 'round.md', demo_dir)}), "
         f"[round.html]({link(report_dir / 'round.html', demo_dir)}); this page's numbers: "

@@ -1,7 +1,8 @@
 """``hildif demo`` end to end against the real Label Studio of the test session, with the tiny model: baseline
 training, the real ML backend subprocess, real influence, three simulated annotators rating through the Label
-Studio API as their own users, sync (augmentation, fine-tuning, evaluation), the printed and written results, a
-rerun that continues the round, and an error after the backend started (which must still stop it).
+Studio API as their own users, sync (augmentation, fine-tuning, evaluation), the printed and written results (a
+terminal of ``[demo]`` lines without log records; demo.md's links resolving from its own folder; demo.html in
+Chromium), a rerun that continues the round, and an error after the backend started (which must still stop it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import re
 from pathlib import Path
 
 import pytest
+
+from report_checks import check_link, check_page, check_rounding, markdown_links
+from test_browser_rating import ARTIFACTS, browser  # noqa: F401  (the module's Chromium fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.labelstudio]
 
@@ -48,12 +52,46 @@ def demo_run(label_studio, tmp_path_factory, data_dir):
     os.environ[KEY_ENV] = label_studio.admin_token
     run = tmp_path_factory.mktemp("demo-run")
     import io
-    from contextlib import redirect_stdout
+    from contextlib import redirect_stderr, redirect_stdout
 
-    out = io.StringIO()
-    with redirect_stdout(out):
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
         code = main(demo_args(run, data_dir, label_studio.url))
-    return {"code": code, "out": out.getvalue(), "run": run, "url": label_studio.url, "data_dir": data_dir}
+    return {"code": code, "out": out.getvalue(), "err": err.getvalue(), "run": run, "url": label_studio.url,
+            "data_dir": data_dir}
+
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+
+
+def test_demo_terminal_shows_its_steps_not_log_records(demo_run):
+    assert demo_run["code"] == 0, demo_run["out"] + demo_run["err"]
+    terminal = demo_run["out"].splitlines() + demo_run["err"].splitlines()
+    assert not [line for line in terminal if TIMESTAMP.search(line)], demo_run["err"][-3000:]
+    assert not [line for line in terminal if re.search(r"\bINFO\b|hildif\.\w+:", line)]
+    # the records are in the run's log, with their times
+    logged = (demo_run["run"] / "logs" / "hildif.log").read_text()
+    assert TIMESTAMP.search(logged) and "INFO hildif.rounds.sync" in logged
+    # each step ends with a line naming what it produced
+    out = demo_run["out"]
+    for what in ("[demo 1/7] ready: data in ", "[demo 4/7] explained; tasks pushed now 4, already there 0: 4 rating "
+                 "tasks in ", "[demo 5/7] 12 ratings submitted to ", "fine_tuning_set.csv); report ",
+                 "[demo 7/7] wrote "):
+        assert what in out, (what, out)
+
+
+def test_demo_md_links_resolve_from_its_own_folder_and_demo_html_renders(demo_run, browser):  # noqa: F811
+    assert demo_run["code"] == 0, demo_run["out"]
+    folder = demo_run["run"] / "demo"
+    md = (folder / "demo.md").read_text()
+    check_rounding(md)
+    links = markdown_links(md)
+    assert any(t.endswith("evaluation.png") for t in links) and any(t.endswith("fine_tuning_set.csv") for t in links)
+    assert any(t.startswith(demo_run["url"] + "/projects/") for t in links)  # the rating project
+    for target in links:
+        check_link(target, folder)  # relative to demo.md's own folder, not the repository's
+    seen = check_page(browser, folder / "demo.html", ARTIFACTS / "demo_report.png")
+    assert seen["images"] >= 1 and seen["tables"] >= 5
 
 
 def test_demo_prints_progress_the_table_and_the_report_paths(demo_run):
@@ -72,7 +110,8 @@ def test_demo_prints_progress_the_table_and_the_report_paths(demo_run):
         assert cells[1] == f"({lo['entailment']:.2f}, {lo['non-entailment']:.2f})"
         assert cells[-1].rstrip(" |") == f"{res['mnli']['accuracy']:.2f}"
     assert f"MNLI dev accuracy: {before['mnli']['accuracy']} -> {after['mnli']['accuracy']}" in out
-    for name in ("round.md", "evaluation.json", "evaluation.png", "demo.md"):
+    for name in ("round.md", "round.html", "fine_tuning_set.csv", "evaluation.json", "evaluation.png", "demo.md",
+                 "demo.html"):
         assert f"  {name}: " in out and Path(summary["paths"][name]).exists()
     assert summary["table"] in (demo_run["run"] / "demo" / "demo.md").read_text()
     assert "annotators: open " + demo_run["url"] + f"/projects/{summary['project_id']}" in out
