@@ -208,6 +208,16 @@ class FeedbackConfig:
     # the premise of a swap/passive pair: "source" (the example's premise, Min et al.) or "clause" (the clause X V Y
     # alone, as short as HANS's pairs)
     syntactic_premise: str = "source"
+    # construction minimal pairs (hildif.feedback.augmentation.constructions): every construction in both labels, so
+    # that no construction, word or length predicts the label; empty = off. Built from construction_sources:
+    # "neighbourhood" (the examples rated >= construction_min_score and their construction_neighbours x score nearest
+    # training rows in the kNN index), "rated" (those examples alone) or "random" (as many random training rows: the
+    # control); construction_pairs caps the minimal pairs (seeded draw; None = all made)
+    constructions: list[str] = field(default_factory=list)
+    construction_sources: str = "neighbourhood"
+    construction_neighbours: int = 30
+    construction_min_score: int = 4
+    construction_pairs: int | None = None
 
 
 @dataclass

@@ -262,6 +262,21 @@ class AblationContext:
             self._fill_chains = build_fill_chains(self.cfg.feedback)
         return self._fill_chains
 
+    def construction_sources(self, scored: list[tuple[Example, float | None]], seed: int) -> list[Example]:
+        """The sentences the cell's construction pairs are made from (``feedback.construction_sources``), found
+        in the baseline's kNN index over the training pool (the index the explanations used, read from its cache)."""
+        from hildif.influence.knn import FeatureIndex, index_cache_dir
+        from hildif.influence.neighbourhood import construction_sources
+
+        fb = self.cfg.feedback
+        index = None
+        if fb.construction_sources != "rated":
+            index = FeatureIndex.build_or_load(self.baseline, self.train_examples, self.cfg.influence.index,
+                                               cache_dir=index_cache_dir(self.cfg), progress=self.progress)
+        return construction_sources(fb.construction_sources, scored, self.train_examples,
+                                    per_point=fb.construction_neighbours, min_score=fb.construction_min_score,
+                                    seed=fb.seed + seed, classifier=self.baseline, index=index)
+
     def anchors(self, cell: Cell) -> list[Example]:
         """The cell's anchors: the paper's first ``n_anchors`` (H), or ``n_anchors`` dev examples drawn with the
         cell's seed (¬H)."""
@@ -351,7 +366,8 @@ def run_cell(ctx: AblationContext, cell: Cell) -> dict[str, Any]:
     fts = build_finetuning_set(
         scored, cfg, train_pool=ctx.train_examples if cfg.finetune.rehearsal_ratio > 0 else None, seed=cell.seed,
         augmentation=da, no_augmentation=settings.no_augmentation, chains=ctx.chains() if da else None,
-        fill_chains=ctx.fill_chains() if da else None, progress=ctx.progress)
+        fill_chains=ctx.fill_chains() if da else None, progress=ctx.progress,
+        construction_sources=ctx.construction_sources(scored, cell.seed) if cfg.feedback.constructions else None)
     timings["build"] = time.perf_counter() - t1
     if not fts.examples:
         raise AblationError(f"cell {cell.key}: the fine-tuning set is empty (scores {scores}, "

@@ -248,6 +248,26 @@ def contrast_rows(available: Sequence[Example], n: int, *, current: Sequence[Exa
     return rows, stats
 
 
+def construction_set(scored: Sequence[tuple[Example, float | None]], fb, sources: Sequence[Example] | None, *,
+                     seed: int) -> tuple[list[Example], dict[str, Any]]:
+    """The construction minimal pairs of a round (``feedback.constructions``): built from ``sources`` (None = the
+    rated examples scored at least ``feedback.construction_min_score``), at most ``feedback.construction_pairs`` of
+    them (drawn with ``seed``, both members of a pair together). Returns (examples, stats)."""
+    from hildif.feedback.augmentation.constructions import construction_pairs
+    from hildif.influence.neighbourhood import confirmed
+
+    src = list(sources) if sources is not None else confirmed(scored, fb.construction_min_score)
+    res = construction_pairs(src, constructions=fb.constructions, seed=seed)
+    pairs = [res.examples[i:i + 2] for i in range(0, len(res.examples), 2)]
+    cap = fb.construction_pairs
+    if cap is not None and len(pairs) > cap:
+        pairs = [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), cap))]
+    kept = [e for pair in pairs for e in pair]
+    return kept, {"sources": len(src), "sources_mode": fb.construction_sources if sources is not None else "rated",
+                  "made": res.stats.get("pairs", 0), "pairs": len(pairs),
+                  "by_construction": dict(Counter(p[0].metadata["construction"] for p in pairs))}
+
+
 def build_finetuning_set(
     scored: Sequence[tuple[Example, float | None]],
     cfg: HildifConfig,
@@ -261,6 +281,7 @@ def build_finetuning_set(
     encoder: Any = None,
     progress: bool = False,
     label_names: Sequence[str] = LABEL_NAMES,
+    construction_sources: Sequence[Example] | None = None,
 ) -> FineTuningSet:
     """The fine-tuning set S of scored influential examples (see the module docstring).
 
@@ -274,6 +295,8 @@ def build_finetuning_set(
             :func:`hildif.feedback.build_fill_chains`), to reuse their caches across calls.
         encoder: for ``feedback.similarity_filter`` (see :func:`hildif.feedback.augment`).
         label_names: the task's classes (default MNLI's two), for the class balance of rehearsal and the stats.
+        construction_sources: the sentences ``feedback.constructions`` builds minimal pairs from
+            (:func:`hildif.influence.neighbourhood.construction_sources`); None = the confirmed rated examples.
     """
     from hildif.feedback import augment, copies_for_score
     from hildif.feedback.augmentation.seeding import derive_seed
@@ -306,6 +329,12 @@ def build_finetuning_set(
         core = core + syn.examples
         stats["syntactic"] = syn.stats
         parts["syntactic"] = len(syn.examples)
+
+    if fb.constructions and core:
+        pairs, cstats = construction_set(scored, fb, construction_sources, seed=derive_seed("constructions", fb.seed))
+        core = core + pairs
+        stats["constructions"] = cstats
+        parts["constructions"] = len(pairs)
 
     ft = cfg.finetune
     ratio = float(getattr(ft, "rehearsal_ratio", 0.0) or 0.0)

@@ -288,13 +288,31 @@ def round_task_data(cfg: HildifConfig, info: dict[str, Any], client=None):
         raise RoundError(f"round {info['round_id']}: task {data.task.name!r} now has the labels "
                          f"{', '.join(data.task.labels)}, the round was started with {', '.join(recorded['labels'])}")
     cfg = round_task.task_config(cfg, data.task)
-    if cfg.feedback.syntactic:
+    if cfg.feedback.syntactic or cfg.feedback.constructions:
         import dataclasses
 
-        log.info("round %s: feedback.syntactic (%s) makes NLI pairs; it is off for task %r", info["round_id"],
-                 ", ".join(cfg.feedback.syntactic), data.task.name)
-        cfg = dataclasses.replace(cfg, feedback=dataclasses.replace(cfg.feedback, syntactic=[]))
+        log.info("round %s: feedback.syntactic / feedback.constructions (%s) make NLI pairs; they are off for task "
+                 "%r", info["round_id"], ", ".join(cfg.feedback.syntactic + cfg.feedback.constructions),
+                 data.task.name)
+        cfg = dataclasses.replace(cfg, feedback=dataclasses.replace(cfg.feedback, syntactic=[], constructions=[]))
     return cfg, data
+
+
+def round_construction_sources(cfg: HildifConfig, info: dict[str, Any], scored, pool, progress: bool):
+    """The sentences the round's construction pairs are made from (``feedback.construction_sources``), found with
+    the round's base model and its kNN index over the training pool (cached since the round's start)."""
+    from hildif.influence.knn import FeatureIndex, index_cache_dir
+    from hildif.influence.neighbourhood import construction_sources
+    from hildif.model.loading import load_checkpoint
+
+    fb = cfg.feedback
+    clf = index = None
+    if fb.construction_sources != "rated":
+        clf = load_checkpoint(cfg, info["base_path"])
+        index = FeatureIndex.build_or_load(clf, pool, cfg.influence.index, cache_dir=index_cache_dir(cfg),
+                                           progress=progress)
+    return construction_sources(fb.construction_sources, scored, pool, per_point=fb.construction_neighbours,
+                                min_score=fb.construction_min_score, seed=fb.seed, classifier=clf, index=index)
 
 
 def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
@@ -324,8 +342,9 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
         raise RoundError(f"round {round_id}: no pair has enough ratings (at least {min_raters}: feedback.min_raters "
                          f"= {fb.min_raters}, feedback.short_pairs = {short.rule})")
     if task_data is None:
-        pool = cached_train(cfg.data) if cfg.finetune.rehearsal_ratio > 0 else None
-        fts = build_finetuning_set(scored, cfg, train_pool=pool, progress=progress)
+        pool = cached_train(cfg.data) if cfg.finetune.rehearsal_ratio > 0 or fb.constructions else None
+        sources = round_construction_sources(cfg, info, scored, pool, progress) if fb.constructions else None
+        fts = build_finetuning_set(scored, cfg, train_pool=pool, progress=progress, construction_sources=sources)
     else:  # the task's own training examples for rehearsal, its labels
         fts = build_finetuning_set(scored, cfg, train_pool=task_data.train, progress=progress,
                                    label_names=task_data.task.labels)
