@@ -235,9 +235,10 @@ def test_three_annotators_then_sync_aggregates_fine_tunes_and_serves(env, first_
     assert registry.current() == res.version and res.previous_version == env["base"] and res.version != env["base"]
     assert {"hans.accuracy", "mnli.accuracy"} <= set(state.metrics(res.version))
     assert {"hans.accuracy", "mnli.accuracy"} <= set(state.metrics(env["base"]))  # "before", evaluated once
-    for name in ("round.json", "round.md", "evaluation.json", "evaluation.md", "evaluation.png"):
+    for name in ("round.json", "round.md", "round.html", "fine_tuning_set.csv", "evaluation.json", "evaluation.md",
+                 "evaluation.png"):
         assert (Path(res.report_dir) / name).exists(), name
-    assert "| MNLI dev accuracy % |" in (Path(res.report_dir) / "round.md").read_text()
+    assert "| MNLI dev |" in (Path(res.report_dir) / "round.md").read_text()
 
     again = sync_round(cfg, "r1", client=client, progress=False)
     assert (again.status, again.version, again.sync_id) == ("unchanged", res.version, res.sync_id)
