@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Any
 
-from hildif.config import HildifConfig
+from hildif.config import ConfigError, HildifConfig
 from hildif.options import add_config_options, config_from_args
 from ml_backend.settings import (
     MAX_READ_TIMEOUT_S, BackendSettings, SettingsError, basic_auth_from_env, check_debounce, check_exposure, retrain_from_env,
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         serve(config_from_args(args), settings_from_args(args))
-    except SettingsError as exc:
+    except (SettingsError, ConfigError) as exc:  # a bad setting fails at start, naming it
         print(f"python -m ml_backend: {exc}", file=sys.stderr)
         return 2
     return 0

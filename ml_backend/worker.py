@@ -32,6 +32,8 @@ from functools import partial
 from gunicorn import http
 from gunicorn.workers.gthread import ThreadWorker
 
+from hildif.errors import HildifError
+
 PREDICT_PREFIX = b"/predict"
 INFLUENCE_PREFIX = b"/influence"
 INFLUENCE_THREADS = 2
@@ -47,7 +49,7 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large"
             431: "Request Header Fields Too Large"}
 
 
-class Refusal(Exception):
+class Refusal(HildifError):
     """A request the worker answers itself: ``status`` and a message naming what is at fault."""
 
     def __init__(self, status: int, message: str) -> None:
