@@ -6,7 +6,8 @@
 * A non-loopback bind needs basic auth or ``--insecure`` (which warns); ``--threads`` reaches gunicorn.
 * A Label Studio started beyond loopback gets generated admin credentials, kept with mode 600.
 * With credentials configured, the backend (real gunicorn process) answers 401 to every endpoint but /health
-  without them or with a wrong password, and Label Studio (the session's real server) connects with them.
+  without them or with a wrong password, and Label Studio (the session's real server) connects with them; its
+  webhook carries a random per-project key the backend issued (rotated by connecting again).
 * Secrets come from the environment or a file, never from command-line arguments: no CLI option takes one, and
   the secret never shows in the backend's command line, its log, its files, or an error message.
 """
@@ -125,7 +126,7 @@ PROTECTED = [("get", "/versions", None), ("get", "/jobs", None), ("get", "/jobs/
              ("post", "/setup", {"project": "1.1", "schema": "<View/>"}),
              ("post", "/predict", {"tasks": [{"id": 1, "data": {}}]}),
              ("post", "/webhook", {"action": "START_TRAINING", "project": {"id": 1}}),
-             ("post", "/jobs", {"kind": "sync", "params": {"round_id": "x"}})]
+             ("post", "/jobs", {"kind": "sync", "params": {"round_id": "x"}}), ("post", "/webhook-keys", {"project": 1})]
 
 
 @pytest.mark.integration
@@ -164,13 +165,23 @@ def test_backend_with_credentials_refuses_anonymous_requests_and_keeps_the_secre
         backend_id = client.connect_ml_backend(pid, url, basic_auth=("labelstudio", SECRET))
         assert client.ml_backend_state(backend_id)["state"] in ("CO", "connected", "Connected")
 
-        # Label Studio's webhook carries the project's secret header, so annotation events pass basic auth
-        from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER, webhook_secret
+        # Label Studio's webhook carries the project's key, issued by the backend: random, not derived from the
+        # password; connecting again rotates it (the old key stops working, the webhook gets the new one)
+        from hildif.labelstudio.webhook import WEBHOOK_SECRET_HEADER
 
-        (hook,) = [w for w in client.webhooks(pid) if w["url"].rstrip("/") == f"{url}/webhook"]
-        assert hook["headers"] == {WEBHOOK_SECRET_HEADER: webhook_secret(SECRET, pid)}
+        def hook_key() -> str:
+            (hook,) = [w for w in client.webhooks(pid) if w["url"].rstrip("/") == f"{url}/webhook"]
+            assert set(hook["headers"]) == {WEBHOOK_SECRET_HEADER}
+            return hook["headers"][WEBHOOK_SECRET_HEADER]
+
+        old_key = hook_key()
+        assert len(old_key) >= 40 and SECRET not in old_key
         assert client.connect_ml_backend(pid, url, basic_auth=("labelstudio", SECRET)) == backend_id  # idempotent
         assert len([w for w in client.webhooks(pid) if w["url"].rstrip("/") == f"{url}/webhook"]) == 1
+        assert hook_key() != old_key
+        event = {"action": "ANNOTATION_CREATED", "project": {"id": pid}}
+        assert requests.post(f"{url}/webhook", json=event, headers={WEBHOOK_SECRET_HEADER: old_key},
+                             timeout=10).status_code == 401
         before = requests.get(f"{url}/health", timeout=5).json()["webhooks"]
         from hildif.data.example import Example
         from hildif.labelstudio.convert import task_payload
