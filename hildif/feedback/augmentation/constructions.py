@@ -34,7 +34,7 @@ Why each label holds:
 * ``embedding``: a factive verb (Kiparsky & Kiparsky 1970: ``knew``, ``realized``, ``noticed`` ...) presupposes its
   complement, a non-factive one (``thought``, ``hoped``, ``claimed`` ...) does not. ``S`` is the subject of another
   source sentence of the same batch.
-* ``adverbial``: a veridical subordinator (``because``, ``since``, ``after``, ``although``, ``when``) asserts or
+* ``adverbial``: a veridical subordinator (``because``, ``since``, ``although``, ``now that``) asserts or
   presupposes its clause; a conditional one (``if``, ``unless``, ``in case``) does not. ``Z`` is the clause of another
   source sentence.
 * ``coordination``: ``C and Z`` entails each conjunct; ``C or Z`` entails neither.
@@ -65,7 +65,9 @@ FACTIVE = ("knew", "realized", "noticed", "discovered", "learned", "remembered",
            "confirmed", "understood", "found out", "proved")
 NON_FACTIVE = ("thought", "believed", "hoped", "assumed", "claimed", "suggested", "feared", "guessed", "imagined",
                "suspected", "expected", "alleged", "wished", "said", "doubted", "pretended")
-VERIDICAL = ("because", "since", "after", "although", "when", "now that")
+# subordinators that assert or presuppose their clause; "when" and "after" are left out: with a present-tense clause
+# they read generically ("when it rains, the street gets wet"), which does not assert the clause
+VERIDICAL = ("because", "since", "although", "now that", "given that")
 NON_VERIDICAL = ("if", "unless", "in case", "provided that")
 PLURAL_WORDS = frozenset({"they", "them", "we", "us", "you"})
 # who knows or thinks in an embedding frame: the other source's subject when it is a personal pronoun, else one of
