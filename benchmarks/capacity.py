@@ -282,8 +282,14 @@ def main() -> None:
     ap.add_argument("--mnli-sample", type=int, default=2000)
     ap.add_argument("--results", default=None, help="write <results>.json/.md from every finished cell")
     ap.add_argument("--collect-only", action="store_true")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (1 keeps a shared machine's cores from stalling each other's steps)")
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.kinds = [k for k in args.kinds.split(",") if k]
     bad = [k for k in args.kinds if k not in KINDS] + [r for r in args.recipes.split(",") if r not in RECIPES]
     if bad:
