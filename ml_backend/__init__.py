@@ -6,5 +6,6 @@ A thin adapter: it converts Label Studio's HTTP JSON to calls of :class:`hildif.
 what only a server needs (auth, body checks, a persisted job queue, the webhook log). Modules: ``launch`` (options,
 environment, gunicorn), ``wsgi`` and ``gunicorn.conf.py`` (running gunicorn directly), ``app`` (routes),
 ``ls_model`` (Label Studio JSON <-> service calls), ``runtime`` (process-wide state), ``handlers`` (job kinds),
-``jobs`` (the queue), ``events`` (webhook counts), ``schema`` (body checks), ``settings``, ``worker`` (thread pools).
+``jobs`` (the queue), ``events`` (webhook counts), ``webhook_keys`` (the projects' webhook keys), ``schema`` (body
+checks), ``settings``, ``worker`` (reads each request whole, then its thread pool), ``accesslog`` (escaped lines).
 """

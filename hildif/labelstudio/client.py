@@ -263,7 +263,7 @@ class LabelStudioClient:
         """Connect the hildif backend at ``url`` to the project (reusing a connection to the same URL).
 
         Label Studio calls the backend's ``/health`` and ``/setup`` now and creates the ``<url>/webhook`` webhook,
-        without the backend's credentials. With ``basic_auth``, that webhook gets the project's secret header
+        without the backend's credentials. With ``basic_auth``, that webhook gets the project's webhook key header
         (:mod:`hildif.labelstudio.webhook`) so annotation events pass the backend's authentication.
         """
         url = url.rstrip("/")
@@ -297,7 +297,7 @@ class LabelStudioClient:
         for w in self.webhooks(project_id):
             if str(w.get("url", "")).rstrip("/") == target:
                 if (w.get("headers") or {}).get(WEBHOOK_SECRET_HEADER) != headers[WEBHOOK_SECRET_HEADER]:
-                    with self._call(f"adding the webhook secret to webhook {w['id']} of project {project_id}"):
+                    with self._call(f"adding the webhook key to webhook {w['id']} of project {project_id}"):
                         self._sdk.webhooks.update(id=int(w["id"]), headers={**(w.get("headers") or {}), **headers})
                 return int(w["id"])
         with self._call(f"creating the backend webhook of project {project_id}"):
