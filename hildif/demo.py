@@ -284,7 +284,9 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         say(3, f"ML backend is up (pid {backend.pid}), serving model {(backend.health() or {}).get('model_version')}")
 
     n_pairs = opts.n_anchors * opts.top_p
-    say(4, f"round {opts.round_id}: explaining {opts.n_anchors} anchors ({display_path(cfg.data.anchors_file)}), "
+    anchors = display_path(cfg.data.anchors_file) + ("" if Path(cfg.data.anchors_file).is_absolute()
+                                                     else f" in {data_dir}")
+    say(4, f"round {opts.round_id}: explaining {opts.n_anchors} anchors ({anchors}), "
            f"{opts.top_p} influential training examples each ({n_pairs} rating tasks)")
     start = start_round(cfg, opts.round_id, AnchorSelection("paper", n=opts.n_anchors), client=client,
                         progress=opts.progress)

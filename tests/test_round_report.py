@@ -89,7 +89,14 @@ def test_round_md_is_tables_and_sentences_rounded_as_each_table_declares(synced)
     assert ("Served: **" in md) == summary["gate"]["serve"] and ("Not served" in md) != summary["gate"]["serve"]
     assert "1 pair(s) are flagged" in md
     # the plot is the evaluation's, titled with the two model versions
+    from PIL import Image
+
     assert "![" in md and "(evaluation.png)" in md
+    title = Image.open(synced["report"] / "evaluation.png").info["Title"]
+    assert title == f"{summary['base_version']} (before) -> {summary['version']} (after)"
+    evaluation = json.loads((synced["report"] / "evaluation.json").read_text())["results"]
+    assert evaluation["after"]["model_version"] == summary["version"]
+    assert evaluation["before"]["model_version"] == summary["base_version"]
     for target in markdown_links(md):
         check_link(target, synced["report"])
 

@@ -192,12 +192,6 @@ def plot_hans_bars(results: Mapping[str, Mapping[str, Any]], path: str | Path, t
     return _finish_accuracy_plot(fig, ax, title, path)
 
 
-def _legend_name(name: str, result: Mapping[str, Any]) -> str:
-    """A result's name in a plot's legend: ``before (<model version>)`` when the result names its model."""
-    version = result.get("model_version")
-    return f"{name} ({version})" if version and str(version) not in name else name
-
-
 def _subcase_order(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Every HANS subcase of the results, by heuristic (LO, SUB, CON), then gold class, then name."""
     info: dict[str, tuple[int, str]] = {}
@@ -208,16 +202,19 @@ def _subcase_order(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(info, key=lambda name: (*info[name], name))
 
 
-def plot_evaluation(results: Mapping[str, Mapping[str, Any]], path: str | Path, title: str) -> Path:
+def plot_evaluation(results: Mapping[str, Mapping[str, Any]], path: str | Path, title: str,
+                    legend: Mapping[str, str] | None = None) -> Path:
     """The evaluation at a glance, one bar per named result (e.g. before and after) in each group: HANS accuracy per
     heuristic x class, HANS overall and MNLI dev (top panel, 50 % chance line), and HANS per subcase (bottom panel,
-    when the results have subcases). The value of each bar of the top panel is written on it."""
+    when the results have subcases). The value of each bar of the top panel is written on it. ``legend``: a result's
+    name in the legend (default: its name)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
+    legend = {name: (legend or {}).get(name, name) for name in names}
     groups = [(h, cls) for h in HEURISTICS for cls in ("entailment", "non-entailment")]
     subcases = _subcase_order(results)
     fig, axes = plt.subplots(2 if subcases else 1, 1, figsize=(12, 9.5 if subcases else 4.6), squeeze=False)
@@ -230,8 +227,7 @@ def plot_evaluation(results: Mapping[str, Mapping[str, Any]], path: str | Path, 
         by_h = (res.get("hans") or {}).get("by_heuristic") or {}
         vals = [(by_h.get(h) or {}).get(cls) for h, cls in groups]
         vals += [(res.get("hans") or {}).get("accuracy"), (res.get("mnli") or {}).get("accuracy")]
-        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, [v or 0.0 for v in vals], width,
-                      label=_legend_name(name, res))
+        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, [v or 0.0 for v in vals], width, label=legend[name])
         ax.bar_label(bars, labels=["" if v is None else f"{v:.1f}" for v in vals], fontsize=7, padding=1)
     ax.axhline(50, linestyle="--", color="black", linewidth=1, label="chance")
     ax.axvline(len(groups) - 0.5, color="grey", linewidth=0.8)
@@ -246,25 +242,25 @@ def plot_evaluation(results: Mapping[str, Mapping[str, Any]], path: str | Path, 
         for i, name in enumerate(names):
             subs = (results[name].get("hans") or {}).get("by_subcase") or {}
             ax.bar(x + (i - (len(names) - 1) / 2) * width,
-                   [(subs.get(s) or {}).get("accuracy") or 0.0 for s in subcases], width,
-                   label=_legend_name(name, results[name]))
+                   [(subs.get(s) or {}).get("accuracy") or 0.0 for s in subcases], width, label=legend[name])
         ax.axhline(50, linestyle="--", color="black", linewidth=1)
         ax.set_xticks(x, subcases, rotation=70, ha="right", fontsize=7)
         ax.set_ylim(0, 100)
         ax.set_ylabel("accuracy (%)")
         ax.set_title("HANS per subcase", fontsize=10)
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, title)
 
 
-def _save_figure(fig, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` as PNG, atomically, and close it."""
+def _save_figure(fig, path: str | Path, title: str | None = None) -> Path:
+    """Write ``fig`` to ``path`` as PNG, atomically, and close it; ``title`` also goes into the PNG's ``Title``
+    text field."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Title": title} if title else None)
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -276,11 +272,13 @@ def write_report(
     title: str = "evaluation",
     extra: Mapping[str, Any] | None = None,
     plot_title: str | None = None,
+    legend: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write ``<title>.json``, ``<title>.md`` and ``<title>.png`` into ``out_dir``; return their paths.
 
     ``results`` is either one :func:`evaluate` result or a mapping of names (e.g. "before", "after") to results.
-    ``plot_title``: the plot's title (default: the models evaluated, e.g. ``before (v1) vs after (v2)``).
+    ``plot_title``: the plot's title (default: the results' names, e.g. ``before vs after``); ``legend``: a result's
+    name in the plot's legend (default: its name).
     Under torchrun only rank 0 writes; the others return the same paths after it has written them.
     """
     if "hans" in results or "mnli" in results or "task" in results:
@@ -308,9 +306,9 @@ def write_report(
     if extra:
         md += ["## details", "", "```json", json.dumps(extra, indent=2, default=str), "```", ""]
     paths["markdown"] = write_text_atomic(out / f"{title}.md", "\n".join(md))
-    plot_title = plot_title or " vs ".join(_legend_name(name, res) for name, res in results.items())
+    plot_title = plot_title or " vs ".join(results)
     if any(r.get("hans") for r in results.values()):
-        paths["plot"] = plot_evaluation(results, out / f"{title}.png", plot_title)
+        paths["plot"] = plot_evaluation(results, out / f"{title}.png", plot_title, legend)
     elif has_task:
         paths["plot"] = plot_label_bars(results, out / f"{title}.png", plot_title)
     distributed.barrier()

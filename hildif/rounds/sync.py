@@ -387,8 +387,10 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
                                 current_version=registry.current(), versions=versions).to_dict()
     report_dir = cfg.run_path("rounds", round_id, f"sync-{sync_id:03d}")
     eval_results = {"before": before, "after": after}
+    after["model_version"] = version  # evaluated before it was saved: the classifier still named its base
     eval_paths = write_report(eval_results, report_dir, title="evaluation",
-                              plot_title=f"{info['base_version']} (before) -> {version} (after)")
+                              plot_title=f"{info['base_version']} (before) -> {version} (after)",
+                              legend={"before": f"before ({info['base_version']})", "after": f"after ({version})"})
     label_names = task_data.task.labels if task_data is not None else LABEL_NAMES
     set_rows = setfile.set_rows(fts.examples, [(a, z, score) for (a, z), score in rated], label_names)
     setfile.write_set(report_dir / setfile.SET_FILE, set_rows)
