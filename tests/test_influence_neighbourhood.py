@@ -87,6 +87,14 @@ def test_construction_pairs_join_the_set_before_rehearsal_and_are_capped(mnli_tr
     per = Counter((e.metadata["construction"], e.label) for e in cx)
     assert all(per[(c, 0)] == per[(c, 1)] for c, _ in per)
     assert fts.stats["constructions"]["sources"] == len(sources)
+    # the set's file names each member and the row it came from; its counts are the set's parts
+    from hildif.rounds.setfile import kind_counts, set_rows
+
+    rows = set_rows(fts.examples, [("a", z.id, s) for z, s in scored])
+    assert {k: v for k, v in kind_counts(rows).items() if v} == {k: v for k, v in fts.stats["parts"].items() if v}
+    cx_rows = [r for r in rows if r.kind == "construction"]
+    assert len(cx_rows) == n_cx and all(r.augmenter.startswith("construction:") for r in cx_rows)
+    assert {r.source_id for r in cx_rows} <= {e.id for e in sources}
     capped = build_finetuning_set(scored, load_config(overrides=[
         "feedback.copies_per_point=1", "feedback.constructions=order,passive,embedding", "feedback.construction_pairs=5"]),
         augmentation=False, no_augmentation="once", construction_sources=sources)

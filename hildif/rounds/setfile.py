@@ -10,12 +10,15 @@ kind       what                        ``source_id``                            
 rated      a rated influential example its own id (the training row people rated)         (none)
 copy       an augmented copy           the rated example it copies (``augmented_from``)   the augmenter chain
 syntactic  a syntactic pair            the row it was made from (``transformed_from``)    ``syntactic:<op>``
+construc-  a construction minimal      the row it was made from (``transformed_from``)    ``construction:<name>``
+tion       pair's member
 rehearsal  an original training row    its own id (a training row nobody rated)           (none)
 ========== =========================== ================================================== ===================
 
 ``score`` is the aggregated rating that made the row (rated rows, copies and syntactic pairs), ``anchor_id`` the
 anchor of that rating (when the row follows its rated example in the set, as the builder writes them).
-The counts per kind are the set's ``parts`` (``rated``, ``copies``, ``syntactic``, ``rehearsal``) in ``round.json``.
+The counts per kind are the set's ``parts`` (``rated``, ``copies``, ``syntactic``, ``constructions``, ``rehearsal``)
+in ``round.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ KINDS = {
     "rated": ("rated original", "rated"),
     "copy": ("augmented copy", "copies"),
     "syntactic": ("syntactic pair", "syntactic"),
+    "construction": ("construction pair", "constructions"),
     "rehearsal": ("rehearsal row", "rehearsal"),
 }
 
@@ -66,13 +70,15 @@ def label_name(label: int, label_names: Sequence[str] = LABEL_NAMES) -> str:
 
 
 def kind_of(example: Example) -> str:
-    """``rated``, ``copy``, ``syntactic`` or ``rehearsal``, from the marks the set's builder leaves in the
+    """``rated``, ``copy``, ``syntactic``, ``construction`` or ``rehearsal``, from the marks the set's builder leaves in the
     example's metadata."""
     meta = example.metadata or {}
     if meta.get("rehearsal"):
         return "rehearsal"
     if meta.get("syntactic"):
         return "syntactic"
+    if meta.get("construction"):
+        return "construction"
     if meta.get("augmented_from"):
         return "copy"
     return "rated"
@@ -99,9 +105,9 @@ def set_rows(examples: Sequence[Example], scored: Sequence[tuple[str, str, float
             augmenter = str(meta.get("augmenter") or "") + (" (fill)" if meta.get("phase") == "fill" else "")
             anchor, score = anchor_of.get(source, ("", meta.get("score")))
             score = meta.get("score", score)
-        elif kind == "syntactic":
+        elif kind in ("syntactic", "construction"):
             source = str(meta.get("transformed_from") or "")
-            augmenter = f"syntactic:{meta['syntactic']}"
+            augmenter = f"{kind}:{meta[kind]}"
             root = source.split("~")[0]
             anchor, score = anchor_of.get(root, ("", meta.get("score")))
             score = meta.get("score", score)
