@@ -152,7 +152,7 @@ def test_round_show_prints_and_exports_the_set(synced, capsys, tmp_path):
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 3 and all(" copy " in line for line in table[1:])
     out_file = tmp_path / "set.jsonl"
-    assert main(base + ["--fine-tuning-set", "--format", "jsonl", "--kind", "rehearsal", "--output", str(out_file)]) == 0
+    assert main(base + ["--fine-tuning-set", "--format", "jsonl", "--kind", "rehearsal", "-o", str(out_file)]) == 0
     lines = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert lines and {row["kind"] for row in lines} == {"rehearsal"}
     assert main(base + ["--sync", "99"]) == 1

@@ -207,7 +207,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def format_sync(round_id: str, sync: dict, rows: list, base_version: str) -> str:
-    """What ``hildif round show`` prints without ``--fine-tuning-set``: the sync in a few lines and where its report is."""
+    """What ``hildif round show`` prints without ``--fine-tuning-set``: the sync in a few lines and where its report
+    is."""
     from pathlib import Path
 
     from hildif.rounds import setfile
@@ -240,7 +241,8 @@ def format_set(rows: list) -> str:
     for r in rows:
         score = "" if r.score is None else f"{r.score:.2f}"
         out.append(f"{r.position:>5}  {r.kind:<9}  {cut(r.id, 18):<18}  {cut(r.source_id, 14):<14}  {score:>5}  "
-                   f"{cut(r.augmenter, 16):<16}  {cut(r.label, 14):<14}  {cut(r.premise, 60)} / {cut(r.hypothesis, 40)}")
+                   f"{cut(r.augmenter, 16):<16}  {cut(r.label, 14):<14}  "
+                   f"{cut(r.premise, 60)} / {cut(r.hypothesis, 40)}")
     return "\n".join(out) + "\n"
 
 

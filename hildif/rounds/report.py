@@ -168,13 +168,15 @@ def next_steps(summary: dict[str, Any], flagged: int, gap: bool) -> list[str]:
     steps = []
     if summary.get("served"):
         steps.append(f"- {v} is served now (the ML backend answers with it). Start the next round from it: "
-                     f"`hildif round start --round <next>`; see where this one stands: `hildif round status --round {r}`.")
+                     "`hildif round start --round <next>`; see where this one stands: "
+                     f"`hildif round status --round {r}`.")
     else:
         steps.append(f"- {v} is kept but not served. Serve it anyway with `hildif round promote --round {r} --version "
                      f"{v}`, or change or add ratings in Label Studio and `hildif round sync --round {r}` again.")
     if flagged:
-        steps.append(f"- {flagged} pair(s) are flagged (raters' scores {summary['aggregation'].get('review_spread', 2)} "
-                     "or more apart, below): worth a second look before trusting their copies.")
+        spread = summary["aggregation"].get("review_spread", 2)
+        steps.append(f"- {flagged} pair(s) are flagged (raters' scores {spread} or more apart, below): worth a second "
+                     "look before trusting their copies.")
     if gap:
         steps.append("- The fine-tuning set ties word overlap to one class (below): `--set "
                      "finetune.rehearsal_balance=contrast` with `finetune.rehearsal_ratio` > 0 evens it out.")
@@ -199,7 +201,8 @@ def ratings_tables(summary: dict[str, Any]) -> tuple[list[str], list[tuple[str, 
              f"{'person' if len(raters) == 1 else 'people'} on the scale {SCALE}; aggregated by "
              f"{agg.get('method', 'median')} over at least {agg.get('min_raters', 1)} rater(s). Agreement "
              f"(Krippendorff's ordinal alpha, 3 decimals; 1 = full agreement, 0 = chance): "
-             f"{'n/a' if alpha is None else num(alpha, 3)} over {overall.get('n_units', 0)} pairs rated by two or more.",
+             f"{'n/a' if alpha is None else num(alpha, 3)} over {overall.get('n_units', 0)} pairs rated by two or "
+             "more.",
              ""]
     short = {name: f"R{i + 1}" for i, name in enumerate(raters)}
     if raters:
@@ -281,8 +284,9 @@ def set_section(summary: dict[str, Any], rows: Sequence | None, set_link: str | 
     fts = summary.get("fine_tuning_set") or {}
     parts, size = fts.get("parts") or {}, fts.get("size") or summary.get("n_augmented") or 0
     lines = [f"The model was fine-tuned on {size} examples"
-             + (f", all listed in [{Path(set_link).name}]({set_link}) (one row each: texts, label, kind, source, score, "
-                f"augmenter; `hildif round show --round {summary['round_id']} --fine-tuning-set` prints it)" if set_link else "")
+             + (f", all listed in [{Path(set_link).name}]({set_link}) (one row each: texts, label, kind, source, "
+                f"score, augmenter; `hildif round show --round {summary['round_id']} --fine-tuning-set` prints it)"
+                if set_link else "")
              + ".", ""]
     kinds = Table("Rows per kind: whole numbers; share of the set in %, 1 decimal.", ["kind", "rows", "share"])
     for name, part in KINDS.values():
@@ -311,8 +315,8 @@ def set_section(summary: dict[str, Any], rows: Sequence | None, set_link: str | 
     syn = fts.get("syntactic") or {}
     if syn:
         ops = ", ".join(f"{k} {v}" for k, v in (syn.get("by_operation") or {}).items()) or "none"
-        lines += [f"Syntactic pairs: {syn.get('produced', 0)} of {syn.get('requested', 0)} asked (by operation: {ops}).",
-                  ""]
+        lines += [f"Syntactic pairs: {syn.get('produced', 0)} of {syn.get('requested', 0)} asked (by operation: "
+                  f"{ops}).", ""]
     if rows:
         sample = Table(f"A few rows of each kind (up to {SAMPLES_PER_KIND}; row = position in the set, whole number); "
                        f"score 2 decimals; texts cut to about {TEXT_CHARS // 2} characters.",
@@ -346,9 +350,10 @@ def round_body(summary: dict[str, Any], rows: Sequence | None, report_dir: str |
     def file_link(name: str) -> str | None:
         return link(report_dir / name, link_base) if (report_dir / name).exists() else None
 
-    lines = [f"Model {summary['base_version']} -> **{summary['version']}**: fine-tuned on "
-             f"{fts.get('size', summary.get('n_augmented'))} examples made from {summary['n_scored_pairs']} rated pairs "
-             f"({len(raters)} rater(s); ratings digest {summary['ratings_digest']}).", ""]
+    size = fts.get("size", summary.get("n_augmented"))
+    lines = [f"Model {summary['base_version']} -> **{summary['version']}**: fine-tuned on {size} examples made from "
+             f"{summary['n_scored_pairs']} rated pairs ({len(raters)} rater(s); ratings digest "
+             f"{summary['ratings_digest']}).", ""]
     sentence = headline_sentence(before, after)
     lines += [sentence, ""] if sentence else []
     if (summary.get("short_pairs") or {}).get("n_short"):
