@@ -73,11 +73,12 @@ class IncomingRequest:
     continued: bool = False  # the 100 Continue was sent
 
     def feed(self, data: bytes) -> bool:
+        scanned = max(0, len(self.data) - 3)  # what was searched for the header's end already (no rescans)
         self.data += data
         if len(self.data) > MAX_HEADER_BYTES + 2 * self.max_body:  # chunk framing and trailers included
             raise Refusal(413, f"body: larger than {self.max_body} bytes")
         if self.body_start < 0:
-            end = self.data.find(b"\r\n\r\n")
+            end = self.data.find(b"\r\n\r\n", scanned)
             if end < 0:
                 if len(self.data) > MAX_HEADER_BYTES:
                     raise Refusal(431, f"header section: at most {MAX_HEADER_BYTES} bytes")
@@ -86,7 +87,7 @@ class IncomingRequest:
                 raise Refusal(431, f"header section: at most {MAX_HEADER_BYTES} bytes")
             self._frame(bytes(self.data[:end]))
             self.body_start = self.chunk_pos = end + 4
-        return self._body_complete()
+        return self._body_complete(len(data))
 
     def _frame(self, head: bytes) -> None:
         lines = head.split(b"\r\n")
@@ -113,7 +114,7 @@ class IncomingRequest:
         if self.length > self.max_body:
             raise Refusal(413, f"body: larger than {self.max_body} bytes")
 
-    def _body_complete(self) -> bool:
+    def _body_complete(self, len_new: int) -> bool:
         if self.length is not None:
             return len(self.data) - self.body_start >= self.length
         data = self.data
@@ -127,8 +128,13 @@ class IncomingRequest:
             if not _HEX.fullmatch(size_field):
                 raise Refusal(400, "body: invalid chunk size")
             size = int(size_field, 16)
-            if size == 0:  # last chunk, then trailer fields up to an empty line
-                return data.find(b"\r\n", eol + 2) == eol + 2 or data.find(b"\r\n\r\n", eol) >= 0
+            if size == 0:  # last chunk, then trailer fields (at most MAX_HEADER_BYTES) up to an empty line
+                scan_from = max(eol, len(data) - len_new - 3)  # trailer bytes of earlier calls were searched
+                if data[eol + 2:eol + 4] == b"\r\n" or data.find(b"\r\n\r\n", scan_from) >= 0:
+                    return True
+                if len(data) - eol > MAX_HEADER_BYTES:
+                    raise Refusal(431, f"trailer section: at most {MAX_HEADER_BYTES} bytes")
+                return False
             self.chunk_total += size
             if self.chunk_total > self.max_body:
                 raise Refusal(413, f"body: larger than {self.max_body} bytes")
