@@ -30,7 +30,10 @@ def request_webhook_key(backend_url: str, basic_auth: tuple[str, str], project_i
     except requests.RequestException as exc:
         raise WebhookKeyError(f"cannot reach the backend at {backend_url} for project {project_id}'s webhook key: "
                               f"{type(exc).__name__}") from None
-    key = resp.json().get("key") if resp.ok and "json" in resp.headers.get("Content-Type", "") else None
+    try:
+        key = resp.json().get("key") if resp.ok else None
+    except (ValueError, AttributeError):  # not a JSON object: not hildif's backend
+        key = None
     if not isinstance(key, str) or not key:
         raise WebhookKeyError(f"the backend at {backend_url} did not issue a webhook key for project {project_id} "
                               f"(HTTP {resp.status_code})")
