@@ -14,7 +14,8 @@ take: ``Transfer-Encoding`` other than ``chunked`` alone, both framings, a bad l
 Each connection serves one request (``keepalive = 0``, :func:`ml_backend.launch.gunicorn_options`): a kept-alive
 connection's next request would be read by a thread again. The request line picks the pool: ``/predict`` the
 prediction pool (``--threads`` threads), ``/influence`` the influence pool (:data:`INFLUENCE_THREADS`; an influence
-query takes seconds of CPU), everything else (webhooks, /health, jobs) the main pool. TLS (``certfile``) is left to
+query takes seconds of CPU; beyond :data:`INFLUENCE_QUEUE` queries waiting for it, 503 with ``Retry-After``),
+everything else (webhooks, /health, jobs) the main pool. TLS (``certfile``) is left to
 gunicorn's own reading: put TLS in the proxy in front (README, "The ML backend's security").
 """
 
@@ -37,6 +38,7 @@ from hildif.errors import HildifError
 PREDICT_PREFIX = b"/predict"
 INFLUENCE_PREFIX = b"/influence"
 INFLUENCE_THREADS = 2
+INFLUENCE_QUEUE = 32  # /influence queries waiting for a thread at most; more are answered 503
 MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_READ_TIMEOUT_S = 10.0
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -46,7 +48,7 @@ _RECV_BYTES = 256 * 1024
 _MAX_CHUNK_LINE = 1024
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
-            431: "Request Header Fields Too Large"}
+            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
 class Refusal(HildifError):
@@ -159,9 +161,11 @@ class IncomingRequest:
 
 
 def refusal_response(status: int, message: str) -> bytes:
+    """The whole HTTP answer the worker sends itself (JSON ``{"error", "field"}``, as the app's errors are)."""
     body = json.dumps({"error": message, "field": message.split(":", 1)[0]}).encode()
+    retry = "Retry-After: 5\r\n" if status == 503 else ""
     return (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+            f"Content-Length: {len(body)}\r\n{retry}Connection: close\r\n\r\n").encode() + body
 
 
 def _close_socket(sock) -> None:
@@ -179,6 +183,7 @@ class SplitPoolWorker(ThreadWorker):
                                                          thread_name_prefix="influence")
         self.reading: dict[int, object] = {}  # id(conn) -> conn, while its request is read
         self.lingering: dict[socket.socket, list] = {}  # closed for writing: [deadline, bytes drained]
+        self.influence_waiting = 0  # /influence queries handed to the influence pool and not finished
         super().init_process()
 
     def _app_setting(self, key: str, default: float) -> float:
@@ -227,14 +232,26 @@ class SplitPoolWorker(ThreadWorker):
         conn.parser.unreader.unread(incoming.head_without_expect())
         conn.data_ready = True
         target = incoming.target()
-        pool = (self.predict_pool if target.startswith(PREDICT_PREFIX)
-                else self.influence_pool if target.startswith(INFLUENCE_PREFIX) else self.tpool)
         conn.incoming = None
-        self._dispatch(conn, pool)
+        if target.startswith(INFLUENCE_PREFIX):
+            if self.influence_waiting >= INFLUENCE_THREADS + INFLUENCE_QUEUE:
+                self._refuse(conn, 503, f"influence: {INFLUENCE_QUEUE} queries are waiting already; ask again later")
+                return
+            self.influence_waiting += 1
+            self._dispatch(conn, self.influence_pool, self._influence_done)
+            return
+        self._dispatch(conn, self.predict_pool if target.startswith(PREDICT_PREFIX) else self.tpool)
 
-    def _dispatch(self, conn, pool) -> None:
+    def _influence_done(self) -> None:
+        self.influence_waiting -= 1
+
+    def _dispatch(self, conn, pool, then=None) -> None:
+        def finished(fut) -> None:  # in the event loop (the method queue), like gunicorn's own finish_request
+            if then is not None:
+                then()
+            self.finish_request(conn, fut)
         fs = pool.submit(self.handle, conn)
-        fs.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+        fs.add_done_callback(lambda fut: self.method_queue.defer(finished, fut))
 
     def _stop_reading(self, conn) -> None:
         self.reading.pop(id(conn), None)

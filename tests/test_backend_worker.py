@@ -64,3 +64,9 @@ def test_refused_with_the_status_the_worker_answers(raw, status, field):
     answer = refusal_response(status, str(refused.value))
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()) and b"Connection: close" in answer
     assert f'"field": "{field}"'.encode() in answer
+
+
+def test_a_busy_influence_pool_says_when_to_ask_again():
+    answer = refusal_response(503, "influence: 32 queries are waiting already; ask again later")
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n") and b"\r\nRetry-After: 5\r\n" in answer
+    assert b"Retry-After" not in refusal_response(408, "request: not complete within the read timeout")

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from ml_backend.worker import INFLUENCE_QUEUE
 from round_env import start_backend, stop_backend
 
 pytestmark = pytest.mark.integration
@@ -177,7 +178,8 @@ def test_influence_queries_do_not_hold_up_health(served):
             latencies.append(_health_ms(url))
             time.sleep(0.2)
         burst = time.perf_counter() - t0
-    assert all(f.result().status_code == 200 for f in futures)
+    statuses = [f.result().status_code for f in futures]  # 503: more than INFLUENCE_QUEUE were waiting
+    assert set(statuses) <= {200, 503} and statuses.count(200) >= min(n, INFLUENCE_QUEUE), statuses
     assert burst > 1.5, f"the burst took {burst:.1f} s: too short to show anything"
     assert latencies and max(latencies) < 1000, (burst, latencies)
 
