@@ -109,7 +109,8 @@ def test_demo_prints_progress_the_table_and_the_report_paths(demo_run):
         lo = res["hans"]["by_heuristic"]["lexical_overlap"]
         assert cells[1] == f"({lo['entailment']:.2f}, {lo['non-entailment']:.2f})"
         assert cells[-1].rstrip(" |") == f"{res['mnli']['accuracy']:.2f}"
-    assert f"MNLI dev accuracy: {before['mnli']['accuracy']} -> {after['mnli']['accuracy']}" in out
+    b, a = before["mnli"]["accuracy"], after["mnli"]["accuracy"]
+    assert f"MNLI dev accuracy (%, 2 decimals): {b:.2f} -> {a:.2f} ({a - b:+.2f} points)" in out
     for name in ("round.md", "round.html", "fine_tuning_set.csv", "evaluation.json", "evaluation.png", "demo.md",
                  "demo.html"):
         assert f"  {name}: " in out and Path(summary["paths"][name]).exists()

@@ -82,6 +82,10 @@ def say(step: int | None, text: str) -> None:
     print(f"{prefix} {text}", flush=True)
 
 
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def print_result(result) -> None:
     """The before/after table (the paper's Figure 1c layout), MNLI accuracy and the report files."""
     from hildif.utils.paths import display_path
@@ -89,7 +93,8 @@ def print_result(result) -> None:
     print("\nHANS accuracy (entailment %, non-entailment %) per heuristic; HANS and MNLI dev accuracy %:\n")
     print(result.table)
     mnli_b, mnli_a = (result.before.get("mnli") or {}).get("accuracy"), (result.after.get("mnli") or {}).get("accuracy")
-    print(f"MNLI dev accuracy: {mnli_b} -> {mnli_a}")
+    change = "" if mnli_b is None or mnli_a is None else f" ({mnli_a - mnli_b:+.2f} points)"
+    print(f"MNLI dev accuracy (%, 2 decimals): {_num(mnli_b)} -> {_num(mnli_a)}{change}")
     print("reports (demo.html: one page with the plots, for a browser):")
     for name, path in result.paths.items():
         print(f"  {name}: {display_path(path)}")
