@@ -366,7 +366,9 @@ def round_body(summary: dict[str, Any], rows: Sequence | None, report_dir: str |
     lines += [f"{h} Evaluation", "", *metrics_table(before, after).lines()]
     plot = file_link("evaluation.png")
     if plot:
-        lines += [f"![HANS per heuristic and class, HANS and MNLI, before and after]({plot})", ""]
+        what = ("accuracy per label" if "task_accuracy" in after or "task_accuracy" in before
+                else "HANS per heuristic and class, HANS and MNLI")
+        lines += [f"![{what}, before and after]({plot})", ""]
     details = file_link("evaluation.md")
     if details:
         lines += [f"Per HANS subcase and the sample sizes: [evaluation.md]({details}).", ""]
