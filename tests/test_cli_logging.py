@@ -110,3 +110,30 @@ def test_verbose_is_accepted_before_and_after_the_subcommand():
     parser = build_parser()
     assert parser.parse_args(["demo", "--verbose"]).verbose and parser.parse_args(["-v", "demo"]).verbose
     assert not parser.parse_args(["demo"]).verbose and not parser.parse_args(["data", "check", "x"]).verbose
+
+
+def test_steps_console_keeps_hildif_info_records_in_the_log_file_only(tmp_path, restore_logging):
+    """``hildif demo`` prints its own line per step: its INFO records (timestamped, with absolute paths) go to the
+    run's log only, its warnings show without time or logger; ``--verbose`` shows everything as before."""
+    from hildif.logs import attach_run_log, setup_logging, steps_console
+
+    console = io.StringIO()
+    setup_logging(verbose=False, stream=console)
+    steps_console()
+    path = attach_run_log(tmp_path / "run")
+    logging.getLogger("hildif.rounds.sync").info("round demo: snapshot 1 (new) in /abs/run/rounds.sqlite")
+    logging.getLogger("hildif.rounds.sync").warning("sync 1 keeps serving v0")
+    emit_sample()
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    shown = console.getvalue().splitlines()
+    assert shown == ["warning: sync 1 keeps serving v0", "warning: a library warning"], shown
+    logged = path.read_text()
+    assert "INFO hildif.rounds.sync: round demo: snapshot 1 (new) in /abs/run/rounds.sqlite" in logged
+    assert "step 3: Label Studio is up" in logged and "WARNING hildif.rounds.sync: sync 1 keeps serving v0" in logged
+
+    verbose = io.StringIO()
+    setup_logging(verbose=True, stream=verbose)
+    steps_console()  # a no-op under --verbose
+    logging.getLogger("hildif.demo").info("step 3: Label Studio is up")
+    assert "hildif.demo: step 3: Label Studio is up" in verbose.getvalue()

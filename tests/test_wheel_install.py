@@ -64,6 +64,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_the_template_and_the_backend(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "hildif/labelstudio/templates/rating.xml" in names
+    assert "hildif/rounds/templates/report.html" in names  # the round's and the demo's HTML page
     assert "hildif/data/sources.json" in names and "ml_backend/__main__.py" in names
     assert not [n for n in names if n.startswith(("tests/", "label_config/"))]
 
@@ -91,8 +92,11 @@ def test_an_installed_wheel_runs_and_finds_its_template(wheel, tmp_path):
     probe = ("import json, hildif, ml_backend\n"
              "from hildif.labelstudio.template import load_label_config, rating_tags\n"
              "from importlib import resources\n"
+             "from hildif.rounds.html_report import render_page\n"
              "xml = load_label_config(); tags = rating_tags()\n"
+             "page = render_page('# A round\\n\\n| a |\\n|---|\\n| 1 |\\n', '.', 'r')\n"
              "print(json.dumps({'hildif': hildif.__file__, 'ml_backend': ml_backend.__file__,\n"
+             "  'page': '<h1>A round</h1>' in page and '<td>1</td>' in page,\n"
              "  'template': str(resources.files('hildif.labelstudio') / 'templates' / 'rating.xml'),\n"
              "  'has_choices': '<Choices' in xml, 'from_name': tags.from_name, 'to_name': tags.to_name}))\n")
     proc = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=_clean_env(), cwd=run,
@@ -102,3 +106,4 @@ def test_an_installed_wheel_runs_and_finds_its_template(wheel, tmp_path):
     for key in ("hildif", "ml_backend", "template"):
         assert Path(found[key]).resolve().is_relative_to(purelib.resolve()), (key, found[key])
     assert found["has_choices"] and (found["from_name"], found["to_name"]) == ("similarity", "anchor_premise")
+    assert found["page"]  # the report page's template, read from the installed package
