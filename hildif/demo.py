@@ -112,6 +112,7 @@ class DemoResult:
     seconds: float = 0.0
     served: bool = True
     gate_reasons: list[str] = field(default_factory=list)
+    started_ls: bool = False  # the demo started Label Studio (and stopped it when it ended)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -344,7 +345,7 @@ def _run(cfg: HildifConfig, opts: DemoOptions, supervisor, say: Say, t0: float) 
         base_version=start.base_version, version=synced.version, before=before, after=after,
         table=figure_1c_markdown(rows), paths=paths, ratings_made=made, backend=backend_info,
         seconds=round(time.perf_counter() - t0, 1), served=synced.served,
-        gate_reasons=list(synced.gate.get("reasons") or []),
+        gate_reasons=list(synced.gate.get("reasons") or []), started_ls=not opts.ls_url,
     )
     write_json_atomic(demo_dir / "demo.json", result.to_dict())
     write_text_atomic(demo_dir / "demo.md", demo_markdown(result, report, demo_dir))
@@ -392,6 +393,8 @@ def demo_markdown(result: DemoResult, report_dir: str | Path, demo_dir: str | Pa
         f"run; sync {result.sync_status}; model {result.base_version} -> {result.version}; "
         f"{result.seconds:.0f} s.",
         "",
+        *(["The Label Studio the demo started, and so the project's link, stopped when the demo ended; rerunning the "
+           "demo starts it again (and continues the round).", ""] if result.started_ls else []),
         f"The round's own report: [round.md]({link(report_dir / 'round.md', demo_dir)}), "
         f"[round.html]({link(report_dir / 'round.html', demo_dir)}); this page's numbers: "
         f"[demo.json](demo.json).",

@@ -120,6 +120,10 @@ def test_a_regressing_sync_keeps_the_previous_model_and_says_why(env, capsys):
     assert f"now serving {res.version}" in capsys.readouterr().out and registry.current() == res.version
     promoted = state.last_done_sync("r1")["summary"]["promoted"]
     assert promoted["previous_version"] == env["base"]
+    md = (Path(res.report_dir) / "round.md").read_text()  # the report says so now, in both its forms
+    assert f"Promoted: an admin served **{res.version}** at {promoted['at']}" in md and "Not served" not in md
+    assert "Promoted: an admin served" in (Path(res.report_dir) / "round.html").read_text()
+    assert json.loads((Path(res.report_dir) / "round.json").read_text())["promoted"] == promoted
     assert "promoted by an admin" in format_status(round_status(cfg, "r1", live=False))
     assert main(args[:4] + ["--version", "nope", *args[4:]]) == 1
     assert "version 'nope' was not made by a successful sync of round 'r1'" in capsys.readouterr().err

@@ -116,6 +116,11 @@ def serving_lines(summary: dict[str, Any]) -> list[str]:
     gate = summary.get("gate")
     if not gate:
         return []
+    promoted = summary.get("promoted")
+    if promoted:
+        return [f"Promoted: an admin served **{summary['version']}** at {promoted.get('at')} (was "
+                f"{promoted.get('previous_version') or 'none'}), although the promotion gate held it back because:",
+                "", *[f"- {reason}" for reason in gate.get("reasons") or []]]
     if gate.get("serve"):
         if "task" in (gate.get("checks") or {}):
             return [f"Served: **{summary['version']}** passed the promotion gate (the task's held-out accuracy held, "
@@ -166,7 +171,7 @@ def next_steps(summary: dict[str, Any], flagged: int, gap: bool) -> list[str]:
     """What a person does next, as bullets."""
     r, v = summary["round_id"], summary["version"]
     steps = []
-    if summary.get("served"):
+    if summary.get("served") or summary.get("promoted"):
         steps.append(f"- {v} is served now (the ML backend answers with it). Start the next round from it: "
                      "`hildif round start --round <next>`; see where this one stands: "
                      f"`hildif round status --round {r}`.")

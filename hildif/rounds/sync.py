@@ -438,6 +438,25 @@ def report_context(cfg: HildifConfig, state: RoundState, info: dict[str, Any], v
     return {"texts": texts, "label_studio": ls, "model_dir": str(registry.path(version))}
 
 
+def rewrite_report(report_dir: str | None, patch: dict[str, Any]) -> None:
+    """Merge ``patch`` into a sync's ``round.json`` and write its report again (round.md, round.html), so that
+    what a person reads stays true after the sync (an admin's promotion). A sync without a report is left alone;
+    a report that cannot be written is logged, never an error of the promotion itself."""
+    import json
+
+    from hildif.rounds.report import write_round_report
+    from hildif.rounds.setfile import SET_FILE, read_set
+
+    if not report_dir or not (Path(report_dir) / "round.json").is_file():
+        return
+    try:
+        summary = {**json.loads((Path(report_dir) / "round.json").read_text(encoding="utf-8")), **patch}
+        rows = read_set(Path(report_dir) / SET_FILE) if (Path(report_dir) / SET_FILE).is_file() else None
+        write_round_report(report_dir, summary, rows=rows)
+    except (OSError, ValueError, KeyError) as exc:
+        log.error("could not rewrite the round report in %s: %s", report_dir, exc)
+
+
 class PromoteError(HildifError, ValueError):
     """``hildif round promote`` cannot serve the version asked for; the message says why."""
 
@@ -469,6 +488,7 @@ def promote(cfg: HildifConfig, round_id: str, version: str | None = None) -> dic
         state.update_sync_summary(chosen["sync_id"], {"promoted": promoted})
         registry.set_current(chosen["version"])
         log.info("round %s: promoted %s (sync %d), was %s", round_id, chosen["version"], chosen["sync_id"], previous)
+        rewrite_report(chosen.get("report_dir"), {"promoted": promoted, "served": True})
         return {"round_id": round_id, "version": chosen["version"], "previous_version": previous,
                 "sync_id": chosen["sync_id"]}
 
