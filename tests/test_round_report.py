@@ -166,3 +166,15 @@ def test_round_html_renders_in_chromium_with_its_plot_and_links(synced, browser)
     page = html.read_text()
     assert "http://" not in page.replace("http://www.w3.org", "")  # nothing to fetch: no server, no network
     assert synced["summary"]["version"] in page and synced["summary"]["base_version"] in page
+
+
+def test_a_sync_without_the_set_file_gets_the_same_rows_from_the_round_state(synced):
+    """A sync made before fine_tuning_set.csv was kept: ``hildif round show`` rebuilds the rows from what the round
+    state recorded (the set's examples and the pairs' scores), the same rows the file holds."""
+    from hildif.rounds.setfile import SET_FILE, read_set, sync_rows
+
+    state = synced["state"]
+    sync = state.last_done_sync("r1")
+    assert sync["sync_id"] == synced["result"].sync_id
+    rebuilt = sync_rows(state, {**sync, "report_dir": None})
+    assert rebuilt == read_set(synced["report"] / SET_FILE)
