@@ -77,6 +77,7 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any 
 SOLVERS = ("cg", "lissa", "exact")  # hildif.influence.engine.SOLVERS
 GRADIENT_METHODS = ("jvp", "vmap")  # hildif.influence.engine.GRADIENT_METHODS
 CANDIDATES = ("knn", "store")  # hildif.influence.explain.CANDIDATES
+STORE_BUILDS = ("exact", "projected")  # hildif.influence.store.STORE_BUILDS
 QUERIES = ("per_anchor", "mean")  # hildif.influence.explain.QUERIES
 INDEX_KINDS = ("flat", "ivf")  # hildif.influence.knn.INDEX_KINDS
 PARAM_SETS = ("fastif", "head", "all")  # hildif.influence.params.NAMED_CHOICES (or a regular expression)
@@ -203,6 +204,11 @@ class InfluenceConfig:
                               choices=CANDIDATES)
     store_dim: int = setting(1024, "store: numbers per example's projected gradient", ge=1)
     store_rerank: int = setting(200, "store: best examples re-scored exactly (0 = the store's scores)", ge=0)
+    # how the store is built: exact (each example's full gradient, CountSketched) | projected (no full gradient: each
+    # linear layer's (G P_out)^T (X P_in) from one forward and backward pass per batch with hooks, biases and
+    # LayerNorms by their own small projections, hildif.influence.projected; store_dim caps its numbers per example)
+    store_build: str = setting("exact", "store: exact (full gradients, sketched) | projected (per-layer, hooks)",
+                               choices=STORE_BUILDS)
     params: str = setting("fastif", "differentiated parameters: fastif | head | all | a regular expression",
                           choices=PARAM_SETS, or_regex=True)
     index: str = setting("flat", "kNN index: flat (exact L2) | ivf (approximate)", choices=INDEX_KINDS)

@@ -25,21 +25,33 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from hildif.config import ConfigError
 from hildif.influence.knn import data_fingerprint, model_fingerprint
+from hildif.influence.projected import FactoredProjection, ProjectedCurvature, ggn_factors, projected_batch
+from hildif.model.classifier import length_sorted_batches
 from hildif.utils.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 PROJECTION_KIND = "countsketch/v1"
 ROW_CHUNK = 8192  # rows converted from float16 at a time when scoring
+
+
+def save_array(target: Path, array: np.ndarray) -> None:
+    """``np.save`` through a temporary file and a rename (a reader never sees half a file)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, target)
 
 
 class CountSketch:
@@ -91,14 +103,18 @@ class GradientStore:
         return int(self.rows.nbytes + self.norms.nbytes)
 
     @staticmethod
-    def cache_key(engine, dim: int, seed: int) -> str:
+    def key_parts(engine) -> dict:
+        """What every store's key covers: the model's weights, the training set, the parameters, the weight decay."""
         clf = engine.classifier
-        parts = {
+        return {
             "model": model_fingerprint(clf.model), "data": data_fingerprint(engine.train), "n": len(engine.train),
             "max_length": clf.max_length, "params": list(engine.selection.names),
-            "weight_decay": engine.objective.weight_decay, "dim": int(dim), "seed": int(seed),
-            "projection": PROJECTION_KIND,
+            "weight_decay": engine.objective.weight_decay,
         }
+
+    @staticmethod
+    def cache_key(engine, dim: int, seed: int) -> str:
+        parts = {**GradientStore.key_parts(engine), "dim": int(dim), "seed": int(seed), "projection": PROJECTION_KIND}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
     # ------------------------------------------------------------------ build / load
@@ -113,7 +129,13 @@ class GradientStore:
 
         ``on_batch(indices, gradients (B, P), features or None)``: called for every batch of a build with the exact
         per-example gradients (e.g. to build the kNN index from the same pass, or for benchmarks' exact scores).
+
+        ``influence.store_build = projected``: :meth:`ProjectedStore.build_or_load` instead (``on_batch`` then gets
+        the projected gradients, (B, D)).
         """
+        if getattr(engine.cfg, "store_build", "exact") == "projected":
+            return ProjectedStore.build_or_load(engine, dim, cache_dir, seed=seed, progress=progress,
+                                                on_batch=on_batch)
         seed = engine.cfg.seed if seed is None else seed
         projector = CountSketch(engine.objective.size, dim, seed)
         key = cls.cache_key(engine, dim, seed)
@@ -162,16 +184,16 @@ class GradientStore:
     def _save(path: Path, rows: np.ndarray, norms: np.ndarray, meta: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         for target, array in ((path, rows), (path.with_suffix(".norm.npy"), norms)):
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, array)
-            os.replace(tmp, target)
+            save_array(target, array)
         write_json_atomic(path.with_suffix(".json"), meta)
 
     # ------------------------------------------------------------------ queries
     def dots(self, vec: torch.Tensor, indices: Sequence[int] | None = None) -> np.ndarray:
         """Approximate vec . grad L(z) for every training example (or ``indices``), float64: (S vec) . (S grad L(z))."""
-        q = self.projector(vec.detach().float().cpu()).numpy().astype(np.float32)
+        return self.row_dots(self.projector(vec.detach().float().cpu()).numpy().astype(np.float32), indices)
+
+    def row_dots(self, q: np.ndarray, indices: Sequence[int] | None = None) -> np.ndarray:
+        """q . (projected gradient) for every training example (or ``indices``), float64, q: (dim,) float32."""
         rows = self.rows if indices is None else self.rows[np.asarray(indices, dtype=np.int64)]
         norms = self.norms if indices is None else self.norms[np.asarray(indices, dtype=np.int64)]
         out = np.empty(len(rows), dtype=np.float64)
@@ -183,3 +205,185 @@ class GradientStore:
     def influence(self, vec: torch.Tensor) -> np.ndarray:
         """Approximate I(z, x) = -vec . grad L(z) for the whole pool, ``vec`` = s_test (or v / lambda)."""
         return -self.dots(vec)
+
+
+# ---------------------------------------------------------------------------------------------- projected build
+STORE_BUILDS = ("exact", "projected")
+PROJECTED_KIND = "projected/v1"  # the file layout and curvature of :class:`ProjectedStore`
+
+
+def _pool_batches(engine, progress: bool, desc: str) -> Iterator[tuple[list[int], dict]]:
+    """The pool in the engine's length-sorted batches as tail batches, inside the engine's mode. Prefixes the engine
+    keeps (the kNN pass's, or the prefix cache's) are reused; missing ones are computed per batch and kept when the
+    whole pool's fit ``prefix_memory_mb`` (as :meth:`InfluenceEngine.sweep_pool`), but no kNN features are run: the
+    pass's own forward gives them (the pooler's output)."""
+    lengths = engine.classifier.token_lengths(engine.train)
+    split = engine.split
+    keep = sum(split.item_floats(n) for n in lengths) * 4 / 2**20 <= engine.cfg.prefix_memory_mb
+    if keep:
+        engine._restore_prefixes()
+    kept = engine._items
+    batches = list(length_sorted_batches(lengths, max(1, engine.cfg.grad_batch_size)))
+    with engine._mode():
+        for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch", leave=False):
+            if all(i in kept for i in idx):
+                items = [kept[i] for i in idx]
+            else:
+                items = split.prefix([engine.train[i] for i in idx], batch_size=len(idx))
+                if keep:
+                    kept.update(zip(idx, items))
+            yield list(idx), split.collate(items, [engine.train[i].label for i in idx])
+    if keep:
+        engine._save_prefixes()
+
+
+class ProjectedStore(GradientStore):
+    """The gradient store built without full gradients (:mod:`hildif.influence.projected`): rows are the per-layer
+    projections (G P_out)^T (X P_in) of each example's cross-entropy gradient from one forward and backward pass per
+    batch; the weight-decay term, the same for every example, is added exactly at query time (:meth:`dots`).
+
+    Biases: the column sum of G through the layer's P_out. LayerNorm gains and biases: sum_t G_t * xhat_t and
+    sum_t G_t through their own (d x k) matrices (k = d keeps them exactly, up to a rotation).
+
+    Curvature (:meth:`fast_influence`): C = P^T GGN P + 2 wd P^T D P + lambda I in the projected space, GGN the
+    Gauss-Newton matrix J^T (diag p - p p^T) J of the engine's Hessian sample (the rows cg uses), built in the same
+    kind of pass (one backward per class) and solved by Woodbury; its low-rank factor is kept with the store. The
+    engine's s_test is (H + lambda I)^-1 v with H the exact Hessian of that sample: the fast path replaces H by its
+    Gauss-Newton part and works in the subspace the projection spans; with lambda = 50 both are within a few per cent
+    of v / lambda (docs/influence.md), and with a square orthogonal projection and the exact Hessian they agree.
+
+    Files (cache folder): ``store-<key>.npy`` / ``.norm.npy`` as the exact store's (the rows streamed to disk while
+    they are computed), ``store-<key>.curv.npy`` ((D, r) float32: the curvature's factor U, GGN = U U^T) and
+    ``store-<key>.json`` last; the key covers the model's weights, the training set, the parameters, the weight
+    decay, the projection (its layout, seed and a digest of every matrix), the Hessian sample and the damping, and a
+    store is read only when its metadata names that same key and projection.
+    """
+
+    def __init__(self, rows, norms, projector: FactoredProjection, key, from_cache, path, build_seconds=0.0, *,
+                 penalty: torch.Tensor, curvature: ProjectedCurvature) -> None:
+        super().__init__(rows, norms, projector, key, from_cache, path, build_seconds)
+        self.penalty = penalty.double()  # grad of the weight-decay term, (P,)
+        self.curvature = curvature
+
+    @staticmethod
+    def projection(engine, dim: int, seed: int) -> FactoredProjection:
+        return FactoredProjection(engine.classifier.model, engine.selection.names, engine.selection.decay, dim, seed)
+
+    @staticmethod
+    def projected_key(engine, proj: FactoredProjection) -> str:
+        parts = {**GradientStore.key_parts(engine), "dim": proj.size, "seed": proj.seed, "projection": proj.kind,
+                 "digest": proj.digest, "store": PROJECTED_KIND, "damping": engine.damping_total,
+                 "curvature_sample": {"n": engine.cfg.hessian_samples, "seed": engine.cfg.seed}}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+    @classmethod
+    def build_or_load(
+        cls, engine, dim: int, cache_dir: str | Path | None = None, *, seed: int | None = None,
+        progress: bool = False, on_batch: Callable[[list[int], torch.Tensor, np.ndarray | None], None] | None = None,
+    ) -> "ProjectedStore":
+        """Read from ``cache_dir`` when a complete store of this key is there, else build it by one forward and
+        backward pass of the influence layers per batch (reusing the frozen prefixes the engine keeps) and stream it
+        there. ``on_batch(indices, projected rows (B, D), kNN features or None)`` for every batch of a build."""
+        seed = engine.cfg.seed if seed is None else seed
+        proj = cls.projection(engine, dim, seed)
+        key = cls.projected_key(engine, proj)
+        theta, decay = engine.objective.theta.double().cpu(), engine.objective.decay.double().cpu()
+        penalty = 2.0 * engine.objective.weight_decay * decay * theta
+        n = len(engine.train)
+        path = Path(cache_dir) / f"store-{key}.npy" if cache_dir else None
+        if path is not None:
+            loaded = cls._load_projected(path, key, proj, n)
+            if loaded is not None:
+                log.info("projected gradient store read from %s", path)
+                rows, norms, factor = loaded
+                return cls(rows, norms, proj, key, True, path, penalty=penalty,
+                           curvature=cls._curvature(engine, proj, torch.from_numpy(factor)))
+        start = time.perf_counter()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            rows = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, proj.size))
+        else:
+            rows = np.zeros((n, proj.size), dtype=np.float16)
+        norms = np.zeros(n, dtype=np.float32)
+        for idx, batch in _pool_batches(engine, progress, "projected gradient store"):
+            grads, _, feats = projected_batch(engine.split, proj, batch)
+            if on_batch is not None:
+                on_batch(idx, grads, None if feats is None else feats.float().cpu().numpy())
+            g = grads.double().cpu()
+            norm = g.norm(dim=1)
+            rows[idx] = (g / norm.clamp_min(1e-30)[:, None]).float().numpy().astype(np.float16)
+            norms[idx] = norm.float().numpy()
+        factor = cls.curvature_factor(engine, proj)
+        seconds = time.perf_counter() - start
+        if path is not None:
+            rows.flush()
+            del rows
+            os.replace(tmp, path)
+            save_array(path.with_suffix(".norm.npy"), norms)
+            save_array(path.with_suffix(".curv.npy"), factor.float().numpy())
+            write_json_atomic(path.with_suffix(".json"), {
+                "key": key, "n": n, "dim": proj.size, "k": proj.k, "seed": int(seed), "projection": proj.kind,
+                "digest": proj.digest, "store": PROJECTED_KIND, "model_version": engine.classifier.version,
+                "params": engine.cfg.params, "build_seconds": round(seconds, 1)})
+            rows = np.load(path, mmap_mode="r")
+        return cls(rows, norms, proj, key, False, path, seconds, penalty=penalty,
+                   curvature=cls._curvature(engine, proj, factor))
+
+    @staticmethod
+    def curvature_factor(engine, proj: FactoredProjection) -> torch.Tensor:
+        """U (D, r) with U U^T = P^T GGN P, GGN the mean Gauss-Newton matrix of the engine's Hessian sample."""
+        sample = engine.hessian_sample()
+        cols = []
+        with engine._mode():
+            for pos in engine.length_sorted_chunks(sample):
+                batch = engine.batch([sample[j] for j in pos])
+                with torch.no_grad():
+                    probs = torch.softmax(engine.split.tail(batch).double(), dim=-1)
+                rows, _, _ = projected_batch(engine.split, proj, batch, ggn_factors(probs))  # (C, B, D)
+                cols.append(rows.double().cpu().reshape(-1, proj.size))
+        return (torch.cat(cols) / math.sqrt(len(sample))).T.contiguous()
+
+    @staticmethod
+    def _curvature(engine, proj: FactoredProjection, factor: torch.Tensor) -> ProjectedCurvature:
+        damping = engine.damping_total + 2.0 * engine.objective.weight_decay * proj.decay_diagonal()
+        return ProjectedCurvature(damping, factor=factor)
+
+    @classmethod
+    def _load_projected(cls, path: Path, key: str, proj: FactoredProjection, n: int):
+        meta_path, curv_path = path.with_suffix(".json"), path.with_suffix(".curv.npy")
+        if not (meta_path.exists() and curv_path.exists()):
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("key") != key or meta.get("digest") != proj.digest or meta.get("projection") != proj.kind:
+            log.warning("gradient store %s was written for another key or projection: rebuilding", path.name)
+            return None
+        loaded = cls._load(path, n, proj.size)
+        if loaded is None:
+            return None
+        try:
+            factor = np.load(curv_path)
+        except (OSError, ValueError):
+            return None
+        if factor.ndim != 2 or factor.shape[0] != proj.size:
+            return None
+        return loaded[0], loaded[1], factor
+
+    # ------------------------------------------------------------------ queries
+    def dots(self, vec: torch.Tensor, indices: Sequence[int] | None = None) -> np.ndarray:
+        """Approximate vec . grad L(z): (P vec) . (P grad CE(z)) + vec . grad(weight decay) (the latter exact)."""
+        return super().dots(vec, indices) + float(vec.detach().double().cpu() @ self.penalty)
+
+    def fast_query(self, v: torch.Tensor) -> torch.Tensor:
+        """q = C^-1 P v (D,) float64: the anchor's projected s_test under the store's curvature."""
+        return self.curvature.solve(self.projector(v.detach().double().cpu()))
+
+    def fast_influence(self, v: torch.Tensor, indices: Sequence[int] | None = None) -> np.ndarray:
+        """I(z, x) ~ -(q . P grad CE(z)) - (P^T q) . grad(weight decay) for the pool (or ``indices``), q =
+        :meth:`fast_query`: the whole pool ranked with no s_test of the engine (one anchor gradient, one solve in the
+        projected space, one pass over the rows)."""
+        q = self.fast_query(v)
+        return -self.row_dots(q.float().numpy(), indices) - float(self.projector.adjoint(q) @ self.penalty)
