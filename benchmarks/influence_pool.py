@@ -1,22 +1,27 @@
-"""Influence over the whole training pool: the exact oracle, FastIF's kNN prefilter and the gradient store, in one run.
+"""Influence over the whole training pool, in one run: the exact oracle, FastIF's kNN prefilter, the exact gradient
+store (old: full per-example gradients, CountSketched) and the projected store (new: per-layer projections from hooks,
+``influence.store_build = projected``), side by side on the same model, pool and anchors.
 
 On a trained model (the run's current one) and the paper's anchors, over the training pool:
 
-oracle     every training example scored exactly by the engine (its ``vmap`` method: per-example gradients dotted
-           with s_test). The pool's per-example gradients are computed once, in the pass that builds the stores, and
-           dotted with every anchor's s_test there; ``--oracle-timed`` anchors are also scored the engine's default
-           way (``jvp`` over the whole pool) to time the oracle per anchor and check both agree.
-knn        FastIF: the k nearest neighbours (pooler features, exact FAISS) scored exactly (the features and every
-           frozen prefix come from the same pass, as ``hildif explain``).
-store d    the gradient store at dimension d (CountSketch, float16): ``only``: the pool scored with v / lambda, no
-           s_test; ``+rerank R``: the pool scored with the projected s_test, its best R re-scored exactly.
+knn pass   the one-off pass of the kNN mode: every example's frozen prefix and kNN features (``pool_features``), then
+           the FAISS flat index. The stores below reuse the prefixes it keeps, as a round would after it.
+oracle     every training example scored exactly by the engine. With ``--old`` from the old store's pass (per-example
+           gradients dotted with each anchor's s_test); without it by the engine's ``jvp`` over the whole pool.
+knn        FastIF: the k nearest neighbours scored exactly.
+old d      the exact store at dimension d: ``only``: the pool scored with v / lambda (no s_test); ``+rerank R``: the
+           pool scored with the projected s_test, its best R re-scored exactly.
+new D      the projected store capped at D numbers: ``only``: its own curvature (the Hessian sample's damped
+           Gauss-Newton matrix in the projected space, no s_test of the engine); ``v/lambda``: as the old store's;
+           ``+rerank R``: as the old store's. Its build is timed after the kNN pass (prefixes reused) and, with
+           ``--fresh``, on a fresh engine (prefixes computed in the same pass: a store-mode round with no kNN pass).
 
-Per-anchor times include everything after the one-off pass (anchor gradient, s_test by CG, candidate scores); the
-one-off pass builds both stores, the kNN features and the oracle's scores at once, and its parts are timed.
-Recall@m: the share of the oracle's top-m (most negative) that a method's own top-m contains.
+Per-anchor times include everything after the one-off passes (anchor gradient, s_test by CG where used, candidate
+scores). Recall@m: the share of the oracle's top-m (most negative) that a method's own top-m contains.
 
-Usage: python benchmarks/influence_pool.py --run-dir runs/default --cache-dir runs/i16/cache [--train N]
-       [--dims 256,1024] [--rerank 200] [--k 1000] [--oracle-timed 1] [--output benchmarks/results/influence_pool.md]
+Usage: python benchmarks/influence_pool.py --run-dir runs/default --cache-dir <empty dir> [--train N]
+       [--old --dims 256,1024] [--new-dims 1024,4096] [--fresh] [--rerank 200] [--k 1000] [--threads 2]
+       [--output benchmarks/results/influence_pool.md]
 The run folder is only read (its current model); caches go to --cache-dir.
 """
 
@@ -27,6 +32,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +47,7 @@ from hildif.data.splits import load_anchors, load_train  # noqa: E402
 from hildif.influence.engine import InfluenceEngine  # noqa: E402
 from hildif.influence.explain import candidate_indices, rank  # noqa: E402
 from hildif.influence.knn import FeatureIndex  # noqa: E402
-from hildif.influence.store import CountSketch, GradientStore, PROJECTION_KIND  # noqa: E402
+from hildif.influence.store import CountSketch, GradientStore, PROJECTION_KIND, ProjectedStore  # noqa: E402
 from hildif.model.classifier import Classifier  # noqa: E402
 from hildif.model.registry import ModelRegistry  # noqa: E402
 from results_file import run_line, write_results  # noqa: E402
@@ -51,20 +57,79 @@ def recall(top: np.ndarray, oracle_top: np.ndarray) -> float:
     return len(set(top.tolist()) & set(oracle_top.tolist())) / len(oracle_top)
 
 
+def timed(fn, *args, **kw):
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t
+
+
+def old_store(engine, S, dims, store_dir, seed):
+    """The exact store's pass (its prefixes reused): the store at dims[0], the other dims' sketches and the oracle's
+    exact dot products from the same per-example gradients. Returns (stores, oracle dots (A, N), seconds, extras)."""
+    n = len(engine.train)
+    others = {d: (CountSketch(engine.objective.size, d, seed), np.zeros((n, d), np.float16), np.zeros(n, np.float32))
+              for d in dims[1:]}
+    dots = np.zeros((len(S), n), dtype=np.float64)
+    extra = {"projections": 0.0, "oracle": 0.0}
+
+    def on_batch(idx, grads, _feats):
+        t0 = time.perf_counter()
+        dots[:, idx] = (grads @ S.T).double().T.numpy()
+        t1 = time.perf_counter()
+        for proj, rows, norms in others.values():
+            p = proj(grads).double()
+            nm = p.norm(dim=1)
+            rows[idx] = (p / nm.clamp_min(1e-30)[:, None]).float().numpy().astype(np.float16)
+            norms[idx] = nm.float().numpy()
+        extra["oracle"] += t1 - t0
+        extra["projections"] += time.perf_counter() - t1
+
+    first, seconds = timed(GradientStore.build_or_load, engine, dims[0], store_dir, progress=True, on_batch=on_batch)
+    if first.from_cache:
+        raise SystemExit(f"store for dim {dims[0]} already cached in {store_dir}: use an empty --cache-dir")
+    stores = {dims[0]: first}
+    for d, (proj, rows, norms) in others.items():
+        key = GradientStore.cache_key(engine, d, seed)
+        path = Path(store_dir) / f"store-{key}.npy"
+        GradientStore._save(path, rows, norms, {"key": key, "n": n, "dim": d, "seed": seed,
+                                                "projection": PROJECTION_KIND})
+        stores[d] = GradientStore.build_or_load(engine, d, store_dir)  # read back, memory-mapped
+    penalty = np.array([float(engine.objective.penalty_dot(s.double()) - engine.objective.penalty_dot(s)) for s in S])
+    return stores, -(dots + penalty[:, None]), seconds, extra
+
+
+def exact_oracle(engine, S) -> np.ndarray:
+    """(A, N): every anchor's exact influence on every pool example from one forward and backward pass per batch
+    (the hooks' layer-by-layer exact dot products, :func:`hildif.influence.projected.exact_batch_dots`)."""
+    from hildif.influence.projected import exact_batch_dots
+    from hildif.influence.store import _pool_batches
+
+    layout = ProjectedStore.projection(engine, 1, 0)  # only its layout is used
+    dots = np.zeros((len(S), len(engine.train)), dtype=np.float64)
+    for idx, batch in _pool_batches(engine, True, "oracle"):
+        dots[:, idx] = exact_batch_dots(engine.split, layout, batch, S).T.cpu().numpy()
+    penalty = np.array([float(engine.objective.penalty_dot(s.double())) for s in S])
+    return -(dots + penalty[:, None])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run-dir", default="runs/default")
     ap.add_argument("--cache-dir", required=True, help="where the stores are written (not the run folder)")
     ap.add_argument("--train", type=int, default=None, help="subsample the pool (seeded, data.max_train_examples)")
-    ap.add_argument("--dims", default="256,1024")
+    ap.add_argument("--old", action="store_true", help="also build the old (exact) store; its pass gives the oracle")
+    ap.add_argument("--dims", default="256,1024", help="the old store's dimensions")
+    ap.add_argument("--new-dims", default="1024,4096", help="the projected store's caps on numbers per example")
+    ap.add_argument("--fresh", action="store_true", help="also time the projected build on a fresh engine")
     ap.add_argument("--rerank", type=int, default=200)
+    ap.add_argument("--check-oracle", action="store_true", help="check the oracle on one anchor by the engine's jvp")
     ap.add_argument("--k", default="1000", help="comma-separated kNN sizes")
-    ap.add_argument("--oracle-timed", type=int, default=1, help="anchors whose oracle is also timed by jvp")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "influence_pool.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dims = [int(d) for d in args.dims.split(",")]
+    new_dims = [int(d) for d in args.new_dims.split(",")]
     ks = [int(k) for k in args.k.split(",")]
     overrides = [f"run.run_dir={args.run_dir}", f"run.cache_dir={args.cache_dir}"]
     if args.train:
@@ -79,148 +144,143 @@ def main() -> int:
     anchors = load_anchors(cfg.data)
     icfg = cfg.influence
     engine = InfluenceEngine(clf, train, icfg)
-    print(f"model {clf.version}, pool {len(train)}, anchors {len(anchors)}, params {engine.objective.size}", flush=True)
+    n = len(train)
+    print(f"model {clf.version}, pool {n}, anchors {len(anchors)}, params {engine.objective.size}", flush=True)
+
+    # the kNN mode's one-off pass: prefixes + features, then the index
+    feats, knn_pass_s = timed(engine.pool_features)
+    index, index_s = timed(FeatureIndex.build, feats, icfg.index)
+    print(f"kNN pass {knn_pass_s:.1f} s, index {index_s:.1f} s", flush=True)
 
     # s_test of every anchor (CG, the engine's default); the Hessian sample's graph is one-off
-    t = time.perf_counter()
-    engine.hessian_operator(engine.hessian_sample())
-    hessian_s = time.perf_counter() - t
+    _, hessian_s = timed(engine.hessian_operator, engine.hessian_sample())
     grads_v, s_tests, s_test_s = [], [], []
     for a in anchors:
         t = time.perf_counter()
         v = engine.anchor_gradient(a)
-        s = engine.s_test(v).s_test
+        s_tests.append(engine.s_test(v).s_test)
         s_test_s.append(time.perf_counter() - t)
         grads_v.append(v)
-        s_tests.append(s)
     S = torch.stack(s_tests)  # (A, P)
-
-    # the one-off pass: prefixes + kNN features + per-example gradients -> store (dims[0]) and, from the same
-    # gradients, the other dims' projections and the oracle's exact dot products
-    n = len(train)
-    others = {d: (CountSketch(engine.objective.size, d, icfg.seed), np.zeros((n, d), np.float16), np.zeros(n, np.float32))
-              for d in dims[1:]}
-    oracle_dots = np.zeros((len(anchors), n), dtype=np.float64)
-    feats: dict[int, np.ndarray] = {}
-    extra = {"projections": 0.0, "oracle": 0.0, "gradients": 0.0}
-
-    def on_batch(idx, grads, batch_feats):
-        t0 = time.perf_counter()
-        oracle_dots[:, idx] = (grads @ S.T).double().T.numpy()
-        t1 = time.perf_counter()
-        for proj, rows, norms in others.values():
-            p = proj(grads).double()
-            nm = p.norm(dim=1)
-            rows[idx] = (p / nm.clamp_min(1e-30)[:, None]).float().numpy().astype(np.float16)
-            norms[idx] = nm.float().numpy()
-        t2 = time.perf_counter()
-        extra["oracle"] += t1 - t0
-        extra["projections"] += t2 - t1
-        if batch_feats is not None:
-            feats.update(zip(idx, batch_feats))
-
     store_dir = cfg.cache_path("store")
-    t = time.perf_counter()
-    first = GradientStore.build_or_load(engine, dims[0], store_dir, progress=True, on_batch=on_batch)
-    pass_s = time.perf_counter() - t
-    if first.from_cache:
-        raise SystemExit(f"store for dim {dims[0]} already cached in {store_dir}: use an empty --cache-dir")
-    stores = {dims[0]: first}
-    for d, (proj, rows, norms) in others.items():
-        key = GradientStore.cache_key(engine, d, icfg.seed)
-        path = Path(store_dir) / f"store-{key}.npy"
-        GradientStore._save(path, rows, norms, {"key": key, "n": n, "dim": d, "seed": icfg.seed,
-                                                "projection": PROJECTION_KIND, "model_version": clf.version})
-        stores[d] = GradientStore.build_or_load(engine, d, store_dir)  # read back, memory-mapped
-        assert stores[d].from_cache
-    # penalty term exactly as the engine's vmap method adds it
-    penalty = np.array([float(engine.objective.penalty_dot(s.double()) - engine.objective.penalty_dot(s))
-                        for s in s_tests])
-    oracle = -(oracle_dots + penalty[:, None])
-    t = time.perf_counter()
-    index = FeatureIndex.build(np.stack([feats[i] for i in range(n)]), icfg.index)
-    index_s = time.perf_counter() - t
+
+    olds, old_s, old_extra, oracle_s, oracle_check = {}, None, None, None, None
+    if args.old:
+        olds, oracle, old_s, old_extra = old_store(engine, S, dims, store_dir, icfg.seed)
+        print(f"old store {old_s:.1f} s", flush=True)
+    else:
+        t = time.perf_counter()
+        oracle = exact_oracle(engine, S)
+        oracle_s = time.perf_counter() - t
+        print(f"oracle (exact, every anchor in one pass) {oracle_s:.1f} s", flush=True)
+        if args.check_oracle:
+            jvp = engine.influence(S[0], range(n))
+            oracle_check = (recall(rank(jvp, 10), rank(oracle[0], 10)),
+                            float(np.abs(jvp - oracle[0]).max() / np.abs(oracle[0]).max()))
+
+    news, new_s, fresh_s = {}, {}, {}
+    for d in new_dims:
+        news[d], new_s[d] = timed(ProjectedStore.build_or_load, engine, d, store_dir, progress=True)
+        if news[d].from_cache:
+            raise SystemExit(f"projected store {d} already cached in {store_dir}: use an empty --cache-dir")
+        print(f"new store cap {d} (D = {news[d].dim}, k = {news[d].projector.k}): {new_s[d]:.1f} s", flush=True)
+    if args.fresh:
+        for d in new_dims[:1]:
+            fresh = InfluenceEngine(clf, train, icfg)
+            _, fresh_s[d] = timed(ProjectedStore.build_or_load, fresh, d, None, progress=True)
+            print(f"new store cap {d} on a fresh engine: {fresh_s[d]:.1f} s", flush=True)
+            del fresh
+
+    def exact_rerank(ai, approx):
+        cand = rank(approx, args.rerank)
+        sc = engine.influence(S[ai], cand)
+        return cand[rank(sc, 50)]
 
     rows_out = []
-    oracle_jvp_s = []
     for ai, a in enumerate(anchors):
-        otop10, otop50 = rank(oracle[ai], 10), rank(oracle[ai], 50)
+        o10, o50 = rank(oracle[ai], 10), rank(oracle[ai], 50)
         res = {"anchor": a.id}
-        # oracle timed the engine's default way
-        if ai < args.oracle_timed:
-            t = time.perf_counter()
-            jvp = engine.influence(S[ai], range(n))
-            oracle_jvp_s.append(s_test_s[ai] + time.perf_counter() - t)
-            res["oracle_check"] = (recall(rank(jvp, 10), otop10), float(np.abs(jvp - oracle[ai]).max()
-                                                                         / np.abs(oracle[ai]).max()))
-        # kNN k
+
+        def record(key, seconds, top):
+            res[key] = (seconds, recall(top[:10], o10), recall(top[:50], o50))
+
         for k in ks:
             t = time.perf_counter()
             cand = candidate_indices(clf, index, [a], k, icfg.query)[0]
-            sc = engine.influence(S[ai], cand)
-            knn_s = s_test_s[ai] + time.perf_counter() - t
-            res[f"knn{k}"] = (knn_s, recall(cand[rank(sc, 10)], otop10), recall(cand[rank(sc, 50)], otop50))
-        for d, store in stores.items():
-            t = time.perf_counter()
-            v = engine.anchor_gradient(a)
-            approx = store.influence(v / engine.damping_total)
-            top = rank(approx, 50)
-            only_s = time.perf_counter() - t
-            res[f"store{d}"] = (only_s, recall(top[:10], otop10), recall(top, otop50))
-            t = time.perf_counter()
-            approx = store.influence(S[ai])
-            cand = rank(approx, args.rerank)
-            sc = engine.influence(S[ai], cand)
-            rr_s = s_test_s[ai] + time.perf_counter() - t
-            res[f"rerank{d}"] = (rr_s, recall(cand[rank(sc, 10)], otop10), recall(cand[rank(sc, 50)], otop50))
+            top = cand[rank(engine.influence(S[ai], cand), 50)]
+            record(f"knn{k}", s_test_s[ai] + time.perf_counter() - t, top)
+        for label, stores in (("old", olds), ("new", news)):
+            for d, store in stores.items():
+                t = time.perf_counter()
+                v = engine.anchor_gradient(a)
+                top = rank(store.fast_influence(v) if label == "new" else store.influence(v / engine.damping_total),
+                           50)
+                record(f"{label}{d}", time.perf_counter() - t, top)
+                if label == "new":
+                    t = time.perf_counter()
+                    top = rank(store.influence(engine.anchor_gradient(a) / engine.damping_total), 50)
+                    record(f"{label}{d}v", time.perf_counter() - t, top)
+                t = time.perf_counter()
+                top = exact_rerank(ai, store.influence(S[ai]))
+                record(f"{label}{d}r", s_test_s[ai] + time.perf_counter() - t, top)
         rows_out.append(res)
         print(res, flush=True)
 
     methods = [(f"knn{k}", f"kNN k={k} (exact on candidates)") for k in ks]
-    for d in dims:
-        methods.append((f"store{d}", f"store d={d}, store scores only"))
-        methods.append((f"rerank{d}", f"store d={d} + exact re-rank of top {args.rerank}"))
+    for d in olds:
+        methods += [(f"old{d}", f"old store d={d}, store scores only (v / lambda)"),
+                    (f"old{d}r", f"old store d={d} + exact re-rank of top {args.rerank}")]
+    for d, st in news.items():
+        methods += [(f"new{d}", f"new store D={st.dim} (k={st.projector.k}), store only, GGN curvature"),
+                    (f"new{d}v", f"new store D={st.dim}, store only, v / lambda"),
+                    (f"new{d}r", f"new store D={st.dim} + exact re-rank of top {args.rerank}")]
     mean = lambda key, j: float(np.mean([r[key][j] for r in rows_out]))  # noqa: E731
-    size = lambda d: stores[d].nbytes / 2**20  # noqa: E731
+    worst = lambda key, j: float(np.min([r[key][j] for r in rows_out]))  # noqa: E731
     lines = [
-        "# Influence over the whole training pool: oracle vs kNN vs gradient store",
+        "## The run's output",
         "",
-        f"Model: the default run's current model ({clf.version}, MiniLM-L6); pool: {n} training examples"
+        f"Model {clf.version} (MiniLM-L6); pool: {n} training examples"
         + (f" (a seeded subsample, `--train {args.train}`)" if args.train else "") + f"; anchors: the paper's "
         f"{len(anchors)}; params: FastIF's ({engine.objective.size:,}); s_test by CG (damping x scale = "
-        f"{engine.damping_total:g}); projection {PROJECTION_KIND}; torch threads {args.threads}; "
-        f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other work (load varied during the run).",
+        f"{engine.damping_total:g}); torch threads {args.threads}; {platform.machine()} CPU, {os.cpu_count()} cores "
+        "shared with other work.",
         "",
         "One-off work per model version:",
-        f"- one pass over the pool: frozen prefixes, kNN features and per-example gradients, projected to d = "
-        f"{dims[0]} and stored: {pass_s:.0f} s in all, of which the benchmark's extras were {extra['oracle']:.0f} s "
-        f"(oracle dot products) and {extra['projections']:.0f} s (the other dimensions' projections); so the store "
-        f"build alone ≈ {pass_s - extra['oracle'] - extra['projections']:.0f} s for one dimension, "
-        f"+ ≈ {extra['projections'] / max(1, len(dims) - 1):.0f} s per further dimension from the same gradients;",
-        f"- FAISS flat index from those features: {index_s:.1f} s; the CG Hessian sample's graph: {hessian_s:.1f} s;",
-        "- store size on disk (float16 rows + float32 norms): "
-        + ", ".join(f"d={d}: {size(d):.1f} MiB" for d in dims) + ".",
+        f"- kNN pass (frozen prefixes + kNN features of the pool): {knn_pass_s:.1f} s; FAISS flat index {index_s:.1f} s;"
+        f" the CG Hessian sample's graph {hessian_s:.1f} s;",
+    ]
+    if args.old:
+        lines.append(f"- old store build (prefixes reused; per-example gradients, CountSketch d = {dims[0]}): "
+                     f"{old_s - old_extra['oracle'] - old_extra['projections']:.1f} s (the pass took {old_s:.1f} s with "
+                     f"the benchmark's extras: {old_extra['oracle']:.1f} s oracle dot products, "
+                     f"{old_extra['projections']:.1f} s other dimensions' sketches);")
+    else:
+        lines.append(f"- old store: not built in this run (`--old` not given); the oracle (exact dot products from "
+                     f"the hooks, every anchor in one pass): {oracle_s:.1f} s"
+                     + (f"; against the engine's jvp on the first anchor: top-10 overlap {oracle_check[0]:.2f}, "
+                        f"largest difference {oracle_check[1]:.1e} of the largest score" if oracle_check else "") + ";")
+    for d, st in news.items():
+        lines.append(f"- new store build, cap {d} (D = {st.dim}, k = {st.projector.k}; prefixes reused; rows, the "
+                     f"Gauss-Newton factor and the files): {new_s[d]:.1f} s = {new_s[d] / knn_pass_s:.2f} x the kNN "
+                     f"pass; {st.nbytes / 2**20:.1f} MiB on disk"
+                     + (f"; on a fresh engine (its own prefixes and features in the same pass): {fresh_s[d]:.1f} s = "
+                        f"{fresh_s[d] / knn_pass_s:.2f} x the kNN pass" if d in fresh_s else "") + ";")
+    lines += [
         "",
-        "Per anchor (mean over the anchors) and recall of the oracle's top lists:",
+        "Per anchor (mean over the anchors; the worst anchor's recall in brackets) against the oracle's top lists:",
         "",
         "| method | per-anchor time | recall@10 | recall@50 |",
         "|---|---|---|---|",
     ]
-    if oracle_jvp_s:
-        lines.append(f"| oracle: exact, whole pool (engine, jvp; timed on {len(oracle_jvp_s)} anchor(s)) | "
-                     f"{np.mean(oracle_jvp_s):.1f} s | 1.00 | 1.00 |")
     for key, label in methods:
-        lines.append(f"| {label} | {mean(key, 0):.2f} s | {mean(key, 1):.2f} | {mean(key, 2):.2f} |")
-    lines += ["", "Per anchor:", "", "| anchor | s_test (CG) | " + " | ".join(f"{k} time / r@10 / r@50" for k, _ in methods)
-              + " |", "|---|---|" + "---|" * len(methods)]
+        lines.append(f"| {label} | {mean(key, 0):.2f} s | {mean(key, 1):.2f} ({worst(key, 1):.2f}) | "
+                     f"{mean(key, 2):.2f} ({worst(key, 2):.2f}) |")
+    lines += ["", "Per anchor (time / recall@10 / recall@50):", "",
+              "| anchor | s_test (CG) | " + " | ".join(k for k, _ in methods) + " |",
+              "|---|---|" + "---|" * len(methods)]
     for ai, r in enumerate(rows_out):
         lines.append(f"| {r['anchor']} | {s_test_s[ai]:.1f} s | " + " | ".join(
             f"{r[k][0]:.2f} s / {r[k][1]:.2f} / {r[k][2]:.2f}" for k, _ in methods) + " |")
-    checks = [r["oracle_check"] for r in rows_out if "oracle_check" in r]
-    if checks:
-        lines += ["", "Oracle check: the engine's jvp scores over the whole pool against the pass's vmap scores: "
-                  + "; ".join(f"top-10 overlap {c[0]:.2f}, largest difference {c[1]:.1e} of the largest score"
-                              for c in checks) + "."]
     lines += ["", run_line("influence_pool.py")]
     write_results(lines, args.output)
     return 0

@@ -15,7 +15,7 @@ import torch
 from hildif.config import ConfigError, InfluenceConfig
 from hildif.influence.engine import InfluenceEngine
 from hildif.influence.explain import explain, rank
-from hildif.influence.projected import BIAS, LINEAR, LN_BIAS, LN_WEIGHT, ProjectedCurvature, projected_batch
+from hildif.influence.projected import BIAS, LINEAR, LN_BIAS, LN_WEIGHT, ProjectedCurvature, exact_batch_dots, projected_batch
 from hildif.influence.store import GradientStore, ProjectedStore, _pool_batches
 
 
@@ -75,6 +75,11 @@ def test_projected_gradients_equal_the_projection_of_explicit_gradients_for_ever
             scale = float(want.abs().max())
             torch.testing.assert_close(got.double(), want, atol=2e-5 * scale, rtol=1e-4)
             torch.testing.assert_close(proj(explicit), want, atol=1e-9 * scale, rtol=1e-9)
+            # the exact scorer from the same hooks: vectors dotted with the exact gradients, layer by layer
+            vecs = torch.randn(3, engine.objective.size, generator=torch.Generator().manual_seed(len(idx)))
+            exact = explicit @ vecs.double().T
+            torch.testing.assert_close(exact_batch_dots(engine.split, proj, batch, vecs), exact,
+                                       atol=2e-5 * float(exact.abs().max()), rtol=1e-4)
             if dim > 512:  # orthogonal: the norms are the gradients' own
                 torch.testing.assert_close(got.double().norm(dim=1), explicit.norm(dim=1), rtol=1e-4, atol=1e-7)
             # the same pass gives the kNN features (the pooler's output) and the logits

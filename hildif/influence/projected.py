@@ -223,6 +223,32 @@ class FactoredProjection:
             for h in handles:
                 h.remove()
 
+    def exact_dots(self, calls, grads: Sequence[torch.Tensor | None], vectors: torch.Tensor,
+                   batch_size: int) -> torch.Tensor:
+        """(B, A): vectors (A, P) dotted with each example's exact gradient, one layer's gradient (B, d_out, d_in)
+        at a time (never the whole (B, P)); no projection is used, only the layout."""
+        modules = dict(self.model.named_modules())
+        by_module: dict[str, list[Block]] = {}
+        for b in self.blocks:
+            by_module.setdefault(b.module, []).append(b)
+        out = torch.zeros(batch_size, vectors.shape[0], dtype=torch.float64, device=vectors.device)
+        for (name, x, _), g in zip(calls, grads):
+            if g is None:
+                continue
+            x3 = x.reshape(batch_size, -1, x.shape[-1])
+            g3 = g.reshape(batch_size, -1, g.shape[-1])
+            mod = modules[name]
+            for b in by_module[name]:
+                vec = vectors[:, b.offset : b.offset + b.numel].to(g3)
+                if b.kind == LINEAR:
+                    grad = torch.einsum("bto,bti->boi", g3, x3).reshape(batch_size, -1)
+                elif b.kind == LN_WEIGHT:
+                    grad = (g3 * F.layer_norm(x3, mod.normalized_shape, eps=mod.eps)).sum(1)
+                else:
+                    grad = g3.sum(1)
+                out += (grad @ vec.T).double()
+        return out
+
     def combine(self, calls, grads: Sequence[torch.Tensor | None], batch_size: int) -> torch.Tensor:
         """(B, D) projected gradients from the hooked calls' inputs and their outputs' gradients."""
         modules = dict(self.model.named_modules())
@@ -279,9 +305,7 @@ def projected_batch(
         logits = split.tail(inputs)
         outputs = [out for _, _, out in rec["calls"]]
         if logit_vectors is None:
-            loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
-            grads = torch.autograd.grad(loss, outputs, allow_unused=True)
-            rows = proj.combine(rec["calls"], grads, b)
+            rows = proj.combine(rec["calls"], _ce_output_grads(logits, batch, outputs), b)
         else:
             parts = []
             for j, r in enumerate(logit_vectors):
@@ -291,6 +315,22 @@ def projected_batch(
             rows = torch.stack(parts)
     feats = rec["features"] if pooler is not None else (batch["pooled"] if split.kind == "head" else None)
     return rows.detach(), logits.detach(), feats
+
+
+def _ce_output_grads(logits: torch.Tensor, batch: Batch, outputs: list[torch.Tensor]):
+    """Each hooked output's gradient of the summed cross-entropy: example i's rows hold dCE_i / d output_i."""
+    loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+    return torch.autograd.grad(loss, outputs, allow_unused=True)
+
+
+def exact_batch_dots(split: SplitModel, proj: FactoredProjection, batch: Batch, vectors: torch.Tensor) -> torch.Tensor:
+    """(B, A) float64: each of ``vectors`` (A, P) dotted with each example's exact cross-entropy gradient (no
+    weight-decay term), from one forward and backward pass: an exact whole-pool scorer of several anchors at once."""
+    inputs = _tail_input(split, batch)
+    with torch.enable_grad(), proj.capture() as rec:
+        logits = split.tail(inputs)
+        grads = _ce_output_grads(logits, batch, [out for _, _, out in rec["calls"]])
+        return proj.exact_dots(rec["calls"], grads, vectors, batch["labels"].shape[0])
 
 
 def ggn_factors(probs: torch.Tensor) -> torch.Tensor:
