@@ -18,6 +18,10 @@ Files, in the cache folder: ``store-<key>.npy`` ((N, dim) float16: each projecte
 relative precision) and ``store-<key>.json`` (written last: a store without it is incomplete and rebuilt). The key
 covers the model's weights, the training set, the parameter choice, the weight decay, the dimension and the seed, so
 a new model version gets a new store, as the kNN index does.
+
+``influence.store_build = projected`` (default ``exact``, the above) builds :class:`ProjectedStore` instead: no full
+gradient, each linear layer's gradient projected as (G P_out)^T (X P_in) from one forward and backward pass per batch
+(:mod:`hildif.influence.projected`), the rows streamed to disk, with its own curvature for queries without s_test.
 """
 
 from __future__ import annotations
