@@ -155,17 +155,20 @@ class TrainConfig(LoopConfig):
 
 @dataclass
 class FineTuneConfig(LoopConfig):
-    """The paper's FINE_TUNE on the augmented set (original HILDIF code: 2 epochs, batch 16, lr 1e-5)."""
+    """FINE_TUNE on the round's set. The default recipe is the one the capacity curve chose
+    (``benchmarks/results/capacity.md``: at lr 1e-5 x 2 epochs, batch 16, the paper's and the original HILDIF code's,
+    which the ``paper`` profile keeps, 1,000 construction pairs gave half the HANS gain of lr 5e-5 x 3 epochs,
+    batch 32), with as many original training rows as the set has (rehearsal 1:1) to hold MNLI."""
 
-    learning_rate: float = setting(1e-5, "AdamW learning rate", gt=0, le=1)
-    epochs: float = setting(2.0, "passes over the fine-tuning set (fractions allowed)", gt=0)
-    batch_size: int = setting(16, "examples per optimizer step (the global batch over run.nproc processes)", ge=1)
+    learning_rate: float = setting(5e-5, "AdamW learning rate", gt=0, le=1)
+    epochs: float = setting(3.0, "passes over the fine-tuning set (fractions allowed)", gt=0)
+    batch_size: int = setting(32, "examples per optimizer step (the global batch over run.nproc processes)", ge=1)
     # rehearsal (hildif.rounds.finetune): add round(rehearsal_ratio x size of the rated/augmented set) original
     # training rows, drawn (seeded) from the training pool without the rated examples; 0 = off. Class balance:
     # "train" (the training pool's class distribution), "balanced" (equal per class), "match" (the augmented set's
     # distribution), "complement" (the classes the augmented set lacks first, so the union is as balanced as it
     # can be), "contrast" (for each augmented example a row of another class with about the same word overlap)
-    rehearsal_ratio: float = setting(0.0, "original training rows added, x the fine-tuning set's size; 0 = off", ge=0)
+    rehearsal_ratio: float = setting(1.0, "original training rows added, x the fine-tuning set's size; 0 = off", ge=0)
     rehearsal_balance: str = setting("train", "class balance of the rehearsal rows", choices=REHEARSAL_BALANCES)
     # which parameters FINE_TUNE trains: all | influence (only influence.params'; the layers below stay bit-for-bit
     # the same, so the next round reuses the pool's frozen prefixes with influence.prefix_cache)
@@ -284,17 +287,18 @@ class FeedbackConfig:
     syntactic_premise: str = setting("source", "premise of a swap/passive pair: source | clause",
                                      choices=SYNTACTIC_PREMISES)
     # construction minimal pairs (hildif.feedback.augmentation.constructions): every construction in both labels, so
-    # that no construction, word or length predicts the label; empty = off. Built from construction_sources:
+    # that no construction, word or length predicts the label; default all of them, empty = off (benchmarks/results/
+    # capacity.md, ablation_default.md). Built from construction_sources:
     # "neighbourhood" (the examples rated >= construction_min_score and their construction_neighbours x score nearest
     # training rows in the kNN index), "rated" (those examples alone) or "random" (as many random training rows: the
     # control); construction_pairs caps the minimal pairs (seeded draw; None = all made)
     constructions: list[str] = setting(help="construction minimal pairs ([] = off)", choices=CONSTRUCTIONS,
-                                       factory=list)
+                                       factory=lambda: list(CONSTRUCTIONS))
     construction_sources: str = setting("neighbourhood", "source sentences: neighbourhood | rated | random",
                                         choices=CONSTRUCTION_SOURCES)
     construction_neighbours: int = setting(30, "nearest training rows per score point of a rated example", ge=0)
     construction_min_score: int = setting(4, "rated examples at or above this score are sources", ge=1, le=5)
-    construction_pairs: int | None = setting(None, "minimal pairs at most (seeded draw; None = all)", ge=1)
+    construction_pairs: int | None = setting(1000, "minimal pairs at most (seeded draw; None = all)", ge=1)
 
 
 @dataclass
@@ -395,7 +399,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "model": {"name_or_path": "bert-base-cased", "max_length": 128},
         "train": {"learning_rate": 2e-5, "epochs": 2.0, "batch_size": 32, "weight_decay": 0.005},
-        "finetune": {"learning_rate": 1e-5, "epochs": 2.0, "batch_size": 16},
+        # the paper's FINE_TUNE: g(z, s) alone, no construction pairs, no rehearsal
+        "finetune": {"learning_rate": 1e-5, "epochs": 2.0, "batch_size": 16, "rehearsal_ratio": 0.0},
+        "feedback": {"constructions": []},
         "influence": {"solver": "lissa"},  # FastIF's s_test, as in the paper
         "run": {"run_dir": "runs/paper"},
     },

@@ -15,6 +15,9 @@ from hildif.influence.neighbourhood import confirmed, construction_sources, neig
 from hildif.rounds.finetune import build_finetuning_set
 
 
+# the round's default set adds construction pairs and rehearsal; these tests build sets one part at a time
+PLAIN = ("feedback.constructions=", "finetune.rehearsal_ratio=0")
+
 @pytest.fixture()
 def setting(tiny_clf, mnli_train_sample):
     pool = list(mnli_train_sample[:300])
@@ -72,7 +75,7 @@ def test_sources_per_mode_and_the_random_control_has_the_same_volume(tiny_clf, s
 def test_construction_pairs_join_the_set_before_rehearsal_and_are_capped(mnli_train_sample):
     pool = list(mnli_train_sample)
     scored = [(pool[i], 5.0) for i in range(40)] + [(pool[40], 1.0)]
-    cfg = load_config(overrides=["feedback.copies_per_point=1", "feedback.constructions=order,passive,embedding",
+    cfg = load_config(overrides=[*PLAIN, "feedback.copies_per_point=1", "feedback.constructions=order,passive,embedding",
                                  "finetune.rehearsal_ratio=0.5"])
     sources = pool[100:400]
     fts = build_finetuning_set(scored, cfg, train_pool=pool, augmentation=False, no_augmentation="once",
@@ -95,13 +98,13 @@ def test_construction_pairs_join_the_set_before_rehearsal_and_are_capped(mnli_tr
     cx_rows = [r for r in rows if r.kind == "construction"]
     assert len(cx_rows) == n_cx and all(r.augmenter.startswith("construction:") for r in cx_rows)
     assert {r.source_id for r in cx_rows} <= {e.id for e in sources}
-    capped = build_finetuning_set(scored, load_config(overrides=[
+    capped = build_finetuning_set(scored, load_config(overrides=[*PLAIN,
         "feedback.copies_per_point=1", "feedback.constructions=order,passive,embedding", "feedback.construction_pairs=5"]),
         augmentation=False, no_augmentation="once", construction_sources=sources)
     cxc = [e for e in capped.examples if "construction" in e.metadata]
     assert len(cxc) == 10 and Counter(e.label for e in cxc) == {0: 5, 1: 5}
     # without sources: the rated examples scored >= feedback.construction_min_score (4) only
-    own = build_finetuning_set(scored, load_config(overrides=["feedback.copies_per_point=1",
+    own = build_finetuning_set(scored, load_config(overrides=[*PLAIN, "feedback.copies_per_point=1",
                                                               "feedback.constructions=order,embedding"]),
                                augmentation=False, no_augmentation="once")
     assert {e.metadata["transformed_from"] for e in own.examples if "construction" in e.metadata} <= {

@@ -15,6 +15,9 @@ from hildif.rounds.finetune import (
 from hildif.rounds.gate import decide
 
 
+# the round's default set adds construction pairs and rehearsal; these tests build sets one part at a time
+PLAIN = ("feedback.constructions=", "finetune.rehearsal_ratio=0")
+
 @pytest.fixture(scope="module")
 def pool(data_dir):
     from hildif.config import DataConfig
@@ -122,7 +125,7 @@ def test_rehearsal_short_of_a_class_says_so(pool):
 
 
 def test_fine_tuning_set_with_rehearsal(pool):
-    cfg = load_config(overrides=["feedback.copies_per_point=2", "finetune.rehearsal_ratio=1.5",
+    cfg = load_config(overrides=[*PLAIN, "feedback.copies_per_point=2", "finetune.rehearsal_ratio=1.5",
                                  "finetune.rehearsal_balance=balanced"])
     rated = [Example(e.id, e.premise, e.hypothesis, 0, e.metadata) for e in pool[:3]]  # all non-entailment
     scored = [(rated[0], 5.0), (rated[1], 2.0), (rated[2], None)]
@@ -145,7 +148,7 @@ def test_fine_tuning_set_with_rehearsal(pool):
     assert [e.id for e in shifted.examples[core:]] != [e.id for e in extra]  # the cell's seed changes the draw
     with pytest.raises(FineTuneError, match="needs the training pool"):
         build_finetuning_set(scored, cfg, augmentation=False)
-    off = build_finetuning_set(scored, load_config(overrides=["feedback.copies_per_point=2"]), augmentation=False)
+    off = build_finetuning_set(scored, load_config(overrides=[*PLAIN, "feedback.copies_per_point=2"]), augmentation=False)
     assert off.stats["parts"]["rehearsal"] == 0 and "rehearsal" not in off.stats
 
 
@@ -213,7 +216,7 @@ def test_syntactic_pairs_join_the_set_before_rehearsal(pool):
     rated = [Example("r1", "The doctor advised the lawyers in the morning .", "The doctor advised someone .", 1),
              Example("r2", "The judges praised the young artist .", "The artist was young .", 1)]
     scored = [(rated[0], 3.0), (rated[1], 2.0)]
-    cfg = load_config(overrides=["feedback.copies_per_point=1", "feedback.syntactic=swap,passive,clause",
+    cfg = load_config(overrides=[*PLAIN, "feedback.copies_per_point=1", "feedback.syntactic=swap,passive,clause",
                                  "feedback.syntactic_per_example=3", "finetune.rehearsal_ratio=1.0"])
     fts = build_finetuning_set(scored, cfg, train_pool=pool, augmentation=False, no_augmentation="once")
     syn = [e for e in fts.examples if "syntactic" in e.metadata]
@@ -224,7 +227,7 @@ def test_syntactic_pairs_join_the_set_before_rehearsal(pool):
     kinds = ["rated" if e.id in ("r1", "r2") else "syn" if "syntactic" in e.metadata else "rehearsal"
              for e in fts.examples]
     assert kinds == ["rated"] * 2 + ["syn"] * 6 + ["rehearsal"] * 8
-    off = build_finetuning_set(scored, load_config(overrides=["feedback.copies_per_point=1"]),
+    off = build_finetuning_set(scored, load_config(overrides=[*PLAIN, "feedback.copies_per_point=1"]),
                                augmentation=False, no_augmentation="once")
     assert "syntactic" not in off.stats["parts"] and len(off.examples) == 2
 
@@ -254,4 +257,4 @@ def test_the_sets_word_overlap_per_class_is_reported_and_a_gap_named():
 
 
 def _cfg_plain():
-    return load_config(overrides=["feedback.copies_per_point=1"])
+    return load_config(overrides=[*PLAIN, "feedback.copies_per_point=1"])
