@@ -13,7 +13,11 @@ A sync (:mod:`hildif.rounds.sync`, so the demo and the ML backend too) and the a
    * syntactic augmentation (``feedback.syntactic`` not empty; beyond the paper): up to
      ``feedback.syntactic_per_example`` pairs per example of the set above whose label holds by construction
      (:mod:`hildif.feedback.augmentation.syntactic`: subject/object swap, passive, main clause, embedded clause);
-   * rehearsal (``finetune.rehearsal_ratio`` > 0): ``round(ratio x |S|)`` original training rows, drawn with the
+   * construction minimal pairs (``feedback.constructions``, on by default): both labels of every construction,
+     from the confirmed examples and their neighbourhood (the caller's ``construction_sources``,
+     :func:`hildif.influence.neighbourhood.construction_sources`), at most ``feedback.construction_pairs``
+     (:func:`construction_set`);
+   * rehearsal (``finetune.rehearsal_ratio`` > 0, 1 by default): ``round(ratio x |S|)`` original training rows, drawn with the
      seed from the training pool without the rated examples, in the class balance ``finetune.rehearsal_balance``
      (:data:`REHEARSAL_BALANCES`), marked ``metadata["rehearsal"] = True``.
 
