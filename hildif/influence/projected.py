@@ -223,58 +223,52 @@ class FactoredProjection:
             for h in handles:
                 h.remove()
 
+    def _terms(self, calls, grads: Sequence[torch.Tensor | None], batch_size: int):
+        """(block, X (B, T, d_in), G (B, T, d_out), module) for every block of every hooked call with a gradient."""
+        modules = dict(self.model.named_modules())
+        by_module: dict[str, list[Block]] = {}
+        for b in self.blocks:
+            by_module.setdefault(b.module, []).append(b)
+        for (name, x, _), g in zip(calls, grads):
+            if g is None:
+                continue
+            x3 = x.reshape(batch_size, -1, x.shape[-1])
+            g3 = g.reshape(batch_size, -1, g.shape[-1])
+            for b in by_module[name]:
+                yield b, x3, g3, modules[name]
+
     def exact_dots(self, calls, grads: Sequence[torch.Tensor | None], vectors: torch.Tensor,
                    batch_size: int) -> torch.Tensor:
         """(B, A): vectors (A, P) dotted with each example's exact gradient, one layer's gradient (B, d_out, d_in)
         at a time (never the whole (B, P)); no projection is used, only the layout."""
-        modules = dict(self.model.named_modules())
-        by_module: dict[str, list[Block]] = {}
-        for b in self.blocks:
-            by_module.setdefault(b.module, []).append(b)
         out = torch.zeros(batch_size, vectors.shape[0], dtype=torch.float64, device=vectors.device)
-        for (name, x, _), g in zip(calls, grads):
-            if g is None:
-                continue
-            x3 = x.reshape(batch_size, -1, x.shape[-1])
-            g3 = g.reshape(batch_size, -1, g.shape[-1])
-            mod = modules[name]
-            for b in by_module[name]:
-                vec = vectors[:, b.offset : b.offset + b.numel].to(g3)
-                if b.kind == LINEAR:
-                    grad = torch.einsum("bto,bti->boi", g3, x3).reshape(batch_size, -1)
-                elif b.kind == LN_WEIGHT:
-                    grad = (g3 * F.layer_norm(x3, mod.normalized_shape, eps=mod.eps)).sum(1)
-                else:
-                    grad = g3.sum(1)
-                out += (grad @ vec.T).double()
+        for b, x3, g3, mod in self._terms(calls, grads, batch_size):
+            vec = vectors[:, b.offset : b.offset + b.numel].to(g3)
+            if b.kind == LINEAR:
+                grad = torch.einsum("bto,bti->boi", g3, x3).reshape(batch_size, -1)
+            elif b.kind == LN_WEIGHT:
+                grad = (g3 * F.layer_norm(x3, mod.normalized_shape, eps=mod.eps)).sum(1)
+            else:
+                grad = g3.sum(1)
+            out += (grad @ vec.T).double()
         return out
 
     def combine(self, calls, grads: Sequence[torch.Tensor | None], batch_size: int) -> torch.Tensor:
         """(B, D) projected gradients from the hooked calls' inputs and their outputs' gradients."""
-        modules = dict(self.model.named_modules())
-        by_module: dict[str, list[Block]] = {}
-        for b in self.blocks:
-            by_module.setdefault(b.module, []).append(b)
         first = next((g for g in grads if g is not None), None)
         dtype = first.dtype if first is not None else torch.float32
         out = torch.zeros(batch_size, self.size, dtype=dtype, device=first.device if first is not None else "cpu")
-        for (name, x, _), g in zip(calls, grads):
-            if g is None:
-                continue
-            x3 = x.reshape(batch_size, -1, x.shape[-1])
-            g3 = g.reshape(batch_size, -1, g.shape[-1])
-            mod = modules[name]
-            for b in by_module[name]:
-                if b.kind == LINEAR:
-                    res = torch.einsum("btk,btj->bkj", g3 @ self.p_out[name].to(g3), x3 @ self.p_in[name].to(x3))
-                elif b.kind == BIAS:
-                    res = g3.sum(1) @ self.p_out[name].to(g3)
-                elif b.kind == LN_WEIGHT:
-                    xhat = F.layer_norm(x3, mod.normalized_shape, eps=mod.eps)
-                    res = (g3 * xhat).sum(1) @ self.p_vec[b.name].to(g3)
-                else:
-                    res = g3.sum(1) @ self.p_vec[b.name].to(g3)
-                out[:, b.start : b.start + b.size] += res.reshape(batch_size, -1)
+        for b, x3, g3, mod in self._terms(calls, grads, batch_size):
+            if b.kind == LINEAR:
+                res = torch.einsum("btk,btj->bkj", g3 @ self.p_out[b.module].to(g3), x3 @ self.p_in[b.module].to(x3))
+            elif b.kind == BIAS:
+                res = g3.sum(1) @ self.p_out[b.module].to(g3)
+            elif b.kind == LN_WEIGHT:
+                xhat = F.layer_norm(x3, mod.normalized_shape, eps=mod.eps)
+                res = (g3 * xhat).sum(1) @ self.p_vec[b.name].to(g3)
+            else:
+                res = g3.sum(1) @ self.p_vec[b.name].to(g3)
+            out[:, b.start : b.start + b.size] += res.reshape(batch_size, -1)
         return out
 
 

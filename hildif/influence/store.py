@@ -50,6 +50,11 @@ PROJECTION_KIND = "countsketch/v1"
 ROW_CHUNK = 8192  # rows converted from float16 at a time when scoring
 
 
+def digest(parts: dict) -> str:
+    """A store's key: sha256 (20 hex) of what it depends on, as sorted JSON."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
 def save_array(target: Path, array: np.ndarray) -> None:
     """``np.save`` through a temporary file and a rename (a reader never sees half a file)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -118,8 +123,8 @@ class GradientStore:
 
     @staticmethod
     def cache_key(engine, dim: int, seed: int) -> str:
-        parts = {**GradientStore.key_parts(engine), "dim": int(dim), "seed": int(seed), "projection": PROJECTION_KIND}
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+        return digest({**GradientStore.key_parts(engine), "dim": int(dim), "seed": int(seed),
+                       "projection": PROJECTION_KIND})
 
     # ------------------------------------------------------------------ build / load
     @classmethod
@@ -278,7 +283,7 @@ class ProjectedStore(GradientStore):
         parts = {**GradientStore.key_parts(engine), "dim": proj.size, "seed": proj.seed, "projection": proj.kind,
                  "digest": proj.digest, "store": PROJECTED_KIND, "damping": engine.damping_total,
                  "curvature_sample": {"n": engine.cfg.hessian_samples, "seed": engine.cfg.seed}}
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+        return digest(parts)
 
     @classmethod
     def build_or_load(
