@@ -50,6 +50,7 @@ from hildif.data.example import Example  # noqa: E402
 from hildif.utils.atomic import write_json_atomic  # noqa: E402
 
 HEURISTICS = ("lexical_overlap", "subsequence", "constituent")
+SHORT = {"lexical_overlap": "LO", "subsequence": "SUB", "constituent": "CON"}
 RECIPES: dict[str, dict[str, Any]] = {
     "round": {"learning_rate": 1e-5, "epochs": 2.0, "batch_size": 16},
     "mid": {"learning_rate": 3e-5, "epochs": 3.0, "batch_size": 32},
@@ -233,7 +234,8 @@ def collect(out: Path, results: Path) -> None:
                      "yield_per_row": cs[0]["pairs_info"].get("yield_per_row")})
     write_json_atomic(results.with_suffix(".json"), {"baselines": bases, "rows": rows, "cells": cells})
     lines = ["# Capacity curve: which pairs, how many, at which recipe, move HANS (issue 25)", "",
-             run_line("capacity.py"), "",
+             "Cells come from several calls of `benchmarks/capacity.py` (each cell's JSON records its kind, N, recipe, "
+             "rehearsal and seed); the table was collected by the last one. " + run_line("capacity.py"), "",
              "From the default baseline; every cell fine-tunes a fresh copy on N pairs of one kind + rehearsal x N random "
              "MNLI training rows with the round's own fine-tuning step, and is scored on HANS stratified by subcase and "
              "MNLI dev_matched stratified by class (samples named per row; the goal's numbers are on the full sets, "
@@ -241,7 +243,7 @@ def collect(out: Path, results: Path) -> None:
              "own training rows), never a product option.", ""]
     for samples, b in sorted(bases.items()):
         lines.append(f"Baseline `{b['baseline']}` on {samples}: HANS {b['hans']:.2f}, MNLI {b['mnli']:.2f}; "
-                     + ", ".join(f"{h[:3].upper()} ({b['by_heuristic'][h]['entailment']:.1f}, "
+                     + ", ".join(f"{SHORT[h]} ({b['by_heuristic'][h]['entailment']:.1f}, "
                                  f"{b['by_heuristic'][h]['non-entailment']:.1f})" for h in HEURISTICS) + ".")
     lines += ["", "| kind | N | recipe | rehearsal | seeds | steps | HANS | Δ HANS | MNLI | Δ MNLI | LO (ent, non) | "
               "SUB (ent, non) | CON (ent, non) | mean non-ent |", "|" + "---|" * 14]
