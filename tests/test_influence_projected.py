@@ -214,8 +214,11 @@ def test_a_stale_projected_store_is_never_read(tiny_clf, mnli_train_sample, tmp_
     assert again.from_cache and again.key == first.key
     np.testing.assert_array_equal(np.asarray(again.rows), np.asarray(first.rows))
     torch.testing.assert_close(again.curvature.factor, first.curvature.factor.float().double())
-    # the exact store of the same model is another store
+    # the exact store of the same model is another store, and the one the defaults build
     assert GradientStore.cache_key(engine, cfg.store_dim, cfg.seed) != first.key
+    assert (InfluenceConfig().store_build, InfluenceConfig().candidates) == ("exact", "knn")
+    exact = GradientStore.build_or_load(InfluenceEngine(tiny_clf, train, _cfg(store_build="exact")), 64, tmp_path)
+    assert type(exact) is GradientStore and exact.key == GradientStore.cache_key(engine, 64, cfg.seed)
     # another projection (seed, size), another pool, another Hessian sample: other keys
     assert ProjectedStore.build_or_load(engine, cfg.store_dim, tmp_path, seed=1).key != first.key
     assert ProjectedStore.build_or_load(engine, 256, tmp_path).key != first.key
