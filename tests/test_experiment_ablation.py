@@ -22,6 +22,9 @@ OVERRIDES = [
     "data.max_train_examples=300", "model.device=cpu", "influence.k=20", "influence.lissa_steps=10",
     "influence.grad_batch_size=16", "feedback.augmenters=synonym", "feedback.copies_per_point=1",
     "finetune.epochs=1", "finetune.batch_size=8", "eval.hans_sample=60", "eval.mnli_sample=60", "eval.batch_size=64",
+    # the runner is tested on the paper's g(z, s) alone; construction pairs and rehearsal have their own tests
+    # (tests/test_influence_neighbourhood.py, tests/test_rounds_finetune.py)
+    "feedback.constructions=", "finetune.rehearsal_ratio=0",
 ]
 PAIR = "hs-da-h,nohs-noda-noh"
 
@@ -67,7 +70,8 @@ def test_without_augmentation_each_influential_example_is_repeated_by_score_or_u
     from hildif.config import load_config
     from hildif.data.example import Example
 
-    cfg = load_config(overrides=["feedback.copies_per_point=2", "feedback.score_threshold=2"])
+    cfg = load_config(overrides=["feedback.copies_per_point=2", "feedback.score_threshold=2",
+                                 "feedback.constructions=", "finetune.rehearsal_ratio=0"])
     a, b, c = (Example(i, f"premise {i}", f"hypothesis {i}", 1) for i in "abc")
     scored = [(a, 5.0), (b, 1.0), (c, 2.5)]
     fts = build_finetuning_set(scored, cfg, augmentation=False, no_augmentation="repeat")
@@ -260,7 +264,8 @@ def test_a_changed_setting_recomputes_the_cell_and_no_baseline_is_a_clear_error(
     run = run_ablation(changed, _settings(configs="nohs-noda-noh"), out_dir=out, progress=False)
     assert run.computed == ["nohs-noda-noh_p2_s0", "nohs-noda-noh_p4_s0"]  # fine-tuning changed: recomputed
     # and the run says what changed since each cell was recorded
-    assert run.summary["cells_recomputed"] == {k: ["finetune.learning_rate: 1e-05 -> 2e-05"] for k in run.computed}
+    assert run.summary["cells_recomputed"] == {k: [f"finetune.learning_rate: {json.dumps(cfg.finetune.learning_rate)} "
+                                                   f"-> 2e-05"] for k in run.computed}
     after = _cell(env, "nohs-noda-noh_p2_s0")
     assert after["digest"] != before["digest"] and after["pairs"] == before["pairs"]  # explanation reused
 
