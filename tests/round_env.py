@@ -33,7 +33,10 @@ def round_config(run_dir: Path, data_dir: Path, url: str, title: str, annotators
         "feedback.augmenters=synonym", "feedback.copies_per_point=1", "finetune.epochs=1", "finetune.batch_size=8",
         "eval.hans_sample=60", "eval.mnli_sample=60", "eval.batch_size=64",
         f"labelstudio.url={url}", f"labelstudio.api_key_env={KEY_ENV}", f"labelstudio.project_title={title}",
-        f"labelstudio.annotators_per_task={annotators}", *NO_METRIC_GATE, *extra,
+        f"labelstudio.annotators_per_task={annotators}", *NO_METRIC_GATE,
+        # the rated set alone (g(z, s)): the round's construction pairs and rehearsal have tests of their own, and the
+        # demo's test runs them in a sync
+        "feedback.constructions=", "finetune.rehearsal_ratio=0", *extra,
     ])
 
 

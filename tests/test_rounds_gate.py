@@ -25,7 +25,7 @@ def _config(run, data_dir, *extra):
         f"data.data_dir={data_dir}", "data.max_train_examples=300", f"run.run_dir={run}", "model.device=cpu",
         "feedback.augmenters=synonym", "feedback.copies_per_point=1", "finetune.epochs=3", "finetune.batch_size=8",
         "finetune.learning_rate=5e-3", "finetune.warmup_ratio=0", "eval.hans_sample=30", "eval.mnli_sample=30",
-        "eval.batch_size=64", *extra,
+        "eval.batch_size=64", "feedback.constructions=", "finetune.rehearsal_ratio=0", *extra,  # the rated set alone
     ])
 
 

@@ -36,6 +36,8 @@ def make_config(run_dir: Path, data_dir: Path, url: str):
         "labelstudio.annotators_per_task=3",
         # the gate's metric checks off (tiny model, 60-example samples); test_rounds_gate.py tests the gate
         "finetune.gate_max_mnli_drop=none", "finetune.gate_min_hans_gain=none",
+        # the rated set alone: construction pairs and rehearsal have their own tests (the demo's runs them in a sync)
+        "feedback.constructions=", "finetune.rehearsal_ratio=0",
     ])
 
 
