@@ -265,17 +265,10 @@ class AblationContext:
     def construction_sources(self, scored: list[tuple[Example, float | None]], seed: int) -> list[Example]:
         """The sentences the cell's construction pairs are made from (``feedback.construction_sources``), found
         in the baseline's kNN index over the training pool (the index the explanations used, read from its cache)."""
-        from hildif.influence.knn import FeatureIndex, index_cache_dir
-        from hildif.influence.neighbourhood import construction_sources
+        from hildif.influence.neighbourhood import round_construction_sources
 
-        fb = self.cfg.feedback
-        index = None
-        if fb.construction_sources != "rated":
-            index = FeatureIndex.build_or_load(self.baseline, self.train_examples, self.cfg.influence.index,
-                                               cache_dir=index_cache_dir(self.cfg), progress=self.progress)
-        return construction_sources(fb.construction_sources, scored, self.train_examples,
-                                    per_point=fb.construction_neighbours, min_score=fb.construction_min_score,
-                                    seed=fb.seed + seed, classifier=self.baseline, index=index)
+        return round_construction_sources(self.cfg, scored, self.train_examples, self.baseline,
+                                          seed=self.cfg.feedback.seed + seed, progress=self.progress)
 
     def anchors(self, cell: Cell) -> list[Example]:
         """The cell's anchors: the paper's first ``n_anchors`` (H), or ``n_anchors`` dev examples drawn with the

@@ -31,6 +31,13 @@ def confirmed(scored: Sequence[tuple[Example, float | None]], min_score: float) 
     return out
 
 
+def _without_rated(rows: Sequence[Example], scored: Sequence[tuple[Example, float | None]]) -> list[Example]:
+    """``rows`` less the rated examples (by id or by text), in order."""
+    rated_ids = {z.id for z, _ in scored}
+    rated_text = {text_key(z) for z, _ in scored}
+    return [e for e in rows if e.id not in rated_ids and text_key(e) not in rated_text]
+
+
 def neighbourhood(classifier, index, pool: Sequence[Example], scored: Sequence[tuple[Example, float | None]], *,
                   per_point: int, min_score: float, batch_size: int = 128) -> list[Example]:
     """The ``per_point x s`` nearest pool rows of each confirmed example (score ``s >= min_score``), the rated
@@ -50,8 +57,6 @@ def neighbourhood(classifier, index, pool: Sequence[Example], scored: Sequence[t
     for z, s in scored:
         if s is not None and z.id not in score:
             score[z.id] = s
-    rated_ids = {z.id for z, _ in scored}
-    rated_text = {text_key(z) for z, _ in scored}
     feats = np.asarray(classifier.features(chosen, batch_size=batch_size), dtype=np.float32)
     k_max = min(len(pool), int(per_point * max(score[z.id] for z in chosen)) + 1)
     _, found = index.search(feats, k_max)
@@ -59,17 +64,14 @@ def neighbourhood(classifier, index, pool: Sequence[Example], scored: Sequence[t
     for z, ids in zip(chosen, found):
         k = int(per_point * score[z.id]) + 1  # + 1: the example itself is usually its own nearest row
         rows.update(int(i) for i in ids[:k] if i >= 0)
-    return [pool[i] for i in sorted(rows) if pool[i].id not in rated_ids and text_key(pool[i]) not in rated_text]
+    return _without_rated([pool[i] for i in sorted(rows)], scored)
 
 
 def random_rows(pool: Sequence[Example], n: int, scored: Sequence[tuple[Example, float | None]], seed: int
                 ) -> list[Example]:
     """``n`` pool rows drawn with ``seed``, the rated examples excluded (the control of :func:`neighbourhood`)."""
-    rated_ids = {z.id for z, _ in scored}
-    rated_text = {text_key(z) for z, _ in scored}
-    available = [e for e in pool if e.id not in rated_ids and text_key(e) not in rated_text]
+    available = _without_rated(pool, scored)
     return random.Random(seed).sample(available, min(n, len(available)))
-
 
 
 def construction_sources(mode: str, scored: Sequence[tuple[Example, float | None]], pool: Sequence[Example], *,
@@ -96,4 +98,21 @@ def construction_sources(mode: str, scored: Sequence[tuple[Example, float | None
     return random_rows(pool, len(rated) + len(near), scored, seed)
 
 
-__all__ = ["SOURCE_MODES", "confirmed", "construction_sources", "neighbourhood", "random_rows"]
+def round_construction_sources(cfg, scored: Sequence[tuple[Example, float | None]], pool: Sequence[Example],
+                               classifier, *, seed: int, progress: bool = False) -> list[Example]:
+    """:func:`construction_sources` with the round's settings (``cfg.feedback``): the kNN index over ``pool`` of
+    ``classifier`` (the round's base model) read from the influence cache (built when missing), for the sync and
+    the ablation alike. ``classifier`` may be None for ``construction_sources = rated``."""
+    from hildif.influence.knn import FeatureIndex, index_cache_dir
+
+    fb = cfg.feedback
+    index = None
+    if fb.construction_sources != "rated":
+        index = FeatureIndex.build_or_load(classifier, pool, cfg.influence.index, cache_dir=index_cache_dir(cfg),
+                                           progress=progress)
+    return construction_sources(fb.construction_sources, scored, pool, per_point=fb.construction_neighbours,
+                                min_score=fb.construction_min_score, seed=seed, classifier=classifier, index=index)
+
+
+__all__ = ["SOURCE_MODES", "confirmed", "construction_sources", "neighbourhood", "random_rows",
+           "round_construction_sources"]

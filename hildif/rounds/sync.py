@@ -301,18 +301,12 @@ def round_task_data(cfg: HildifConfig, info: dict[str, Any], client=None):
 def round_construction_sources(cfg: HildifConfig, info: dict[str, Any], scored, pool, progress: bool):
     """The sentences the round's construction pairs are made from (``feedback.construction_sources``), found with
     the round's base model and its kNN index over the training pool (cached since the round's start)."""
-    from hildif.influence.knn import FeatureIndex, index_cache_dir
-    from hildif.influence.neighbourhood import construction_sources
+    from hildif.influence.neighbourhood import round_construction_sources
     from hildif.model.loading import load_checkpoint
 
     fb = cfg.feedback
-    clf = index = None
-    if fb.construction_sources != "rated":
-        clf = load_checkpoint(cfg, info["base_path"])
-        index = FeatureIndex.build_or_load(clf, pool, cfg.influence.index, cache_dir=index_cache_dir(cfg),
-                                           progress=progress)
-    return construction_sources(fb.construction_sources, scored, pool, per_point=fb.construction_neighbours,
-                                min_score=fb.construction_min_score, seed=fb.seed, classifier=clf, index=index)
+    clf = load_checkpoint(cfg, info["base_path"]) if fb.construction_sources != "rated" else None
+    return round_construction_sources(cfg, scored, pool, clf, seed=fb.seed, progress=progress)
 
 
 def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict[str, Any], sync_id: int,
