@@ -203,7 +203,8 @@ def construction_pairs(
     premises = sorted({e.premise for e in examples})
     parsed = dict(zip(premises, nlp.pipe(premises, batch_size=64)))
     sources = [_parse_source(e, parsed[e.premise], max_phrase_tokens) for e in examples]
-    usable = [s for s in sources if s is not None]
+    # every usable source with its clause normalised once (each source draws its frame partner among them)
+    usable = [(s, _norm(s.text)) for s in sources if s is not None and s.text]
     rng = random.Random(seed)
     seen = {(_norm(e.premise), _norm(e.hypothesis or "")) for e in examples}
     out: list[Example] = []
@@ -213,7 +214,8 @@ def construction_pairs(
         if src is None:
             empty += 1
             continue
-        others = [o for o in usable if o is not src and o.text and _norm(o.text) != _norm(src.text or "")]
+        own = _norm(src.text or "")
+        others = [o for o, norm in usable if o is not src and norm != own]
         other = rng.choice(others) if others else None
         made = _pairs_of(src, other, rng, set(wanted))
         rng.shuffle(made)
