@@ -92,6 +92,7 @@ CONSTRUCTION_SOURCES = ("neighbourhood", "rated", "random")  # hildif.influence.
 REHEARSAL_BALANCES = ("train", "balanced", "match", "complement", "contrast")  # hildif.rounds.finetune
 TASK_SOURCES = ("mnli", "files", "labelstudio")  # hildif.tasks.definition.SOURCES
 LABEL_POLICIES = ("majority", "ground_truth")  # hildif.tasks.definition.LABEL_POLICIES
+STRESS_SETS = ("word_overlap", "negation", "length_mismatch", "spelling_error")  # hildif.data.stress.STRESS_SETS
 
 
 @dataclass
@@ -181,6 +182,9 @@ class FineTuneConfig(LoopConfig):
     gate_max_mnli_drop: float | None = setting(1.0, "promotion gate: MNLI points the new model may lose (None = off)")
     gate_min_hans_gain: float | None = setting(0.0, "promotion gate: HANS points it must gain (None = off)")
     gate_lineage: bool = setting(True, "promotion gate: the served model only moves forward")
+    # the stress sets (eval.stress_sets) are in the gate's report always; in its decision only when this is set
+    gate_stress_max_drop: float | None = setting(None, "promotion gate: points each evaluated stress set may lose "
+                                                       "(None = reported, not checked; negative = must gain)")
 
 
 @dataclass
@@ -188,6 +192,9 @@ class EvalConfig:
     batch_size: int = setting(128, "evaluation batch size", ge=1)
     hans_sample: int | None = setting(None, "a stratified HANS sample of this size (None = all 30,000)", ge=1)
     mnli_sample: int | None = setting(None, "an MNLI dev sample of this size (None = all)", ge=1)
+    # Naik et al. 2018's stress tests (hildif.data.stress), built from the evaluated MNLI dev rows
+    stress_sets: list[str] = setting(help="stress sets built from the MNLI dev rows evaluated ([] = none)",
+                                     factory=lambda: list(STRESS_SETS), choices=STRESS_SETS)
 
 
 @dataclass
