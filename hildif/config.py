@@ -251,6 +251,8 @@ class InfluenceConfig:
     # a later model version with the same frozen layers (finetune.train_params = influence) reads them back (MiniLM,
     # 32k pool: about 2 GB on disk)
     prefix_cache: bool = setting(False, "keep the pool's frozen prefixes on disk for the next model version")
+    cache_keep_versions: int = setting(2, "hildif cache prune: newest model versions whose caches stay (besides the "
+                                          "served one and open rounds' bases)", ge=0)
     keep_hessian_graph: bool = setting(True, "cg/exact: keep the sample's autograd graph (one backward per product)")
     gradient_method: str = setting("jvp", "candidate scores: jvp (forward mode) | vmap (per-example gradients)",
                                    choices=GRADIENT_METHODS)
