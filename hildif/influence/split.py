@@ -15,6 +15,9 @@ Hessian-vector products and candidate scores then run the tail only. Three kinds
 Within a tail batch items are padded to the longest and masked, which gives the same logits and gradients as
 unpadded examples (the padding positions receive zero attention weight).
 
+Blocks get what their encoder gives them besides the hidden state and the mask (:func:`block_inputs`): MPNet's
+relative position bias, which its encoder computes once from the block input's length and passes to every block.
+
 The heads of BERT-style classifiers read the first ([CLS]) token of the last block only, so the tail computes that
 block for the first token alone (its keys and values still come from every token): the same logits and gradients,
 and for a two-block tail about 40% less arithmetic. Layouts it cannot verify run the whole block.
@@ -66,6 +69,15 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def _layer_out(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def block_inputs(encoder: nn.Module, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What ``encoder`` passes each of its blocks besides the hidden state and the mask, for (B, T, H) block inputs:
+    MPNet's relative position bias (``MPNetEncoder.compute_position_bias``, from the length alone, so the same for a
+    padded or an unpadded example's real tokens); nothing for BERT-layout encoders. Without it an MPNet block runs
+    without its position bias: other logits than the model's."""
+    compute = getattr(encoder, "compute_position_bias", None)
+    return {"position_bias": compute(hidden)} if callable(compute) else {}
 
 
 # model types whose classification head reads the first token of the last hidden state and nothing else
@@ -130,10 +142,12 @@ class _Tail(nn.Module):
     def blocks(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Blocks ``first_layer ..`` on (B, T, H) inputs with a (B, 1, 1, T) additive mask; the last block for the
         first token only where the head reads nothing else (then the result is (B, 1, H))."""
-        blocks = list(self.model.base_model.encoder.layer[self.first_layer :])
+        encoder = self.model.base_model.encoder
+        blocks = list(encoder.layer[self.first_layer :])
         last = blocks.pop() if blocks and self.first_token_last else None
+        extra = block_inputs(encoder, hidden)
         for layer in blocks:
-            hidden = _layer_out(layer(hidden, mask))
+            hidden = _layer_out(layer(hidden, mask, **extra))
         return first_token_block(last, hidden, mask) if last is not None else hidden
 
     def features(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -214,8 +228,9 @@ class SplitModel:
         emb_kwargs = {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
         hidden = base.embeddings(**emb_kwargs)
         add = additive_mask(mask, hidden.dtype)
+        extra = block_inputs(base.encoder, hidden)
         for layer in base.encoder.layer[: self.first_layer]:
-            hidden = _layer_out(layer(hidden, add))
+            hidden = _layer_out(layer(hidden, add, **extra))
         items = [{"hidden": hidden[i][keep[i]]} for i in range(hidden.shape[0])]
         return items, (self.tail.features(hidden, add) if with_features else None)
 
