@@ -13,10 +13,11 @@ import atexit
 import json
 import logging
 import queue
-import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
+
+from hildif.utils import sqlite
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ class EventLog:
                 self._write(batch)
 
     def _write(self, batch: Counter[tuple[str, str]]) -> None:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with sqlite.connection(self.db_path) as db, sqlite.transaction(db):
             for project in sorted({p for p, _ in batch}):
                 row = db.execute("SELECT value FROM kv WHERE project = ? AND key = 'events'", (project,)).fetchone()
                 counts = json.loads(row[0]) if row else {}
@@ -77,13 +76,6 @@ class EventLog:
                     if p == project:
                         counts[event] = counts.get(event, 0) + n
                 db.execute("INSERT OR REPLACE INTO kv VALUES (?, 'events', ?)", (project, json.dumps(counts)))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -33,6 +33,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
 
+from hildif.utils import sqlite
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -97,6 +99,15 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_at);
 """
 
 
+def _jobs_version(db: sqlite3.Connection) -> int:
+    """A jobs table from before versions were kept: 1 without the ``not_before`` column, else 2."""
+    return 2 if "not_before" in {r[1] for r in db.execute("PRAGMA table_info(jobs)")} else 1
+
+
+JOBS_SCHEMA = sqlite.Schema("jobs_schema_version", 2, _SCHEMA,
+                            {1: lambda db: db.execute("ALTER TABLE jobs ADD COLUMN not_before REAL")}, _jobs_version)
+
+
 class JobQueue:
     """Persisted FIFO of jobs run by one daemon thread.
 
@@ -114,21 +125,16 @@ class JobQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        sqlite.open_database(self.path, JOBS_SCHEMA)
         with self._db() as db:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
             n = db.execute(
                 "UPDATE jobs SET status = 'failed', finished_at = ?, error = 'interrupted: the backend stopped "
                 "while this job ran; submit it again' WHERE status = 'running'", (time.time(),)).rowcount
-            if "not_before" not in {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}:
-                db.execute("ALTER TABLE jobs ADD COLUMN not_before REAL")  # a database of an older backend
         if n:
             log.warning("marked %d interrupted job(s) as failed", n)
 
-    def _db(self) -> "_Closing":
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        return _Closing(db)
+    def _db(self):
+        return sqlite.connection(self.path, rows=True)
 
     # ------------------------------------------------------------------ API
     def submit(self, kind: str, params: dict[str, Any] | None = None,
@@ -140,22 +146,19 @@ class JobQueue:
             raise ValueError(f"unknown job kind {kind!r} (known: {', '.join(sorted(self.handlers))})")
         blob = json.dumps(params or {}, sort_keys=True)
         statuses = "('queued', 'running')" if while_running else "('queued')"
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._db() as db, sqlite.transaction(db):
             row = db.execute(f"SELECT id, not_before FROM jobs WHERE kind = ? AND params = ? AND status IN {statuses} "
                              "ORDER BY status = 'queued' DESC LIMIT 1", (kind, blob)).fetchone()
             if row:
                 if row["not_before"] is not None and (not_before is None or not_before < row["not_before"]):
                     db.execute("UPDATE jobs SET not_before = ? WHERE id = ?", (not_before, row["id"]))
-                db.execute("COMMIT")
-                self._wake.set()
-                return row["id"], False
-            job_id = uuid.uuid4().hex
-            db.execute("INSERT INTO jobs (id, kind, params, status, created_at, not_before) "
-                       "VALUES (?, ?, ?, 'queued', ?, ?)", (job_id, kind, blob, time.time(), not_before))
-            db.execute("COMMIT")
+                job_id, created = row["id"], False
+            else:
+                job_id, created = uuid.uuid4().hex, True
+                db.execute("INSERT INTO jobs (id, kind, params, status, created_at, not_before) "
+                           "VALUES (?, ?, ?, 'queued', ?, ?)", (job_id, kind, blob, time.time(), not_before))
         self._wake.set()
-        return job_id, True
+        return job_id, created
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with self._db() as db:
@@ -193,13 +196,11 @@ class JobQueue:
             self._thread.join(timeout)
 
     def _claim(self) -> dict[str, Any] | None:
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._db() as db, sqlite.transaction(db):
             row = db.execute("SELECT * FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) "
                              "ORDER BY created_at LIMIT 1", (time.time(),)).fetchone()
             if row is not None:
                 db.execute("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ?", (time.time(), row["id"]))
-            db.execute("COMMIT")
         return _decode(row) if row else None
 
     def _idle_wait(self, longest: float = 5.0) -> float:
@@ -234,21 +235,6 @@ class JobQueue:
             else:
                 log.info("job %s (%s) done", job["id"], job["kind"])
                 self._finish(job["id"], "done", result=result)
-
-
-class _Closing:
-    """A sqlite3 connection used as ``with``: closes on exit (sqlite3's own ``with`` only commits)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self._db
-
-    def __exit__(self, *exc) -> None:
-        if exc[0] is not None and self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-        self._db.close()
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:

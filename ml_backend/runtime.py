@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from hildif.config import HildifConfig
 from hildif.service import Service
+from hildif.utils import sqlite
 from ml_backend import handlers
 from ml_backend.events import EventLog
 from ml_backend.influence_api import InfluenceJobs
@@ -22,6 +22,11 @@ from ml_backend.settings import BackendSettings
 from ml_backend.webhook_keys import WebhookKeys
 
 log = logging.getLogger(__name__)
+
+# the per-project key-value table (set up, webhook counts: ml_backend.events); version 1 = the table as first shipped
+KV_SCHEMA = sqlite.Schema("kv_schema_version", 1,
+                          "CREATE TABLE IF NOT EXISTS kv (project TEXT, key TEXT, value TEXT, PRIMARY KEY (project, key))")
+
 
 class BackendRuntime:
     """Everything one backend process shares between requests and its job thread."""
@@ -77,19 +82,13 @@ class BackendRuntime:
 
     # ------------------------------------------------------------------ per-project key-value store
     def _kv_init(self) -> None:
-        db = sqlite3.connect(self.db_path, timeout=30)
-        with db:
-            db.execute("CREATE TABLE IF NOT EXISTS kv (project TEXT, key TEXT, value TEXT, PRIMARY KEY (project, key))")
-        db.close()
+        sqlite.open_database(self.db_path, KV_SCHEMA)
 
     def kv_get(self, project: str, key: str) -> Any:
         if key == "events":
             self.events.flush()
-        db = sqlite3.connect(self.db_path, timeout=30)
-        try:
+        with sqlite.connection(self.db_path) as db:
             row = db.execute("SELECT value FROM kv WHERE project = ? AND key = ?", (project, key)).fetchone()
-        finally:
-            db.close()
         return json.loads(row[0]) if row else None
 
     def count_event(self, project: str, event: str) -> None:
@@ -98,10 +97,8 @@ class BackendRuntime:
         self.events.record(project, event)
 
     def kv_set(self, project: str, key: str, value: Any) -> None:
-        db = sqlite3.connect(self.db_path, timeout=30)
-        with db:
+        with sqlite.connection(self.db_path) as db:
             db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (project, key, json.dumps(value)))
-        db.close()
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret this process knows (masked wherever a message could carry one)."""

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from hildif.utils import sqlite
+
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS webhook_keys (project INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, "
            "created_at REAL NOT NULL)")
+WEBHOOK_KEYS_SCHEMA = sqlite.Schema("webhook_keys_schema_version", 1, _SCHEMA)
 MAX_KEY_CHARS = 200
 
 
@@ -31,28 +33,19 @@ class WebhookKeys:
     def __init__(self, db_path: str | Path) -> None:
         self.db_path = Path(db_path)
         self._lock = threading.Lock()
-        db = self._db()
-        try:
-            with db:
-                db.execute(_SCHEMA)
+        sqlite.open_database(self.db_path, WEBHOOK_KEYS_SCHEMA)
+        with self._db() as db:
             self._projects = {d: p for p, d in db.execute("SELECT project, digest FROM webhook_keys")}
-        finally:
-            db.close()
 
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db_path, timeout=30)
+    def _db(self):
+        return sqlite.connection(self.db_path)
 
     def issue(self, project: int) -> str:
         """A new key for ``project``, replacing its previous one (returned once; only its digest is kept)."""
         key = secrets.token_urlsafe(32)
         with self._lock:
-            db = self._db()
-            try:
-                with db:
-                    db.execute("INSERT OR REPLACE INTO webhook_keys VALUES (?, ?, ?)", (project, _digest(key),
-                                                                                       time.time()))
-            finally:
-                db.close()
+            with self._db() as db:
+                db.execute("INSERT OR REPLACE INTO webhook_keys VALUES (?, ?, ?)", (project, _digest(key), time.time()))
             self._projects = {d: p for d, p in self._projects.items() if p != project}
             self._projects[_digest(key)] = project
         return key

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from hildif.data.example import Example
 from hildif.errors import HildifError
 from hildif.feedback.ratings import ACTIVE_STATUSES, DELETED, PairKey, Rating, ratings_digest
+from hildif.utils import sqlite
 
 if TYPE_CHECKING:
     from hildif.feedback.aggregation import AggregatedPair
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 3
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rounds (
     round_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, project_id INTEGER, project_title TEXT,
     base_version TEXT NOT NULL, base_path TEXT NOT NULL, selection TEXT NOT NULL, config TEXT NOT NULL,
@@ -124,6 +124,7 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
 
 
 MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}  # from version -> step to version + 1 (each in the caller's transaction)
+ROUNDS_SCHEMA = sqlite.Schema("schema_version", SCHEMA_VERSION, SCHEMA, MIGRATIONS)
 
 
 def project_title_for(base: str, round_id: str) -> str:
@@ -226,52 +227,20 @@ class RoundState:
         self._init_schema()
 
     # ------------------------------------------------------------------ connections
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 60000")
-        return db
-
     def _init_schema(self) -> None:
-        with self._read() as db:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                return
-        version = int(row["value"])
-        if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and version not in MIGRATIONS):
-            raise RoundStateError(f"{self.path}: schema version {version}, this hildif reads up to {SCHEMA_VERSION}")
-        while version < SCHEMA_VERSION:
-            with self._write() as db:  # one step per transaction; a concurrent opener may have done it already
-                current = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-                if current == version:
-                    MIGRATIONS[version](db)
-                    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
-                version = int(db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        sqlite.open_database(self.path, ROUNDS_SCHEMA, timeout=60, error=RoundStateError)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A connection (autocommit), closed on exit."""
-        db = self._connect()
-        try:
+        with sqlite.connection(self.path, timeout=60, rows=True, foreign_keys=True) as db:
             yield db
-        finally:
-            db.close()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed on success, rolled back on any exception."""
-        with self._read() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._read() as db, sqlite.transaction(db):
+            yield db
 
     # ------------------------------------------------------------------ rounds, anchors, pairs
     def create_round(
