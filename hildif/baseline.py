@@ -17,8 +17,8 @@ import torch
 
 from hildif import distributed
 from hildif.config import HildifConfig
-from hildif.data import evaluation_sets, stratified_sample
-from hildif.model.evaluation import evaluate, evaluate_task, figure_1c_markdown, task_markdown, write_report
+from hildif.data import stratified_sample
+from hildif.model.evaluation import evaluate_task, figure_1c_markdown, stress_markdown, task_markdown, write_report
 from hildif.model.loading import check_task_labels, load_current, load_pretrained, task_label_names
 from hildif.model.registry import ModelRegistry
 from hildif.model.training import train
@@ -74,7 +74,8 @@ def evaluate_current(cfg: HildifConfig, title: str = "evaluation", model: str | 
                      task_data: TaskData | None = None) -> dict[str, Any]:
     """Evaluate ``model`` (a directory) or the run's current model; write reports under ``<run_dir>/reports``.
 
-    MNLI: HANS (Figure 1c layout) and MNLI dev_matched, as always. Any other task: accuracy overall, per label and
+    MNLI: HANS (Figure 1c layout), MNLI dev_matched and Naik et al.'s stress sets of the MNLI rows
+    (``eval.stress_sets``; :mod:`hildif.data.stress`). Any other task: accuracy overall, per label and
     per slice (``task.slices``) on all its held-out examples (:func:`hildif.model.evaluation.evaluate_task`),
     written as ``<title>.json``, ``.md`` and ``.png`` (accuracy per label) and printed. A model whose labels are not
     the task's is refused (:class:`hildif.model.classifier.ModelLoadError` naming both label sets).
@@ -106,11 +107,16 @@ def evaluate_current(cfg: HildifConfig, title: str = "evaluation", model: str | 
 
 
 def _evaluate_mnli(cfg: HildifConfig, title: str, model: str | None) -> dict[str, Any]:
+    from hildif.rounds.finetune import evaluate_model
+
     clf = load_pretrained(cfg, model) if model else load_current(cfg).classifier
     check_task_labels(clf, task_label_names(cfg), "mnli", f"model {model!r}" if model else "the run's current model")
-    result = evaluate(clf, *evaluation_sets(cfg.data, cfg.eval), batch_size=cfg.eval.batch_size, progress=True)
+    result = evaluate_model(clf, cfg, progress=True)  # HANS, MNLI dev and the stress sets (eval.stress_sets)
     paths = write_report({clf.version: result}, Path(cfg.run.run_dir) / "reports", title)
     if distributed.is_main():  # under torchrun every rank evaluates its shard; rank 0 alone writes and prints
         print(figure_1c_markdown({clf.version: result}))
+        stress = stress_markdown({clf.version: result})
+        if stress:
+            print("Stress tests (Naik et al. 2018), 2-class accuracy %:\n\n" + stress)
         print("reports: " + ", ".join(str(p) for p in paths.values()))
     return {"result": result, "paths": {k: str(v) for k, v in paths.items()}}

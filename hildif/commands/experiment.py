@@ -61,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--baseline", help="baseline checkpoint directory (default: the run's current model)")
     a.add_argument("--out", help="output directory (default <run_dir>/experiments/ablation)")
     a.add_argument("--no-progress", action="store_true", help="no progress bars")
+    a.add_argument("--keep-models", action="store_true",
+                   help="save each cell computed now as a model version of the run (not served; its record names it)")
     add_config_options(a)
     a.set_defaults(func=run_ablation_command)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -79,7 +81,8 @@ def run_ablation_command(args: argparse.Namespace) -> int:
     n_cells = len(settings.configurations) * len(settings.top_ps) * len(settings.seeds)
     print(f"ablation: {len(settings.configurations)} configuration(s) x p {settings.top_ps} x seeds {settings.seeds} "
           f"= {n_cells} cells")
-    run = run_ablation(cfg, settings, out_dir=args.out, baseline=args.baseline, progress=not args.no_progress)
+    run = run_ablation(cfg, settings, out_dir=args.out, baseline=args.baseline, progress=not args.no_progress,
+                       keep_models=args.keep_models)
     print(f"cells computed now: {len(run.computed)}, reused from {display_path(run.out_dir / 'cells')}: {len(run.reused)}; "
           f"{run.seconds:.0f} s")
     print("\nHANS (entailment %, non-entailment %), mean ± std over seeds:\n")

@@ -239,6 +239,7 @@ class AblationContext:
         self._chains = None
         self._fill_chains = None
         self._explanations: dict[str, list[tuple[Example, list[tuple[Example, float]]]]] = {}
+        self.keep_models = False  # run_ablation(keep_models=True): each computed cell's model saved (keep_model)
 
     @property
     def train_examples(self) -> list[Example]:
@@ -371,8 +372,11 @@ def run_cell(ctx: AblationContext, cell: Cell) -> dict[str, Any]:
     t3 = time.perf_counter()
     result = evaluate_model(clf, cfg, (ctx.hans, ctx.mnli), progress=ctx.progress)
     timings["evaluate"] = time.perf_counter() - t3
+    kept = keep_model(ctx, cell, clf) if ctx.keep_models else None
+    if kept:
+        result["model_version"] = kept  # evaluated before it was saved: the classifier still named the baseline
     return {
-        "key": cell.key, "configuration": cell.configuration.to_dict(), "top_p": cell.top_p, "seed": cell.seed,
+        "key": cell.key, "model_version": kept, "configuration": cell.configuration.to_dict(), "top_p": cell.top_p, "seed": cell.seed,
         "anchors": [a.id for a in anchors],
         "pairs": [{"anchor_id": a.id, "example_id": z.id, "influence": influence[(a.id, z.id)], "score": s}
                   for (a, z), s in zip(pairs, scores)],
@@ -381,6 +385,17 @@ def run_cell(ctx: AblationContext, cell: Cell) -> dict[str, Any]:
         "seconds": {k: round(v, 2) for k, v in timings.items()} | {"total": round(time.perf_counter() - t0, 2)},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def keep_model(ctx: AblationContext, cell: Cell, clf) -> str:
+    """Save a cell's fine-tuned model as a version of the run's registry (``<run_dir>/models/<version>``, not served;
+    ``kind`` ablation, its parent the baseline, the cell's key and folder in its ``hildif.json``); returns the
+    version (``hildif evaluate --model <run_dir>/models/<version>`` evaluates it again)."""
+    from hildif.model.registry import ModelRegistry
+
+    return ModelRegistry(ctx.cfg.run.run_dir).save(clf, {
+        "kind": "ablation", "parent": ctx.baseline.version, "cell": cell.key, "experiment": ctx.out.name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}, make_current=False)
 
 
 def cell_progress(running: str | None, last: dict[str, Any] | None) -> str:
@@ -416,10 +431,13 @@ def run_ablation(
     out_dir: str | Path | None = None,
     baseline: str | Path | None = None,
     progress: bool = True,
+    keep_models: bool = False,
 ) -> AblationRun:
     """Run (or resume) the ablation and write its report. Returns what was computed and where the files are.
 
     ``out_dir`` defaults to ``<run_dir>/experiments/ablation``; ``baseline`` to the run's current model.
+    ``keep_models``: save each cell computed now as a model version of the run (:func:`keep_model`; the cell's
+    record names it, ``model_version``); otherwise a cell's model is dropped once evaluated.
     """
     from hildif.experiments.ablation_report import summarize, write_ablation_report
     from hildif.rounds.finetune import evaluate_model
@@ -429,6 +447,7 @@ def run_ablation(
     out = Path(out_dir) if out_dir else cfg.run_path("experiments", "ablation")
     baseline_path = resolve_baseline(cfg, baseline)
     ctx = AblationContext(cfg, settings, baseline_path, out, progress)
+    ctx.keep_models = keep_models
     shaping = {
         "baseline": ctx.baseline.version, "settings": settings.shaping(),
         **{name: dataclasses.asdict(getattr(cfg, name)) for name in ("data", "model", "eval", "influence", "feedback")},
@@ -486,6 +505,6 @@ def run_ablation(
 
 
 __all__ = ["AblationContext", "AblationError", "AblationRun", "AblationSettings", "BY_KEY", "CONFIGURATIONS", "Cell",
-           "Configuration", "cell_scores", "cells_of", "flatten_settings", "is_current", "manifest_digest",
+           "Configuration", "cell_scores", "cells_of", "flatten_settings", "is_current", "keep_model", "manifest_digest",
            "parse_configurations", "recorded_shaping", "resolve_baseline", "run_ablation", "run_cell",
            "settings_changes"]

@@ -3,7 +3,8 @@
 * ``ablation.json``: everything (per group: MNLI and HANS accuracy, HANS per heuristic x class, each as
   ``{"mean", "std", "values"}``; the baseline; the cells' keys).
 * ``ablation.md``: the Figure 1c table (HANS (entailment %, non-entailment %) per heuristic, one column group per p),
-  MNLI dev accuracy per configuration (Figure 1a as numbers), HANS overall accuracy, time per cell.
+  MNLI dev accuracy per configuration (Figure 1a as numbers), HANS overall accuracy, the stress sets (overall and
+  per gold class, when the cells have them: ``eval.stress_sets``), time per cell.
 * ``figure_1a.png``: MNLI accuracy per configuration and p (error bars: std over seeds; dashed: baseline).
 * ``figure_1b_p<p>.png``: HANS accuracy per heuristic x class, baseline and every configuration (seed means), drawn
   by :func:`hildif.model.evaluation.plot_hans_bars`.
@@ -36,7 +37,7 @@ def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
 
 def _metrics(evaluations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     hans = [e.get("hans") or {} for e in evaluations]
-    return {
+    out = {
         "mnli": mean_std([(e.get("mnli") or {}).get("accuracy") for e in evaluations]),
         "hans": mean_std([h.get("accuracy") for h in hans]),
         "by_heuristic": {
@@ -44,6 +45,14 @@ def _metrics(evaluations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             for h in HEURISTICS
         },
     }
+    stress = [e.get("stress") or {} for e in evaluations]
+    names = list(dict.fromkeys(name for s in stress for name in s))
+    if names:  # Naik et al.'s stress sets: overall and per gold class
+        out["stress"] = {name: {"all": mean_std([(s.get(name) or {}).get("accuracy") for s in stress]),
+                                **{c: mean_std([((s.get(name) or {}).get("by_class") or {}).get(c) for s in stress])
+                                   for c in CLASSES}}
+                         for name in names}
+    return out
 
 
 def group_key(configuration_key: str, top_p: int) -> str:
@@ -119,6 +128,32 @@ def per_configuration_table(summary: Mapping[str, Any], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def stress_table(summary: Mapping[str, Any]) -> str:
+    """Naik et al.'s stress sets: one row per (set, configuration) and the baseline, per p the accuracy overall and
+    (entailment, non-entailment), mean ± std; "" when no cell has them."""
+    base = summary["baseline"].get("stress") or {}
+    names = list(dict.fromkeys([*base, *(n for g in summary["groups"].values() for n in g.get("stress") or {})]))
+    if not names:
+        return ""
+    ps = summary["top_ps"]
+    head = ["set", "configuration"] + [f"p={p} all (ent, non-ent)" for p in ps]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(group: Mapping[str, Any] | None, name: str) -> str:
+        c = ((group or {}).get("stress") or {}).get(name)
+        return f"{_fmt(c['all'])} ({_fmt(c['entailment'])}, {_fmt(c['non-entailment'])})" if c else "-"
+
+    for name in names:
+        for conf in summary["configurations"]:
+            groups = [summary["groups"].get(group_key(conf["key"], p)) for p in ps]
+            if any(groups):
+                lines.append(f"| {name.replace('_', ' ')} | {conf['label']} | "
+                             + " | ".join(cell(g, name) for g in groups) + " |")
+        lines.append(f"| {name.replace('_', ' ')} | baseline | "
+                     + " | ".join(cell(summary["baseline"], name) for _ in ps) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(summary: Mapping[str, Any]) -> str:
     st = summary["settings"]
     seeds = summary["seeds"]
@@ -148,6 +183,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "## HANS overall accuracy %",
         "",
         per_configuration_table(summary, "hans"),
+        *(["## Stress tests (Naik et al. 2018, from the MNLI dev rows): 2-class accuracy %, all (entailment, "
+           "non-entailment)", "", stress] if (stress := stress_table(summary)) else []),
         "## Cells",
         "",
         "\n".join(rows_time) + "\n",

@@ -3,7 +3,9 @@ person reads (JSON, Markdown, PNG).
 
 HANS accuracy is reported per heuristic x gold class, as in Figure 1c of the paper: for each of lexical overlap (LO),
 subsequence (SUB) and constituent (CON) the pair (entailment accuracy, non-entailment accuracy), plus per subcase and
-overall. MNLI is dev_matched 2-class accuracy. All accuracies are percentages.
+overall. MNLI is dev_matched 2-class accuracy. Naik et al.'s stress sets (:mod:`hildif.data.stress`, built from the
+evaluated MNLI rows) get 2-class accuracy overall and per gold class, beside the same table of the unperturbed rows.
+All accuracies are percentages.
 
 Under torchrun (:mod:`hildif.distributed`) predictions are sharded: every rank cuts the examples into the same
 length-sorted batches as one process, predicts every W-th batch and the probabilities are gathered, so every rank
@@ -93,6 +95,25 @@ def mnli_table(examples: Sequence[Example], predicted: Sequence[int]) -> dict[st
     }
 
 
+def class_table(examples: Sequence[Example], predicted: Sequence[int]) -> dict[str, Any]:
+    """2-class accuracy of ``predicted`` (0/1 per example) overall and per gold class: ``{"accuracy", "n",
+    "predicted_entailment", "by_class": {"entailment": %, "non-entailment": %}, "n_by_class": {class: n}}`` (a
+    class without examples: None)."""
+    if len(examples) != len(predicted):
+        raise ValueError(f"class_table: {len(examples)} examples but {len(predicted)} predictions")
+    gold = np.array([e.label for e in examples], dtype=np.int64)
+    pred = np.asarray(predicted, dtype=np.int64).reshape(-1)
+    ok = gold == pred
+    by_class, n_by_class = {}, {}
+    for c in (1, 0):  # entailment first, as HANS's tables
+        mask = gold == c
+        by_class[LABEL_NAMES[c]] = _pct(int(ok[mask].sum()), int(mask.sum()))
+        n_by_class[LABEL_NAMES[c]] = int(mask.sum())
+    return {"accuracy": _pct(int(ok.sum()), len(gold)), "n": int(len(gold)),
+            "predicted_entailment": _pct(int((pred == 1).sum()), len(pred)), "by_class": by_class,
+            "n_by_class": n_by_class}
+
+
 def sharded_rows(clf, examples: Sequence[Example], compute, batch_size: int = 128, progress: bool = False
                  ) -> np.ndarray:
     """``compute(examples, batch_size=, progress=)`` (a :class:`Classifier` method giving one row per example in
@@ -124,20 +145,40 @@ def evaluate(
     mnli: Sequence[Example] | None,
     batch_size: int = 128,
     progress: bool = False,
+    stress: Mapping[str, Sequence[Example]] | None = None,
 ) -> dict[str, Any]:
     """Predict on HANS and MNLI dev (either may be None) and return both tables plus throughput (sharded across
-    ranks under torchrun; every rank returns the same tables)."""
+    ranks under torchrun; every rank returns the same tables).
+
+    ``stress``: named stress sets (:func:`hildif.data.stress.stress_sets` of the MNLI rows); each gets a
+    :func:`class_table` under ``result["stress"][name]``, and the MNLI rows themselves one under
+    ``result["stress_reference"]`` (the same rows unperturbed, from the MNLI predictions)."""
     result: dict[str, Any] = {"model_version": getattr(clf, "version", None)}
+    predicted: dict[str, list[int]] = {}
     for name, examples, table in (("hans", hans, hans_table), ("mnli", mnli, mnli_table)):
         if not examples:
             continue
-        t0 = time.perf_counter()
-        probs = predict_probs(clf, examples, batch_size=batch_size, progress=progress)
-        seconds = time.perf_counter() - t0
-        result[name] = table(examples, probs.argmax(1).tolist())
-        result[name]["seconds"] = round(seconds, 2)
-        result[name]["examples_per_second"] = round(len(examples) / seconds, 1) if seconds else None
+        result[name], predicted[name] = _timed_table(clf, examples, table, batch_size, progress)
+    if stress:
+        result["stress"] = {name: _timed_table(clf, rows, class_table, batch_size, progress)[0]
+                            for name, rows in stress.items()}
+        if mnli:
+            result["stress_reference"] = class_table(mnli, predicted["mnli"])
     return result
+
+
+def _timed_table(clf, examples: Sequence[Example], table, batch_size: int, progress: bool
+                 ) -> tuple[dict[str, Any], list[int]]:
+    """``table(examples, predictions)`` with the seconds and examples per second it took to predict, and the
+    predictions (empty ``examples``: an empty table)."""
+    t0 = time.perf_counter()
+    probs = predict_probs(clf, examples, batch_size=batch_size, progress=progress) if examples else np.zeros((0, 2))
+    seconds = time.perf_counter() - t0
+    predictions = probs.argmax(1).tolist()
+    out = table(examples, predictions)
+    out["seconds"] = round(seconds, 2)
+    out["examples_per_second"] = round(len(examples) / seconds, 1) if seconds else None
+    return out, predictions
 
 
 # ---------------------------------------------------------------------------------------------- reports
@@ -160,6 +201,30 @@ def figure_1c_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
         row.append(_cell(hans.get("accuracy")))
         row.append(_cell((res.get("mnli") or {}).get("accuracy")))
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+STRESS_NAMES = {"word_overlap": "word overlap", "negation": "negation", "length_mismatch": "length mismatch",
+                "spelling_error": "spelling error"}
+
+
+def stress_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """Naik et al.'s stress sets, one row per (set, named result): n, overall and per gold class accuracy; the
+    unperturbed MNLI rows first. Empty when no result has stress sets."""
+    if not any(r.get("stress") for r in results.values()):
+        return ""
+    names = list(dict.fromkeys(n for r in results.values() for n in (r.get("stress") or {})))
+    lines = ["| set | model | n | all | entailment | non-entailment |", "|---|---|---|---|---|---|"]
+    for set_name in ["(MNLI dev rows, unperturbed)", *names]:
+        for model, res in results.items():
+            cell = (res.get("stress_reference") if set_name.startswith("(") else
+                    (res.get("stress") or {}).get(set_name))
+            if not cell:
+                continue
+            by = cell.get("by_class") or {}
+            lines.append(f"| {STRESS_NAMES.get(set_name, set_name)} | {model} | {cell['n']} | "
+                         f"{_cell(cell.get('accuracy'))} | {_cell(by.get('entailment'))} | "
+                         f"{_cell(by.get('non-entailment'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -300,6 +365,9 @@ def write_report(
                "", figure_1c_markdown(results)]
     if has_task:
         md += ["## accuracy per label (held-out set, %)", "", task_markdown(results)]
+    stress = stress_markdown(results)
+    if stress:
+        md += ["## stress tests (Naik et al. 2018, from the MNLI dev rows; 2-class accuracy %)", "", stress]
     for name, res in results.items():
         if (res.get("hans") or {}).get("by_subcase"):
             md += [f"## HANS per subcase: {name}", "", subcase_markdown(res)]

@@ -486,12 +486,15 @@ def fine_tune_subprocess(base_path: str | Path, examples: Sequence[Example], cfg
 def evaluate_model(clf, cfg: HildifConfig, sets: tuple[Sequence[Example], Sequence[Example]] | None = None, *,
                    progress: bool = False) -> dict[str, Any]:
     """:func:`hildif.model.evaluation.evaluate` on ``sets`` (``(hans, mnli)``; default
-    :func:`hildif.data.splits.evaluation_sets` of ``cfg``) with ``eval.batch_size``."""
+    :func:`hildif.data.splits.evaluation_sets` of ``cfg``) with ``eval.batch_size``, and on the stress sets
+    ``eval.stress_sets`` built from those MNLI rows (:func:`hildif.data.stress.stress_sets`)."""
     from hildif.data.splits import evaluation_sets
+    from hildif.data.stress import stress_sets
     from hildif.model.evaluation import evaluate
 
     hans, mnli = sets if sets is not None else evaluation_sets(cfg.data, cfg.eval)
-    return evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress)
+    stress = stress_sets(mnli, cfg.eval.stress_sets) if mnli and cfg.eval.stress_sets else None
+    return evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size, progress=progress, stress=stress)
 
 
 def heldout_digest(examples: Sequence[Example]) -> str:

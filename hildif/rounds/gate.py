@@ -11,6 +11,11 @@ A sync serves its new model only when
   round (r1 re-synced after r2 was trained from r1's model) trains and records its version but does not take the
   served model back to a child of r1's base.
 
+* **the stress sets hold**, only when ``finetune.gate_stress_max_drop`` is set: each of Naik et al.'s stress sets
+  evaluated on both models (``eval.stress_sets``, :mod:`hildif.data.stress`) falls by at most that many points
+  (negative: must gain that much). Unset (the default), their numbers are in the gate's checks and report and do not
+  decide.
+
 On a team's own task (:mod:`hildif.rounds.task`) the held-out set of the task takes MNLI's place (same allowance,
 ``finetune.gate_max_mnli_drop``) and there is no HANS check.
 
@@ -96,7 +101,36 @@ def metric_checks(before: Mapping[str, Any] | None, after: Mapping[str, Any] | N
         if not ok:
             reasons.append(f"HANS changed {gain:+.2f} points ({b:.2f} -> {a:.2f}), less than "
                            f"finetune.gate_min_hans_gain = {min_gain:+g}")
-    return reasons, checks
+    stress_reasons, stress = stress_checks(before, after, ft)
+    if stress is not None:
+        checks["stress"] = stress
+    return reasons + stress_reasons, checks
+
+
+def stress_checks(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, ft
+                  ) -> tuple[list[str], dict[str, Any] | None]:
+    """Each stress set both results have (``result["stress"][name]["accuracy"]``): its before, after and drop, and
+    whether it keeps within ``finetune.gate_stress_max_drop``. That setting None: ``enabled`` False, the numbers
+    kept for the report and no reason ever given. Returns (reasons, check), check None when neither result has a
+    stress set."""
+    b_sets, a_sets = (before or {}).get("stress") or {}, (after or {}).get("stress") or {}
+    if not b_sets and not a_sets:
+        return [], None
+    max_drop = getattr(ft, "gate_stress_max_drop", None)
+    check: dict[str, Any] = {"enabled": max_drop is not None, "max_drop": max_drop, "sets": {}}
+    reasons = []
+    for name in dict.fromkeys([*b_sets, *a_sets]):
+        b, a = _accuracy(b_sets, name), _accuracy(a_sets, name)
+        if b is None or a is None:
+            check["sets"][name] = {"before": b, "after": a, "skipped": "not evaluated on both models"}
+            continue
+        drop = round(b - a, 4)
+        ok = True if max_drop is None else drop <= max_drop + EPS
+        check["sets"][name] = {"before": b, "after": a, "drop": drop, "ok": ok}
+        if not ok:
+            reasons.append(f"stress set {name} fell {drop:.2f} points ({b:.2f} -> {a:.2f}), more than "
+                           f"finetune.gate_stress_max_drop = {max_drop:g}")
+    return reasons, check
 
 
 def lineage_check(round_id: str, base_version: str, current_version: str | None,
@@ -127,4 +161,4 @@ def decide(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, ft
     return GateDecision(not reasons, reasons, checks)
 
 
-__all__ = ["GateDecision", "decide", "lineage_check", "metric_checks", "task_checks"]
+__all__ = ["GateDecision", "decide", "lineage_check", "metric_checks", "stress_checks", "task_checks"]

@@ -68,8 +68,8 @@ def link(path: str | Path, base: str | Path) -> str:
 
 # ---------------------------------------------------------------------------------------------- evaluation
 def metrics_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
-    """MNLI and HANS accuracy and HANS (entailment, non-entailment) per heuristic, before/after and the change; on a
-    team's own task its held-out accuracy, macro F1, accuracy per label and per slice value."""
+    """MNLI and HANS accuracy, HANS (entailment, non-entailment) per heuristic and each stress set's accuracy overall
+    and per gold class, before/after and the change; on a team's own task its held-out accuracy, macro F1, accuracy per label and per slice value."""
     table = Table("Accuracy in %, 2 decimals; change = after - before, in points.",
                   ["metric", "before", "after", "change"])
 
@@ -94,6 +94,13 @@ def metrics_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
             if cls in classes:
                 b = ((before.get("hans_by_heuristic") or {}).get(h) or {}).get(cls)
                 row(f"HANS {h.replace('_', ' ')}, {cls}", b, classes[cls])
+    b_stress = before.get("stress") or {}
+    for name, cell in (after.get("stress") or {}).items():  # Naik et al.'s stress sets, from the MNLI dev rows
+        b_cell = b_stress.get(name) or {}
+        row(f"stress {name.replace('_', ' ')} (all)", b_cell.get("accuracy"), cell.get("accuracy"))
+        for cls in HANS_CLASSES:
+            row(f"stress {name.replace('_', ' ')}, {cls}", (b_cell.get("by_class") or {}).get(cls),
+                (cell.get("by_class") or {}).get(cls))
     return table
 
 
@@ -125,8 +132,9 @@ def serving_lines(summary: dict[str, Any]) -> list[str]:
         if "task" in (gate.get("checks") or {}):
             return [f"Served: **{summary['version']}** passed the promotion gate (the task's held-out accuracy held, "
                     "the served model moves forward)."]
-        return [f"Served: **{summary['version']}** passed the promotion gate (MNLI held, HANS did not fall, the "
-                "served model moves forward)."]
+        held = ", the stress sets held" if ((gate.get("checks") or {}).get("stress") or {}).get("enabled") else ""
+        return [f"Served: **{summary['version']}** passed the promotion gate (MNLI held, HANS did not fall{held}, "
+                "the served model moves forward)."]
     lines = [f"Not served: the previous model {summary.get('previous_version') or '-'} keeps serving, because:", ""]
     lines += [f"- {reason}" for reason in gate.get("reasons") or []]
     lines += ["", f"An admin can serve it anyway: `hildif round promote --round {summary['round_id']} --version "
@@ -159,6 +167,19 @@ def gate_table(gate: dict[str, Any]) -> Table | None:
         delta = "-" if b is None or a is None else num(float(a) - float(b), sign=True)
         table.rows.append([name.upper() if name != "task" else "task", num(b), num(a), delta, allowed,
                            "yes" if c.get("ok") else "**no**"])
+    stress = checks.get("stress") or {}
+    for name, c in (stress.get("sets") or {}).items():  # decide only with finetune.gate_stress_max_drop set
+        label = f"stress {name.replace('_', ' ')}"
+        if c.get("skipped"):
+            table.rows.append([label, num(c.get("before")), num(c.get("after")), "-", "-", f"skipped: {c['skipped']}"])
+            continue
+        if stress.get("enabled"):
+            allowed, passed = (f"may fall at most {num(stress.get('max_drop'))} points",
+                               "yes" if c.get("ok") else "**no**")
+        else:
+            allowed, passed = "reported only (finetune.gate_stress_max_drop off)", "-"
+        table.rows.append([label, num(c.get("before")), num(c.get("after")),
+                           num(float(c["after"]) - float(c["before"]), sign=True), allowed, passed])
     lineage = checks.get("lineage")
     if lineage:
         served = lineage.get("served") or "nothing"

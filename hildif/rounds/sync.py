@@ -79,8 +79,9 @@ class SyncResult:
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers worth a glance: HANS and MNLI accuracy, HANS per heuristic and class; on a team's own task
-    its held-out accuracy, macro F1, accuracy per label and per slice value."""
+    """The few numbers worth a glance: HANS and MNLI accuracy, HANS per heuristic and class, each stress set's
+    accuracy overall and per gold class; on a team's own task its held-out accuracy, macro F1, accuracy per label and
+    per slice value."""
     out: dict[str, Any] = {}
     task = result.get("task") or {}
     if task:
@@ -95,6 +96,9 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     if hans:
         out["hans_accuracy"] = hans.get("accuracy")
         out["hans_by_heuristic"] = hans.get("by_heuristic")
+    if result.get("stress"):  # Naik et al.'s stress sets: overall and per gold class
+        out["stress"] = {name: {"accuracy": cell.get("accuracy"), "by_class": cell.get("by_class"), "n": cell.get("n")}
+                         for name, cell in result["stress"].items()}
     return out
 
 
@@ -352,8 +356,8 @@ def _train_and_record(cfg: HildifConfig, state: RoundState, registry, info: dict
         def evaluate_on(model):
             return evaluate_model(model, cfg, sets, progress=progress)
 
-        def reusable(result):
-            return result is not None
+        def reusable(result):  # evaluated on every stress set asked for now (eval.stress_sets)
+            return result is not None and set(cfg.eval.stress_sets) <= set(result.get("stress") or {})
     else:  # a team's task: its held-out set, per label and per slice
 
         def evaluate_on(model):
