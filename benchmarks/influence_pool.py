@@ -47,9 +47,10 @@ from hildif.data.splits import load_anchors, load_train  # noqa: E402
 from hildif.influence.engine import InfluenceEngine  # noqa: E402
 from hildif.influence.explain import candidate_indices, rank  # noqa: E402
 from hildif.influence.knn import FeatureIndex  # noqa: E402
-from hildif.influence.store import CountSketch, GradientStore, PROJECTION_KIND, ProjectedStore  # noqa: E402
+from hildif.influence.store import CountSketch, GradientStore, ProjectedStore  # noqa: E402
 from hildif.model.classifier import Classifier  # noqa: E402
 from hildif.model.registry import ModelRegistry  # noqa: E402
+from hildif.utils.artifacts import ArtifactDir  # noqa: E402
 from results_file import run_line, write_results  # noqa: E402
 
 
@@ -89,10 +90,7 @@ def old_store(engine, S, dims, store_dir, seed):
         raise SystemExit(f"store for dim {dims[0]} already cached in {store_dir}: use an empty --cache-dir")
     stores = {dims[0]: first}
     for d, (proj, rows, norms) in others.items():
-        key = GradientStore.cache_key(engine, d, seed)
-        path = Path(store_dir) / f"store-{key}.npy"
-        GradientStore._save(path, rows, norms, {"key": key, "n": n, "dim": d, "seed": seed,
-                                                "projection": PROJECTION_KIND})
+        GradientStore.save(ArtifactDir(store_dir), GradientStore.exact_key(engine, d, seed), rows, norms)
         stores[d] = GradientStore.build_or_load(engine, d, store_dir)  # read back, memory-mapped
     penalty = np.array([float(engine.objective.penalty_dot(s.double()) - engine.objective.penalty_dot(s)) for s in S])
     return stores, -(dots + penalty[:, None]), seconds, extra

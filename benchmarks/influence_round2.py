@@ -47,6 +47,7 @@ from hildif.influence.store import GradientStore  # noqa: E402
 from hildif.model.classifier import Classifier  # noqa: E402
 from hildif.model.registry import ModelRegistry  # noqa: E402
 from hildif.model.training import train as train_loop  # noqa: E402
+from hildif.utils.artifacts import ArtifactDir  # noqa: E402
 from results_file import run_line, write_results  # noqa: E402
 
 
@@ -82,8 +83,9 @@ def main() -> int:
     if current is None:
         raise SystemExit(f"no current model in {args.run_dir}")
     cache = Path(args.cache_dir)
-    for old in cache.glob("prefix-*"):
-        old.unlink()
+    for old in ArtifactDir(cache).list():
+        if old.kind == "prefix":
+            ArtifactDir.remove(old)
     icfg = cfg.influence
     pool = load_train(cfg.data)
     tune_rows = pool[: 8 * cfg.finetune.batch_size]  # rows to fine-tune on (the content does not matter here)
@@ -100,7 +102,7 @@ def main() -> int:
     clf = load()
     engine1, _, round1_s = pass_over_pool(clf, True)
     split = engine1.split
-    cache_mb = sum(f.stat().st_size for f in cache.glob("prefix-*")) / 2**20
+    cache_mb = sum(a.size for a in ArtifactDir(cache).list() if a.kind == "prefix") / 2**20
     print(f"round 1 pass (cache written): {round1_s:.1f} s, cache {cache_mb:.0f} MiB", flush=True)
     del engine1
 

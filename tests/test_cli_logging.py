@@ -88,7 +88,7 @@ def test_explain_on_the_shipped_model_keeps_the_terminal_free_of_library_chatter
     terminal = proc.stdout + proc.stderr
     assert proc.returncode == 0, terminal[-3000:]
     assert "ANCHOR 49703e" in proc.stdout and "wrote run/explanations/explain-" in proc.stdout  # relative to the cwd
-    assert list((run / "cache" / "influence").glob("knn-*.faiss"))  # the folder a round's start reads indexes from
+    assert list((run / "cache" / "influence").glob("knn-*/index.faiss"))  # the folder a round's start reads indexes from
     assert not [word for word in CHATTER if word in terminal], terminal[-3000:]
     logged = (run / "logs" / "hildif.log").read_text()
     assert "faiss.loader" in logged and "Successfully loaded faiss" in logged

@@ -138,7 +138,7 @@ def test_ablation_cells_tables_and_plots(env, first_run):
     assert all(c["digest"] == json.loads((out / "manifest.json").read_text())["digest"] for c in cells.values())
     # one explanation per anchor set (handpicked; random with seed 0), computed at p = 4 and shared with p = 2
     assert len(list((out / "explanations").glob("*.json"))) == 2
-    assert len(list((env["run"] / "cache" / "influence").glob("knn-*.faiss"))) == 1  # one index, where rounds keep it
+    assert len(list((env["run"] / "cache" / "influence").glob("knn-*/index.faiss"))) == 1  # one index, where rounds keep it
     assert cells["hs-da-h_p2_s0"]["anchors"] == ["49703e", "98315c"]  # the paper's first two anchors
     dev = load_dev(cfg.data)
     assert cells["nohs-noda-noh_p2_s0"]["anchors"] == [e.id for e in random.Random(0).sample(dev, 2)]

@@ -54,7 +54,7 @@ def test_ivf_index_is_approximate_but_close(tiny_clf, mnli_train_sample):
 def test_index_cache_is_reused_and_rebuilt_when_model_or_data_change(tiny_clf, mnli_train_sample, tmp_path):
     train = list(mnli_train_sample[:200])
     first = FeatureIndex.build_or_load(tiny_clf, train, "flat", cache_dir=tmp_path)
-    assert not first.from_cache and first.path.exists() and first.path.with_suffix(".json").exists()
+    assert not first.from_cache and (first.path / "index.faiss").exists() and (first.path / "artifact.json").exists()
     again = FeatureIndex.build_or_load(tiny_clf, train, "flat", cache_dir=tmp_path)
     assert again.from_cache and again.key == first.key and again.size == 200
     q = tiny_clf.features(train[:3])
@@ -67,7 +67,7 @@ def test_index_cache_is_reused_and_rebuilt_when_model_or_data_change(tiny_clf, m
         tiny_clf.model.bert.pooler.dense.weight.add_(0.01)
     changed = FeatureIndex.build_or_load(tiny_clf, train, "flat", cache_dir=tmp_path)
     assert not changed.from_cache and changed.key != first.key
-    assert len(list(tmp_path.glob("knn-*.faiss"))) == 3
+    assert len(list(tmp_path.glob("knn-*/index.faiss"))) == 3
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
@@ -85,7 +85,7 @@ def test_a_sharded_index_finds_exactly_what_one_index_finds(tiny_clf, mnli_train
     np.testing.assert_allclose(d3, d1, rtol=1e-5, atol=1e-5)
     # the cache keeps the one unsharded index: a different shard count reuses it
     first = FeatureIndex.build_or_load(tiny_clf, train[:120], kind, cache_dir=tmp_path, shards=2)
-    assert not first.from_cache and isinstance(faiss.read_index(str(first.path)), type(one.index))
+    assert not first.from_cache and isinstance(faiss.read_index(str(first.path / "index.faiss")), type(one.index))
     again = FeatureIndex.build_or_load(tiny_clf, train[:120], kind, cache_dir=tmp_path, shards=4)
     assert again.from_cache and again.index.count() == 4
     assert again.search(q, 9)[1].tolist() == first.search(q, 9)[1].tolist()

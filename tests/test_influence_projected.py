@@ -187,7 +187,7 @@ def test_projected_store_mode_explains_with_the_engines_exact_scores(tiny_clf, m
     engine = InfluenceEngine(tiny_clf, train, cfg)
     res = explain(tiny_clf, train, anchors, cfg, cache_dir=tmp_path / "knn", store_dir=tmp_path / "store",
                   progress=False, engine=engine)
-    assert list((tmp_path / "knn").glob("knn-*.faiss"))  # the store's pass gave the kNN index its features
+    assert list((tmp_path / "knn").glob("knn-*/index.faiss"))  # the store's pass gave the kNN index its features
     store = GradientStore.build_or_load(engine, cfg.store_dim, tmp_path / "store")
     assert isinstance(store, ProjectedStore) and store.from_cache
     ids = {e.id: i for i, e in enumerate(train)}
@@ -207,9 +207,9 @@ def test_a_stale_projected_store_is_never_read(tiny_clf, mnli_train_sample, tmp_
     engine = InfluenceEngine(tiny_clf, train, cfg)
     first = ProjectedStore.build_or_load(engine, cfg.store_dim, tmp_path)
     assert not first.from_cache and isinstance(first.rows, np.memmap)
-    meta = json.loads((tmp_path / f"store-{first.key}.json").read_text())
-    assert meta["key"] == first.key and meta["projection"] == "factored/v1" and meta["dim"] == first.dim
-    assert not list(tmp_path.glob(".*.tmp"))  # streamed through a temporary file, renamed when complete
+    meta = json.loads((tmp_path / f"store-{first.key}" / "artifact.json").read_text())
+    assert meta["digest"] == first.key and meta["key"]["projection"] == "factored/v1" and meta["key"]["dim"] == first.dim
+    assert not list(tmp_path.glob(".*.tmp"))  # streamed into a temporary folder, renamed when complete
     again = ProjectedStore.build_or_load(InfluenceEngine(tiny_clf, train, cfg), cfg.store_dim, tmp_path)
     assert again.from_cache and again.key == first.key
     np.testing.assert_array_equal(np.asarray(again.rows), np.asarray(first.rows))
@@ -228,8 +228,8 @@ def test_a_stale_projected_store_is_never_read(tiny_clf, mnli_train_sample, tmp_
                                         first.projector) != first.key
     # a store's files under another key's name (copied, renamed): refused by its metadata, rebuilt
     other = ProjectedStore.build_or_load(engine, cfg.store_dim, tmp_path, seed=2)
-    for suffix in (".npy", ".norm.npy", ".curv.npy", ".json"):
-        shutil.copy(tmp_path / f"store-{other.key}{suffix}", tmp_path / f"store-{first.key}{suffix}")
+    shutil.rmtree(tmp_path / f"store-{first.key}")
+    shutil.copytree(tmp_path / f"store-{other.key}", tmp_path / f"store-{first.key}")
     assert not ProjectedStore.build_or_load(InfluenceEngine(tiny_clf, train, cfg), cfg.store_dim, tmp_path).from_cache
     # other weights: a new key and other rows
     with torch.no_grad():
@@ -238,6 +238,6 @@ def test_a_stale_projected_store_is_never_read(tiny_clf, mnli_train_sample, tmp_
     assert not changed.from_cache and changed.key != first.key
     assert not np.array_equal(np.asarray(changed.rows), np.asarray(first.rows))
     # an incomplete store (no curvature file) is rebuilt
-    (tmp_path / f"store-{changed.key}.curv.npy").unlink()
+    (tmp_path / f"store-{changed.key}" / "curvature.npy").unlink()
     assert not ProjectedStore.build_or_load(InfluenceEngine(tiny_clf, train, cfg), cfg.store_dim,
                                             tmp_path).from_cache

@@ -62,7 +62,7 @@ def test_store_scores_the_pool_and_follows_the_model_version(tiny_clf, mnli_trai
     engine = InfluenceEngine(tiny_clf, train, cfg)
     store = GradientStore.build_or_load(engine, cfg.store_dim, tmp_path)
     assert not store.from_cache and store.size == len(train) and store.dim == 256
-    assert store.rows.dtype == np.float16 and (tmp_path / f"store-{store.key}.npy").exists()
+    assert store.rows.dtype == np.float16 and (tmp_path / f"store-{store.key}" / "rows.npy").exists()
     assert len(engine._items) == len(train)  # the same pass kept every frozen prefix
     # the store's dot products approximate the engine's exact ones within the projection's bound
     v = engine.anchor_gradient(train[0])
@@ -86,9 +86,9 @@ def test_store_scores_the_pool_and_follows_the_model_version(tiny_clf, mnli_trai
     assert not changed.from_cache and changed.key != store.key
     assert not np.array_equal(np.asarray(changed.rows), store.rows)
     # an incomplete store (no metadata) or one of the wrong size is rebuilt, not read
-    (tmp_path / f"store-{changed.key}.json").unlink()
+    (tmp_path / f"store-{changed.key}" / "artifact.json").unlink()
     assert not GradientStore.build_or_load(InfluenceEngine(tiny_clf, train, cfg), cfg.store_dim, tmp_path).from_cache
-    np.save(tmp_path / f"store-{changed.key}.npy", np.zeros((3, cfg.store_dim), dtype=np.float16))
+    np.save(tmp_path / f"store-{changed.key}" / "rows.npy", np.zeros((3, cfg.store_dim), dtype=np.float16))
     assert not GradientStore.build_or_load(InfluenceEngine(tiny_clf, train, cfg), cfg.store_dim, tmp_path).from_cache
 
 
@@ -99,7 +99,7 @@ def test_store_mode_reranks_with_the_engines_exact_scores(tiny_clf, mnli_train_s
     engine = InfluenceEngine(tiny_clf, train, cfg)
     res = explain(tiny_clf, train, anchors, cfg, cache_dir=tmp_path / "knn", store_dir=tmp_path / "store",
                   progress=False, engine=engine)
-    assert list((tmp_path / "knn").glob("knn-*.faiss"))  # the store's pass also gave the kNN index its features
+    assert list((tmp_path / "knn").glob("knn-*/index.faiss"))  # the store's pass also gave the kNN index its features
     ids = {e.id: i for i, e in enumerate(train)}
     for anchor, r in zip(anchors, res):
         s = engine.s_test(engine.anchor_gradient(anchor)).s_test
@@ -165,7 +165,7 @@ def test_a_version_with_new_top_layers_reuses_the_prefix_cache_with_the_same_sco
     first = InfluenceEngine(tiny_clf, train, cfg, prefix_dir=cache)
     assert (first.split.kind, first.split.first_layer) == ("layers", 1)
     GradientStore.build_or_load(first, cfg.store_dim, tmp_path / "store1")
-    assert not first.prefixes_from_cache and len(list(cache.glob("prefix-*.json"))) == 1
+    assert not first.prefixes_from_cache and len(list(cache.glob("prefix-*/artifact.json"))) == 1
     old_key = PrefixCache(first.split, train, cache).key
     old_index_key = FeatureIndex.cache_key(tiny_clf, train, "flat")
     frozen = {n: p.detach().clone() for n, p in tiny_clf.model.named_parameters() if n not in first.selection.names}
@@ -204,7 +204,7 @@ def test_a_version_with_new_top_layers_reuses_the_prefix_cache_with_the_same_sco
     with torch.no_grad():
         tiny_clf.model.classifier.weight.add_(0.1)
     assert FeatureIndex.cache_key(tiny_clf, train, "flat") == key
-    assert len(list(cache.glob("prefix-*.json"))) == 1  # nothing new written: the one cache served every version
+    assert len(list(cache.glob("prefix-*/artifact.json"))) == 1  # nothing new written: the one cache served every version
 
 
 def test_a_change_below_the_influence_layers_invalidates_the_prefix_cache(tiny_clf, mnli_train_sample, hans_sample,
@@ -227,7 +227,7 @@ def test_a_change_below_the_influence_layers_invalidates_the_prefix_cache(tiny_c
     again = InfluenceEngine(tiny_clf, train, cfg, prefix_dir=cache)
     assert PrefixCache(again.split, train, cache).key != old.key
     got = explain(tiny_clf, train, anchors, cfg, store_dir=tmp_path / "s2", engine=again, progress=False)
-    assert not again.prefixes_from_cache and len(list(cache.glob("prefix-*.json"))) == 2
+    assert not again.prefixes_from_cache and len(list(cache.glob("prefix-*/artifact.json"))) == 2
     assert not torch.equal(again._items[0]["hidden"], stale[0]["hidden"])
     want = explain(tiny_clf, train, anchors, cfg, store_dir=tmp_path / "s3", engine=InfluenceEngine(tiny_clf, train, cfg),
                    progress=False)
@@ -235,7 +235,7 @@ def test_a_change_below_the_influence_layers_invalidates_the_prefix_cache(tiny_c
     # another training set: another key; a cache whose offsets do not fit the pool is recomputed, not read
     assert PrefixCache(again.split, train[:50], cache).key != PrefixCache(again.split, train, cache).key
     current = PrefixCache(again.split, train, cache)
-    np.save(current.path.with_suffix(".offsets.npy"), np.arange(len(train) + 1, dtype=np.int64) * 10**6)
+    np.save(current.path / "offsets.npy", np.arange(len(train) + 1, dtype=np.int64) * 10**6)
     assert current.load(torch.device("cpu")) is None
     # every layer selected ("all" = the tokens split): nothing to cache, nothing written
     assert PrefixCache(InfluenceEngine(tiny_clf, train, _cfg(params="all")).split, train, cache).key is None

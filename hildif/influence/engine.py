@@ -115,7 +115,7 @@ class InfluenceEngine:
             return True
         if self._prefix_cache is None or distributed.active():
             return False
-        loaded = self._prefix_cache.load(self.classifier.device)
+        loaded = self._prefix_cache.load(self.classifier.device, self.classifier.version)
         if loaded is None:
             return False
         log.info("frozen prefixes of %d examples read from %s", len(loaded), self._prefix_cache.path)

@@ -183,8 +183,7 @@ def _sharded_candidates(
     train = engine.train
     cached = None
     if distributed.is_main():
-        key = FeatureIndex.cache_key(classifier, train, cfg.index)
-        cached = bool(cache_dir) and (Path(cache_dir) / f"knn-{key}.faiss").exists()
+        cached = FeatureIndex.is_cached(classifier, train, cfg.index, cache_dir)
     cached = distributed.broadcast_object(cached)
     feats = engine.pool_features(gather=not cached)
     if feats is None and not cached:  # no prefix pass (layout or memory): the features alone, sharded

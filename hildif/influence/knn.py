@@ -6,18 +6,16 @@ training sets; it moves to the GPU when faiss has GPUs and the classifier is on 
 
 Cache key: sha256 of the weights the features read (every tensor of the base model's state dict, the encoder and
 pooler, so in-place training invalidates it, but a change of the classification head alone does not), a
-fingerprint of the training set (ids, texts and labels in order), the feature definition and the index kind. Files:
-``<cache_dir>/knn-<key>.faiss`` and ``knn-<key>.json``; a run keeps them in one folder, :func:`index_cache_dir`.
+fingerprint of the training set (ids, texts and labels in order), the feature definition and the index kind. On disk:
+the artifact ``<cache_dir>/knn-<key>/`` (:mod:`hildif.utils.artifacts`: ``index.faiss`` and ``artifact.json``); a
+run keeps them in one folder, :func:`index_cache_dir`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -28,13 +26,15 @@ import torch
 from hildif.config import ConfigError
 from hildif.data.example import Example
 from hildif.model.classifier import Classifier
-from hildif.utils.atomic import write_json_atomic
+from hildif.utils.artifacts import ArtifactDir, ArtifactKeyError, key_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from hildif.config import HildifConfig
 
 log = logging.getLogger(__name__)
 FEATURE_KIND = "pooler_output/v1"
+ARTIFACT = "knn"
+INDEX_FILE = "index.faiss"
 INDEX_KINDS = ("flat", "ivf")
 
 
@@ -95,7 +95,7 @@ class FeatureIndex:
 
     Attributes:
         key: the cache key; kind: ``flat`` or ``ivf``; size: number of vectors; dim: feature size;
-        from_cache: whether it was read from disk; path: the ``.faiss`` file (None without a cache dir).
+        from_cache: whether it was read from disk; path: its artifact folder (None without a cache dir).
     """
 
     def __init__(self, index: "faiss.Index", key: str, kind: str, from_cache: bool, path: Path | None) -> None:
@@ -114,12 +114,26 @@ class FeatureIndex:
         return int(self.index.d)
 
     @staticmethod
-    def cache_key(classifier: Classifier, examples: Sequence[Example], kind: str) -> str:
-        parts = {
+    def key_parts(classifier: Classifier, examples: Sequence[Example], kind: str) -> dict:
+        return {
             "model": model_fingerprint(feature_module(classifier.model)), "data": data_fingerprint(examples),
             "n": len(examples), "features": FEATURE_KIND, "max_length": classifier.max_length, "index": kind,
         }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+    @classmethod
+    def cache_key(cls, classifier: Classifier, examples: Sequence[Example], kind: str) -> str:
+        return key_digest(cls.key_parts(classifier, examples, kind))
+
+    @classmethod
+    def is_cached(cls, classifier: Classifier, examples: Sequence[Example], kind: str,
+                  cache_dir: str | Path | None) -> bool:
+        """Whether ``cache_dir`` holds this index's artifact (complete, of this key)."""
+        if not cache_dir:
+            return False
+        try:
+            return ArtifactDir(cache_dir).find(ARTIFACT, cls.key_parts(classifier, examples, kind)) is not None
+        except ArtifactKeyError:
+            return False
 
     @classmethod
     def build(cls, features: np.ndarray, kind: str = "flat", use_gpu: bool = False, key: str = "",
@@ -184,30 +198,33 @@ class FeatureIndex:
         """
         if kind not in INDEX_KINDS:
             raise ConfigError(f"influence.index={kind!r}: expected one of {INDEX_KINDS}")
-        key = cls.cache_key(classifier, examples, kind)
+        parts = cls.key_parts(classifier, examples, kind)
+        key = key_digest(parts)
         use_gpu = _use_gpu(classifier)
-        path = Path(cache_dir) / f"knn-{key}.faiss" if cache_dir else None
-        if path is not None and path.exists():
-            index = faiss.read_index(str(path))
-            if index.ntotal == len(examples):
-                log.info("kNN index read from %s", path)
-                return cls(cls._place(index, use_gpu, shards), key, kind, True, path)
-            log.warning("cached index %s has %d vectors, expected %d: rebuilding", path, index.ntotal, len(examples))
+        cache = ArtifactDir(cache_dir) if cache_dir else None
+        path = cache.path(ARTIFACT, parts) if cache is not None else None
+        if cache is not None:
+            try:
+                folder = cache.find(ARTIFACT, parts, version=classifier.version)
+            except ArtifactKeyError as exc:
+                log.warning("%s: rebuilding", exc)
+                folder = None
+            if folder is not None:
+                index = faiss.read_index(str(folder / INDEX_FILE))
+                if index.ntotal == len(examples):
+                    log.info("kNN index read from %s", folder)
+                    return cls(cls._place(index, use_gpu, shards), key, kind, True, folder)
+                log.warning("cached index %s has %d vectors, expected %d: rebuilding", folder, index.ntotal,
+                            len(examples))
         feats = features() if features is not None else None
         if feats is None:
             feats = classifier.features(examples, batch_size=batch_size, progress=progress)
         cpu_index = cls._make(feats, kind)
         built = cls(cls._place(cpu_index, use_gpu, shards), key, kind, False, path)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            faiss.write_index(cpu_index, tmp)
-            os.replace(tmp, path)
-            write_json_atomic(path.with_suffix(".json"), {
-                "key": key, "kind": kind, "n": len(examples), "dim": int(feats.shape[1]),
-                "model_version": classifier.version, "features": FEATURE_KIND,
-            })
+        if cache is not None:
+            with cache.write(ARTIFACT, parts, version=classifier.version,
+                             info={"n": len(examples), "dim": int(feats.shape[1])}) as tmp:
+                faiss.write_index(cpu_index, str(tmp / INDEX_FILE))
         return built
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

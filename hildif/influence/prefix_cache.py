@@ -14,9 +14,9 @@ A prefix (:mod:`hildif.influence.split`) is what the layers below the influence 
   (:meth:`hildif.influence.knn.FeatureIndex.cache_key`), so it stays valid when only the head changes.
 * the gradient store: the influence parameters' gradients change with them; always rebuilt (from cached prefixes).
 
-Files, in the run's influence cache: ``prefix-<key>.npy`` ((rows, hidden) float32: every example's prefix rows one
-after another), ``prefix-<key>.offsets.npy`` ((N + 1,) int64: example i is rows ``offsets[i]:offsets[i+1]``) and
-``prefix-<key>.json``, written last (a cache without it is incomplete and ignored). The prefix of a 32k-pair pool for
+On disk, in the run's influence cache: the artifact ``prefix-<key>/`` (:mod:`hildif.utils.artifacts`, written in one
+rename) with ``rows.npy`` ((rows, hidden) float32: every example's prefix rows one after another) and
+``offsets.npy`` ((N + 1,) int64: example i is rows ``offsets[i]:offsets[i+1]``). The prefix of a 32k-pair pool for
 MiniLM with FastIF's parameters (4 frozen blocks) is about 2 GB, hence opt-in: ``influence.prefix_cache``.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -36,10 +35,11 @@ from hildif.data.example import Example
 from hildif.influence.knn import data_fingerprint
 from hildif.influence.params import layer_index
 from hildif.influence.split import Item, SplitModel
-from hildif.utils.atomic import write_json_atomic
+from hildif.utils.artifacts import ArtifactDir, ArtifactKeyError, key_digest
 
 log = logging.getLogger(__name__)
 PREFIX_KIND = "prefix/v1"
+ARTIFACT = "prefix"
 ITEM_KEYS = {"layers": "hidden", "head": "pooled"}
 DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 CONFIG_FIELDS = ("model_type", "hidden_size", "num_attention_heads", "hidden_act", "layer_norm_eps",
@@ -84,42 +84,44 @@ class PrefixCache:
         self.split, self.n = split, len(train)
         self.item_key = ITEM_KEYS.get(split.kind)
         self.key: str | None = None
+        self.parts: dict | None = None
         self.frozen = None
+        self.cache = ArtifactDir(cache_dir)
         if self.item_key is not None:
             config = getattr(split.model, "config", None)
             self.frozen = frozen_fingerprint(split)
-            parts = {
+            self.parts = {
                 "frozen": self.frozen, "data": data_fingerprint(train), "n": len(train), "kind": split.kind,
                 "first_layer": split.first_layer, "max_length": split.classifier.max_length,
                 "tokenizer": tokenizer_fingerprint(split.classifier.tokenizer), "prefix": PREFIX_KIND,
                 "config": {f: getattr(config, f, None) for f in CONFIG_FIELDS},
             }
-            self.key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
-        self.path = Path(cache_dir) / f"prefix-{self.key}.npy" if self.key else None
+            self.key = key_digest(self.parts)
+        self.path = self.cache.path(ARTIFACT, self.parts) if self.parts else None
 
-    def _files(self) -> tuple[Path, Path, Path]:
-        assert self.path is not None
-        return self.path, self.path.with_suffix(".offsets.npy"), self.path.with_suffix(".json")
-
-    def load(self, device: torch.device) -> list[Item] | None:
+    def load(self, device: torch.device, version: str | None = None) -> list[Item] | None:
         """Every example's prefix (views into one tensor on ``device``), or None when there is no complete cache of
-        this key (or it does not fit the pool: then it is rebuilt)."""
-        if self.path is None:
-            return None
-        rows_path, off_path, meta_path = self._files()
-        if not (rows_path.exists() and off_path.exists() and meta_path.exists()):
+        this key (or it does not fit the pool: then it is rebuilt). ``version``: the model version reading it."""
+        if self.parts is None:
             return None
         try:
-            rows = np.load(rows_path)
-            offsets = np.load(off_path)
+            folder = self.cache.find(ARTIFACT, self.parts, version=version)
+        except ArtifactKeyError as exc:
+            log.warning("%s: recomputing", exc)
+            return None
+        if folder is None:
+            return None
+        try:
+            rows = np.load(folder / "rows.npy")
+            offsets = np.load(folder / "offsets.npy")
         except (OSError, ValueError) as exc:
-            log.warning("prefix cache %s unreadable (%s): recomputing", rows_path.name, exc)
+            log.warning("prefix cache %s unreadable (%s): recomputing", folder.name, exc)
             return None
         squeeze = self.item_key == "pooled"
         if (rows.ndim != 2 or offsets.shape != (self.n + 1,) or offsets[0] != 0 or offsets[-1] != rows.shape[0]
                 or np.any(np.diff(offsets) < (1 if not squeeze else 0))
                 or (squeeze and not np.array_equal(offsets, np.arange(self.n + 1)))):
-            log.warning("prefix cache %s does not fit a pool of %d examples: recomputing", rows_path.name, self.n)
+            log.warning("prefix cache %s does not fit a pool of %d examples: recomputing", folder.name, self.n)
             return None
         data = torch.from_numpy(rows).to(device)
         if squeeze:
@@ -128,7 +130,7 @@ class PrefixCache:
 
     def save(self, items: Sequence[Item], model_version: str | None = None) -> bool:
         """Write ``items`` (every pool example, in order); False (nothing written) when their dtype cannot be."""
-        if self.path is None or len(items) != self.n or not items:
+        if self.parts is None or len(items) != self.n or not items:
             return False
         first = items[0][self.item_key]
         if first.dtype not in DTYPES:
@@ -136,22 +138,14 @@ class PrefixCache:
         sizes = [1 if self.item_key == "pooled" else int(it[self.item_key].shape[0]) for it in items]
         offsets = np.zeros(self.n + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(sizes)
-        rows_path, off_path, meta_path = self._files()
-        rows_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = rows_path.with_name(f".{rows_path.name}.{os.getpid()}.tmp")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPES[first.dtype],
-                                        shape=(int(offsets[-1]), int(first.shape[-1])))
-        for i, it in enumerate(items):  # one example at a time: no second copy of the whole pool in memory
-            out[offsets[i] : offsets[i + 1]] = it[self.item_key].detach().cpu().reshape(sizes[i], -1).numpy()
-        out.flush()
-        del out
-        os.replace(tmp, rows_path)
-        tmp = off_path.with_name(f".{off_path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, offsets)
-        os.replace(tmp, off_path)
-        write_json_atomic(meta_path, {"key": self.key, "n": self.n, "rows": int(offsets[-1]), "item": self.item_key,
-                                      "kind": self.split.kind, "first_layer": self.split.first_layer,
-                                      "frozen": self.frozen, "model_version": model_version, "prefix": PREFIX_KIND})
-        log.info("frozen prefixes of %d examples written to %s", self.n, rows_path)
+        info = {"rows": int(offsets[-1]), "item": self.item_key}
+        with self.cache.write(ARTIFACT, self.parts, version=model_version, info=info) as tmp:
+            out = np.lib.format.open_memmap(tmp / "rows.npy", mode="w+", dtype=DTYPES[first.dtype],
+                                            shape=(int(offsets[-1]), int(first.shape[-1])))
+            for i, it in enumerate(items):  # one example at a time: no second copy of the whole pool in memory
+                out[offsets[i] : offsets[i + 1]] = it[self.item_key].detach().cpu().reshape(sizes[i], -1).numpy()
+            out.flush()
+            del out
+            np.save(tmp / "offsets.npy", offsets)
+        log.info("frozen prefixes of %d examples written to %s", self.n, self.path)
         return True

@@ -13,11 +13,11 @@ ops only. For any x, y:  E[Sx . Sy] = x . y  and  Var[Sx . Sy] = (|x|^2 |y|^2 + 
 gradient numbers per example instead of P x dim multiply-adds (3.7 M x 1,024 per example for MiniLM: hours for the
 pool on 2 CPU cores).
 
-Files, in the cache folder: ``store-<key>.npy`` ((N, dim) float16: each projected gradient divided by its norm),
-``store-<key>.norm.npy`` ((N,) float32 norms; the split keeps float16 away from overflow and gives every row the same
-relative precision) and ``store-<key>.json`` (written last: a store without it is incomplete and rebuilt). The key
-covers the model's weights, the training set, the parameter choice, the weight decay, the dimension and the seed, so
-a new model version gets a new store, as the kNN index does.
+On disk, in the cache folder: the artifact ``store-<key>/`` (:mod:`hildif.utils.artifacts`, written in one rename)
+with ``rows.npy`` ((N, dim) float16: each projected gradient divided by its norm) and ``norms.npy`` ((N,) float32
+norms; the split keeps float16 away from overflow and gives every row the same relative precision). The key covers
+the model's weights, the training set, the parameter choice, the weight decay, the dimension and the seed, so a new
+model version gets a new store, as the kNN index does.
 
 ``influence.store_build = projected`` (default ``exact``, the above) builds :class:`ProjectedStore` instead: no full
 gradient, each linear layer's gradient projected as (G P_out)^T (X P_in) from one forward and backward pass per batch
@@ -26,11 +26,9 @@ gradient, each linear layer's gradient projected as (G P_out)^T (X P_in) from on
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -43,24 +41,25 @@ from hildif.config import ConfigError
 from hildif.influence.knn import data_fingerprint, model_fingerprint
 from hildif.influence.projected import FactoredProjection, ProjectedCurvature, ggn_factors, projected_batch
 from hildif.model.classifier import length_sorted_batches
-from hildif.utils.atomic import write_json_atomic
+from hildif.utils.artifacts import ArtifactDir, ArtifactKeyError, key_digest
 
 log = logging.getLogger(__name__)
 PROJECTION_KIND = "countsketch/v1"
 ROW_CHUNK = 8192  # rows converted from float16 at a time when scoring
 
 
-def digest(parts: dict) -> str:
-    """A store's key: sha256 (20 hex) of what it depends on, as sorted JSON."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+ARTIFACT = "store"
+ROWS, NORMS, CURVATURE = "rows.npy", "norms.npy", "curvature.npy"  # the files of a store's artifact
 
 
-def save_array(target: Path, array: np.ndarray) -> None:
-    """``np.save`` through a temporary file and a rename (a reader never sees half a file)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, target)
+def find_store(cache: ArtifactDir, parts: dict, version: str | None) -> Path | None:
+    """The folder of the store of key ``parts`` in ``cache``, None when there is none (or it holds another key:
+    then it is not read, and rebuilt)."""
+    try:
+        return cache.find(ARTIFACT, parts, version=version)
+    except ArtifactKeyError as exc:
+        log.warning("%s: rebuilding", exc)
+        return None
 
 
 class CountSketch:
@@ -122,9 +121,12 @@ class GradientStore:
         }
 
     @staticmethod
+    def exact_key(engine, dim: int, seed: int) -> dict:
+        return {**GradientStore.key_parts(engine), "dim": int(dim), "seed": int(seed), "projection": PROJECTION_KIND}
+
+    @staticmethod
     def cache_key(engine, dim: int, seed: int) -> str:
-        return digest({**GradientStore.key_parts(engine), "dim": int(dim), "seed": int(seed),
-                       "projection": PROJECTION_KIND})
+        return key_digest(GradientStore.exact_key(engine, dim, seed))
 
     # ------------------------------------------------------------------ build / load
     @classmethod
@@ -147,14 +149,16 @@ class GradientStore:
                                                 on_batch=on_batch)
         seed = engine.cfg.seed if seed is None else seed
         projector = CountSketch(engine.objective.size, dim, seed)
-        key = cls.cache_key(engine, dim, seed)
+        parts = cls.exact_key(engine, dim, seed)
+        key = key_digest(parts)
         n = len(engine.train)
-        path = Path(cache_dir) / f"store-{key}.npy" if cache_dir else None
-        if path is not None:
-            loaded = cls._load(path, n, dim)
-            if loaded is not None:
-                log.info("gradient store read from %s", path)
-                return cls(loaded[0], loaded[1], projector, key, True, path)
+        cache = ArtifactDir(cache_dir) if cache_dir else None
+        path = cache.path(ARTIFACT, parts) if cache is not None else None
+        folder = find_store(cache, parts, engine.classifier.version) if cache is not None else None
+        loaded = cls._load(folder, n, dim) if folder is not None else None
+        if loaded is not None:
+            log.info("gradient store read from %s", folder)
+            return cls(loaded[0], loaded[1], projector, key, True, folder)
         start = time.perf_counter()
         rows = np.zeros((n, dim), dtype=np.float16)
         norms = np.zeros(n, dtype=np.float32)
@@ -167,34 +171,34 @@ class GradientStore:
             rows[idx] = (proj / norm.clamp_min(1e-30)[:, None]).float().cpu().numpy().astype(np.float16)
             norms[idx] = norm.float().cpu().numpy()
         seconds = time.perf_counter() - start
-        if path is not None:
-            cls._save(path, rows, norms, {"key": key, "n": n, "dim": int(dim), "seed": int(seed),
-                                          "projection": PROJECTION_KIND, "model_version": engine.classifier.version,
-                                          "params": engine.cfg.params, "build_seconds": round(seconds, 1)})
+        if cache is not None:
+            cls.save(cache, parts, rows, norms, version=engine.classifier.version,
+                     info={"params": engine.cfg.params, "build_seconds": round(seconds, 1)})
         return cls(rows, norms, projector, key, False, path, seconds)
 
     @staticmethod
-    def _load(path: Path, n: int, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
-        meta_path, norm_path = path.with_suffix(".json"), path.with_suffix(".norm.npy")
-        if not (path.exists() and norm_path.exists() and meta_path.exists()):
-            return None
+    def _load(folder: Path, n: int, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows memory-mapped, norms) of the store in ``folder``, None when they do not fit (n, dim)."""
         try:
-            rows = np.load(path, mmap_mode="r")
-            norms = np.load(norm_path)
+            rows = np.load(folder / ROWS, mmap_mode="r")
+            norms = np.load(folder / NORMS)
         except (OSError, ValueError) as exc:
-            log.warning("gradient store %s unreadable (%s): rebuilding", path.name, exc)
+            log.warning("gradient store %s unreadable (%s): rebuilding", folder.name, exc)
             return None
         if rows.shape != (n, dim) or rows.dtype != np.float16 or norms.shape != (n,):
-            log.warning("gradient store %s has shape %s, expected (%d, %d): rebuilding", path.name, rows.shape, n, dim)
+            log.warning("gradient store %s has shape %s, expected (%d, %d): rebuilding", folder.name, rows.shape, n,
+                        dim)
             return None
         return rows, norms
 
     @staticmethod
-    def _save(path: Path, rows: np.ndarray, norms: np.ndarray, meta: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for target, array in ((path, rows), (path.with_suffix(".norm.npy"), norms)):
-            save_array(target, array)
-        write_json_atomic(path.with_suffix(".json"), meta)
+    def save(cache: ArtifactDir, parts: dict, rows: np.ndarray, norms: np.ndarray, *, version: str | None = None,
+             info: dict | None = None) -> Path:
+        """Write a store of key ``parts`` (:meth:`exact_key`) into ``cache``; its folder."""
+        with cache.write(ARTIFACT, parts, version=version, info=info) as tmp:
+            np.save(tmp / ROWS, rows)
+            np.save(tmp / NORMS, norms)
+        return cache.path(ARTIFACT, parts)
 
     # ------------------------------------------------------------------ queries
     def dots(self, vec: torch.Tensor, indices: Sequence[int] | None = None) -> np.ndarray:
@@ -261,11 +265,11 @@ class ProjectedStore(GradientStore):
     Gauss-Newton part and works in the subspace the projection spans; with lambda = 50 both are within a few per cent
     of v / lambda (docs/influence.md), and with a square orthogonal projection and the exact Hessian they agree.
 
-    Files (cache folder): ``store-<key>.npy`` / ``.norm.npy`` as the exact store's (the rows streamed to disk while
-    they are computed), ``store-<key>.curv.npy`` ((D, r) float32: the curvature's factor U, GGN = U U^T) and
-    ``store-<key>.json`` last; the key covers the model's weights, the training set, the parameters, the weight
-    decay, the projection (its layout, seed and a digest of every matrix), the Hessian sample and the damping, and a
-    store is read only when its metadata names that same key and projection.
+    On disk: the artifact ``store-<key>/`` with ``rows.npy`` / ``norms.npy`` as the exact store's (the rows streamed
+    into the artifact's temporary folder while they are computed) and ``curvature.npy`` ((D, r) float32: the
+    curvature's factor U, GGN = U U^T); the key covers the model's weights, the training set, the parameters, the
+    weight decay, the projection (its layout, seed and a digest of every matrix), the Hessian sample and the damping,
+    and the artifact is read only when it holds that same key.
     """
 
     def __init__(self, rows, norms, projector: FactoredProjection, key, from_cache, path, build_seconds=0.0, *,
@@ -279,11 +283,14 @@ class ProjectedStore(GradientStore):
         return FactoredProjection(engine.classifier.model, engine.selection.names, engine.selection.decay, dim, seed)
 
     @staticmethod
-    def projected_key(engine, proj: FactoredProjection) -> str:
-        parts = {**GradientStore.key_parts(engine), "dim": proj.size, "seed": proj.seed, "projection": proj.kind,
-                 "digest": proj.digest, "store": PROJECTED_KIND, "damping": engine.damping_total,
-                 "curvature_sample": {"n": engine.cfg.hessian_samples, "seed": engine.cfg.seed}}
-        return digest(parts)
+    def projected_parts(engine, proj: FactoredProjection) -> dict:
+        return {**GradientStore.key_parts(engine), "dim": proj.size, "seed": proj.seed, "projection": proj.kind,
+                "digest": proj.digest, "store": PROJECTED_KIND, "damping": engine.damping_total,
+                "curvature_sample": {"n": engine.cfg.hessian_samples, "seed": engine.cfg.seed}}
+
+    @classmethod
+    def projected_key(cls, engine, proj: FactoredProjection) -> str:
+        return key_digest(cls.projected_parts(engine, proj))
 
     @classmethod
     def build_or_load(
@@ -295,47 +302,48 @@ class ProjectedStore(GradientStore):
         there. ``on_batch(indices, projected rows (B, D), kNN features or None)`` for every batch of a build."""
         seed = engine.cfg.seed if seed is None else seed
         proj = cls.projection(engine, dim, seed)
-        key = cls.projected_key(engine, proj)
+        parts = cls.projected_parts(engine, proj)
+        key = key_digest(parts)
         theta, decay = engine.objective.theta.double().cpu(), engine.objective.decay.double().cpu()
         penalty = 2.0 * engine.objective.weight_decay * decay * theta
         n = len(engine.train)
-        path = Path(cache_dir) / f"store-{key}.npy" if cache_dir else None
-        if path is not None:
-            loaded = cls._load_projected(path, key, proj, n)
-            if loaded is not None:
-                log.info("projected gradient store read from %s", path)
-                rows, norms, factor = loaded
-                return cls(rows, norms, proj, key, True, path, penalty=penalty,
-                           curvature=cls._curvature(engine, proj, torch.from_numpy(factor)))
+        version = engine.classifier.version
+        cache = ArtifactDir(cache_dir) if cache_dir else None
+        path = cache.path(ARTIFACT, parts) if cache is not None else None
+        folder = find_store(cache, parts, version) if cache is not None else None
+        loaded = cls._load_projected(folder, proj, n) if folder is not None else None
+        if loaded is not None:
+            log.info("projected gradient store read from %s", folder)
+            rows, norms, factor = loaded
+            return cls(rows, norms, proj, key, True, folder, penalty=penalty,
+                       curvature=cls._curvature(engine, proj, torch.from_numpy(factor)))
         start = time.perf_counter()
+        info: dict = {"k": proj.k, "params": engine.cfg.params}
+        with cache.write(ARTIFACT, parts, version=version, info=info) if cache is not None \
+                else contextlib.nullcontext() as tmp:
+            if tmp is not None:
+                rows = np.lib.format.open_memmap(tmp / ROWS, mode="w+", dtype=np.float16, shape=(n, proj.size))
+            else:
+                rows = np.zeros((n, proj.size), dtype=np.float16)
+            norms = np.zeros(n, dtype=np.float32)
+            for idx, batch in _pool_batches(engine, progress, "projected gradient store"):
+                grads, _, feats = projected_batch(engine.split, proj, batch)
+                if on_batch is not None:
+                    on_batch(idx, grads, None if feats is None else feats.float().cpu().numpy())
+                g = grads.double().cpu()
+                norm = g.norm(dim=1)
+                rows[idx] = (g / norm.clamp_min(1e-30)[:, None]).float().numpy().astype(np.float16)
+                norms[idx] = norm.float().numpy()
+            factor = cls.curvature_factor(engine, proj)
+            seconds = time.perf_counter() - start
+            if tmp is not None:
+                rows.flush()
+                del rows
+                np.save(tmp / NORMS, norms)
+                np.save(tmp / CURVATURE, factor.float().numpy())
+                info["build_seconds"] = round(seconds, 1)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            rows = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, proj.size))
-        else:
-            rows = np.zeros((n, proj.size), dtype=np.float16)
-        norms = np.zeros(n, dtype=np.float32)
-        for idx, batch in _pool_batches(engine, progress, "projected gradient store"):
-            grads, _, feats = projected_batch(engine.split, proj, batch)
-            if on_batch is not None:
-                on_batch(idx, grads, None if feats is None else feats.float().cpu().numpy())
-            g = grads.double().cpu()
-            norm = g.norm(dim=1)
-            rows[idx] = (g / norm.clamp_min(1e-30)[:, None]).float().numpy().astype(np.float16)
-            norms[idx] = norm.float().numpy()
-        factor = cls.curvature_factor(engine, proj)
-        seconds = time.perf_counter() - start
-        if path is not None:
-            rows.flush()
-            del rows
-            os.replace(tmp, path)
-            save_array(path.with_suffix(".norm.npy"), norms)
-            save_array(path.with_suffix(".curv.npy"), factor.float().numpy())
-            write_json_atomic(path.with_suffix(".json"), {
-                "key": key, "n": n, "dim": proj.size, "k": proj.k, "seed": int(seed), "projection": proj.kind,
-                "digest": proj.digest, "store": PROJECTED_KIND, "model_version": engine.classifier.version,
-                "params": engine.cfg.params, "build_seconds": round(seconds, 1)})
-            rows = np.load(path, mmap_mode="r")
+            rows = np.load(path / ROWS, mmap_mode="r")
         return cls(rows, norms, proj, key, False, path, seconds, penalty=penalty,
                    curvature=cls._curvature(engine, proj, factor))
 
@@ -359,22 +367,14 @@ class ProjectedStore(GradientStore):
         return ProjectedCurvature(damping, factor=factor)
 
     @classmethod
-    def _load_projected(cls, path: Path, key: str, proj: FactoredProjection, n: int):
-        meta_path, curv_path = path.with_suffix(".json"), path.with_suffix(".curv.npy")
-        if not (meta_path.exists() and curv_path.exists()):
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            return None
-        if meta.get("key") != key or meta.get("digest") != proj.digest or meta.get("projection") != proj.kind:
-            log.warning("gradient store %s was written for another key or projection: rebuilding", path.name)
-            return None
-        loaded = cls._load(path, n, proj.size)
+    def _load_projected(cls, folder: Path, proj: FactoredProjection, n: int):
+        """(rows, norms, curvature factor) of the projected store in ``folder`` (its key, which holds the
+        projection's digest, was checked by :func:`find_store`), None when they do not fit."""
+        loaded = cls._load(folder, n, proj.size)
         if loaded is None:
             return None
         try:
-            factor = np.load(curv_path)
+            factor = np.load(folder / CURVATURE)
         except (OSError, ValueError):
             return None
         if factor.ndim != 2 or factor.shape[0] != proj.size:
