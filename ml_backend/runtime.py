@@ -24,8 +24,8 @@ from ml_backend.webhook_keys import WebhookKeys
 log = logging.getLogger(__name__)
 
 # the per-project key-value table (set up, webhook counts: ml_backend.events); version 1 = the table as first shipped
-KV_SCHEMA = sqlite.Schema("kv_schema_version", 1,
-                          "CREATE TABLE IF NOT EXISTS kv (project TEXT, key TEXT, value TEXT, PRIMARY KEY (project, key))")
+KV_SCHEMA = sqlite.Schema("kv_schema_version", 1, "CREATE TABLE IF NOT EXISTS kv (project TEXT, key TEXT, value TEXT, "
+                                                  "PRIMARY KEY (project, key))")
 
 
 class BackendRuntime:

@@ -123,3 +123,30 @@ def test_the_three_caches_are_artifacts_and_refuse_a_stale_one(tiny_clf, mnli_tr
     rebuilt = GradientStore.build_or_load(InfluenceEngine(tiny_clf, train, cfg), cfg.store_dim, tmp_path)
     assert not rebuilt.from_cache and rebuilt.key == store.key
     assert not any(name.startswith(".") for name in os.listdir(tmp_path))  # no temporary folder left behind
+
+
+def test_a_complete_cache_of_the_old_flat_layout_is_adopted_once(tiny_clf, mnli_train_sample, tmp_path):
+    """knn-<key>.faiss + knn-<key>.json (the layout before artifacts, same key digest) moves into the artifact and is
+    read from there; flat files whose JSON names another key are not adopted, never read, and pruned as legacy."""
+    import shutil
+
+    from hildif.influence.knn import FeatureIndex
+
+    train = list(mnli_train_sample[:30])
+    built = FeatureIndex.build_or_load(tiny_clf, train, "flat", cache_dir=tmp_path / "new")
+    flat = tmp_path / "old"
+    flat.mkdir()
+    shutil.copy(built.path / "index.faiss", flat / f"knn-{built.key}.faiss")
+    (flat / f"knn-{built.key}.json").write_text(json.dumps({"key": built.key, "model_version": "v-old", "n": 30}))
+    adopted = FeatureIndex.build_or_load(tiny_clf, train, "flat", cache_dir=flat)
+    assert adopted.from_cache and adopted.path == flat / f"knn-{built.key}"
+    assert sorted(os.listdir(flat)) == [f"knn-{built.key}"]  # the flat files moved in
+    meta = ArtifactDir(flat).meta(adopted.path)
+    assert meta["versions"] == ["v-old", tiny_clf.version] and meta["info"] == {"n": 30}
+    assert meta["key"] == FeatureIndex.key_parts(tiny_clf, train, "flat")
+    # flat files whose metadata names another key: left alone, the index rebuilt beside them
+    shutil.rmtree(adopted.path)
+    shutil.copy(built.path / "index.faiss", flat / f"knn-{built.key}.faiss")
+    (flat / f"knn-{built.key}.json").write_text(json.dumps({"key": "0" * 20}))
+    assert not FeatureIndex.build_or_load(tiny_clf, train, "flat", cache_dir=flat).from_cache
+    assert [e.state for e in ArtifactDir(flat).list()] == ["ok", "legacy"]

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FEATURE_KIND = "pooler_output/v1"
 ARTIFACT = "knn"
 INDEX_FILE = "index.faiss"
+LEGACY_FILES = {".faiss": INDEX_FILE}  # knn-<key>.faiss (+ .json) before artifacts
 INDEX_KINDS = ("flat", "ivf")
 
 
@@ -205,7 +206,7 @@ class FeatureIndex:
         path = cache.path(ARTIFACT, parts) if cache is not None else None
         if cache is not None:
             try:
-                folder = cache.find(ARTIFACT, parts, version=classifier.version)
+                folder = cache.find(ARTIFACT, parts, version=classifier.version, legacy=LEGACY_FILES)
             except ArtifactKeyError as exc:
                 log.warning("%s: rebuilding", exc)
                 folder = None

@@ -40,6 +40,7 @@ from hildif.utils.artifacts import ArtifactDir, ArtifactKeyError, key_digest
 log = logging.getLogger(__name__)
 PREFIX_KIND = "prefix/v1"
 ARTIFACT = "prefix"
+LEGACY_FILES = {".npy": "rows.npy", ".offsets.npy": "offsets.npy"}  # prefix-<key>.* before artifacts
 ITEM_KEYS = {"layers": "hidden", "head": "pooled"}
 DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 CONFIG_FIELDS = ("model_type", "hidden_size", "num_attention_heads", "hidden_act", "layer_norm_eps",
@@ -105,7 +106,7 @@ class PrefixCache:
         if self.parts is None:
             return None
         try:
-            folder = self.cache.find(ARTIFACT, self.parts, version=version)
+            folder = self.cache.find(ARTIFACT, self.parts, version=version, legacy=LEGACY_FILES)
         except ArtifactKeyError as exc:
             log.warning("%s: recomputing", exc)
             return None

@@ -52,11 +52,15 @@ ARTIFACT = "store"
 ROWS, NORMS, CURVATURE = "rows.npy", "norms.npy", "curvature.npy"  # the files of a store's artifact
 
 
-def find_store(cache: ArtifactDir, parts: dict, version: str | None) -> Path | None:
+LEGACY_FILES = {".npy": ROWS, ".norm.npy": NORMS}  # store-<key>.* before artifacts (+ .curv.npy: projected)
+
+
+def find_store(cache: ArtifactDir, parts: dict, version: str | None,
+               legacy: dict[str, str] = LEGACY_FILES) -> Path | None:
     """The folder of the store of key ``parts`` in ``cache``, None when there is none (or it holds another key:
     then it is not read, and rebuilt)."""
     try:
-        return cache.find(ARTIFACT, parts, version=version)
+        return cache.find(ARTIFACT, parts, version=version, legacy=legacy)
     except ArtifactKeyError as exc:
         log.warning("%s: rebuilding", exc)
         return None
@@ -310,7 +314,8 @@ class ProjectedStore(GradientStore):
         version = engine.classifier.version
         cache = ArtifactDir(cache_dir) if cache_dir else None
         path = cache.path(ARTIFACT, parts) if cache is not None else None
-        folder = find_store(cache, parts, version) if cache is not None else None
+        folder = find_store(cache, parts, version, {**LEGACY_FILES, ".curv.npy": CURVATURE}) if cache is not None \
+            else None
         loaded = cls._load_projected(folder, proj, n) if folder is not None else None
         if loaded is not None:
             log.info("projected gradient store read from %s", folder)

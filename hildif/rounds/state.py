@@ -295,6 +295,16 @@ class RoundState:
         with self._read() as db:
             return db.execute("SELECT 1 FROM rounds WHERE round_id = ?", (round_id,)).fetchone() is not None
 
+    def open_rounds(self) -> dict[str, str]:
+        """round id -> base version of every round not finished: no sync done yet, or a sync running now (what
+        ``hildif cache prune`` keeps the caches of), oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT round_id, base_version FROM rounds r WHERE NOT EXISTS (SELECT 1 FROM syncs s WHERE "
+                "s.round_id = r.round_id AND s.status = 'done') OR EXISTS (SELECT 1 FROM syncs s WHERE "
+                "s.round_id = r.round_id AND s.status = 'running') ORDER BY created_at, round_id").fetchall()
+        return {r["round_id"]: r["base_version"] for r in rows}
+
     def round_ids(self) -> list[str]:
         with self._read() as db:
             return [r[0] for r in db.execute("SELECT round_id FROM rounds ORDER BY created_at, round_id")]

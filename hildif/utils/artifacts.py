@@ -13,7 +13,8 @@ leaves no folder under the artifact's name, only a temporary one that :meth:`Art
 ``partial`` and pruning removes. Reading (:meth:`ArtifactDir.find`) returns the folder only when its
 ``artifact.json`` holds exactly the key asked for; any other key raises :class:`ArtifactKeyError` before a data file
 is opened. Files of the older flat layout (``knn-<key>.faiss``, ``store-<key>.npy``, ``prefix-<key>.npy`` and their
-siblings) are never read: listed as ``legacy`` and pruned.
+siblings) are moved into an artifact when a cache asks for their key and they are complete (:meth:`ArtifactDir.adopt`),
+else never read: listed as ``legacy`` and pruned.
 """
 
 from __future__ import annotations
@@ -95,13 +96,16 @@ class ArtifactDir:
         return self.root / f"{kind}-{key_digest(key)}"
 
     # ------------------------------------------------------------------ read
-    def find(self, kind: str, key: dict[str, Any], *, version: str | None = None) -> Path | None:
+    def find(self, kind: str, key: dict[str, Any], *, version: str | None = None,
+             legacy: dict[str, str] | None = None) -> Path | None:
         """The folder of the complete ``kind`` artifact of ``key``, or None when there is none; raises
         :class:`ArtifactKeyError` when the folder of that name holds another key or kind (nothing in it is read).
-        ``version``: the model version reading it, added to its ``versions``."""
+        ``version``: the model version reading it, added to its ``versions``. ``legacy``: the flat files of the
+        layout before artifacts, ``{suffix: file name in the artifact}``, adopted when no artifact is there
+        (:meth:`adopt`)."""
         folder = self.path(kind, key)
         meta_path = folder / META_FILE
-        if not meta_path.is_file():
+        if not meta_path.is_file() and (legacy is None or self.adopt(kind, key, legacy) is None):
             return None
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -119,6 +123,31 @@ class ArtifactDir:
             with contextlib.suppress(OSError):  # a read-only cache still serves; only the record of users is lost
                 write_json_atomic(meta_path, meta)
         return folder
+
+    def adopt(self, kind: str, key: dict[str, Any], files: dict[str, str]) -> Path | None:
+        """Move the flat files ``<kind>-<digest><suffix>`` of the layout before artifacts into the artifact of
+        ``key`` (one rename each, then the folder's): only when every one of them is there and their
+        ``<kind>-<digest>.json``, written last by the old code, names this digest as its key (the old key was the
+        same digest of the same parts). The folder, or None."""
+        digest = key_digest(key)
+        stem = self.root / f"{kind}-{digest}"
+        meta_path = stem.with_name(f"{stem.name}.json")
+        sources = {stem.with_name(f"{stem.name}{suffix}"): name for suffix, name in files.items()}
+        if not meta_path.is_file() or not all(src.is_file() for src in sources):
+            return None
+        try:
+            old = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(old, dict) or old.get("key") != digest:
+            return None
+        info = {k: v for k, v in old.items() if k not in ("key", "model_version")}
+        with self.write(kind, key, version=old.get("model_version"), info=info) as tmp:
+            for src, name in sources.items():
+                os.replace(src, tmp / name)
+        meta_path.unlink(missing_ok=True)
+        log.info("cache %s moved into the artifact layout", stem.name)
+        return self.path(kind, key)
 
     def meta(self, folder: str | Path) -> dict[str, Any]:
         """The ``artifact.json`` of ``folder`` (as :meth:`find` returned it)."""
