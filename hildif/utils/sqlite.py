@@ -39,15 +39,11 @@ def connect(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, rows: bool 
 
 @contextlib.contextmanager
 def connection(path: str | Path, **kwargs) -> Iterator[sqlite3.Connection]:
-    """:func:`connect` as a ``with`` block: an open transaction is rolled back on an exception, the connection is
-    closed on exit (sqlite3's own ``with`` only commits)."""
+    """:func:`connect` as a ``with`` block, closed on exit (sqlite3's own ``with`` only commits); closing rolls back
+    a transaction left open by an exception."""
     db = connect(path, **kwargs)
     try:
         yield db
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     finally:
         db.close()
 
