@@ -75,12 +75,25 @@ def test_order_and_passive_keep_the_premise_and_swap_the_roles(mnli_pairs):
     checked = Counter()
     for ent, non in _pairs(result):
         c = ent.metadata["construction"]
-        if c not in ("order", "passive", "voice"):
+        if c not in ("order", "swap", "passive", "voice", "active"):
             continue
         if c in ("order", "passive"):
             assert ent.premise == non.premise == source[ent.metadata["transformed_from"]].premise
-        else:  # voice: the clause alone is the premise, and the entailed member is its passive
+        else:  # swap, voice, active: the clause alone (or its passive) is the premise
             assert ent.premise == non.premise and len(ent.premise.split()) <= 20
+        if c == "swap":  # the clause itself is entailed, its swap is not: the same words, other roles
+            assert ent.hypothesis == ent.premise != non.hypothesis
+            assert sorted(_words(ent.hypothesis)) == sorted(_words(non.hypothesis))
+            checked[c] += 1
+            continue
+        if c == "active":  # a passive premise; both hypotheses active, the roles kept or swapped
+            assert " by " in ent.premise and " by " not in ent.hypothesis + non.hypothesis
+            assert sorted(_words(ent.hypothesis)) == sorted(_words(non.hypothesis))
+            be = {"was", "were", "by"}
+            assert sorted(set(_words(ent.premise)) - be) == sorted(set(_words(ent.hypothesis)))
+            assert ent.hypothesis != non.hypothesis
+            checked[c] += 1
+            continue
         be = {"was", "were"}  # the passive's auxiliary agrees with its new subject
         assert sorted(set(_words(ent.hypothesis)) - be) == sorted(set(_words(non.hypothesis)) - be)  # other roles
         assert ent.hypothesis != non.hypothesis
@@ -94,7 +107,7 @@ def test_order_and_passive_keep_the_premise_and_swap_the_roles(mnli_pairs):
             non_agent = non.hypothesis.rsplit(" by ", 1)[1]
             assert _words(ent_agent) != _words(non_agent)
         checked[c] += 1
-    assert min(checked[c] for c in ("order", "passive", "voice")) >= 5, checked
+    assert min(checked[c] for c in ("order", "swap", "passive", "voice", "active")) >= 5, checked
 
 
 def test_frames_differ_in_one_word_that_decides_the_label(mnli_pairs):
@@ -127,7 +140,8 @@ def test_hand_checked_sentences(nlp):
            Example("b", "The doctors near the lawyer visited the museum.", "x", 1),
            Example("c", "The lawyer did not see the doctor.", "x", 0),  # negated: no order or passive pair
            Example("d", "The senator met the bankers.", "x", 0)]  # symmetric verb: no swap
-    res = construction_pairs(src, constructions=["order", "passive", "voice", "modifier"], seed=0, parser=nlp)
+    res = construction_pairs(src, constructions=["order", "swap", "passive", "voice", "active", "modifier"], seed=0,
+                             parser=nlp)
     got = {(e.metadata["construction"], e.label, e.premise, e.hypothesis) for e in res.examples}
     p = src[0].premise
     assert ("order", 1, p, "The committee approved the new plan .") in got
@@ -135,6 +149,10 @@ def test_hand_checked_sentences(nlp):
     assert ("passive", 1, p, "The new plan was approved by the committee .") in got
     assert ("passive", 0, p, "The committee was approved by the new plan .") in got
     assert ("voice", 1, "The committee approved the new plan .", "The new plan was approved by the committee .") in got
+    assert ("swap", 1, "The committee approved the new plan .", "The committee approved the new plan .") in got
+    assert ("swap", 0, "The committee approved the new plan .", "The new plan approved the committee .") in got
+    assert ("active", 1, "The new plan was approved by the committee .", "The committee approved the new plan .") in got
+    assert ("active", 0, "The new plan was approved by the committee .", "The new plan approved the committee .") in got
     q = src[1].premise
     assert ("modifier", 1, q, "The doctors visited the museum .") in got
     assert ("modifier", 0, q, "The lawyer visited the museum .") in got

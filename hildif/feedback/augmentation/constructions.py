@@ -11,8 +11,10 @@ construction   premise                                  entailment member       
 =============  =======================================  ===========================  ===========================
 ``order``      the source sentence                      ``X V Y`` (its clause)       ``Y V X`` (roles swapped)
 ``passive``    the source sentence                      ``Y was V by X``             ``X was V by Y``
+``swap``       the clause ``X V Y`` alone (short)       ``X V Y`` (the premise)      ``Y V X`` (roles swapped)
 ``voice``      the clause ``X V Y`` alone (short, as    ``Y was V by X``             ``X was V by Y``
                short as the clause)
+``active``     the clause's passive ``Y was V by X``    ``X V Y``                    ``Y V X``
 ``embedding``  ``S F that C`` / ``S N that C``          F factive: ``C`` holds        N non-factive: ``C`` need
                                                                                      not hold
 ``adverbial``  ``A C , Z`` / ``B C , Z``                A veridical (``because``):   B non-veridical (``if``):
@@ -26,10 +28,12 @@ construction   premise                                  entailment member       
 
 Why each label holds:
 
-* ``order`` / ``passive`` / ``voice``: the clause is asserted by its sentence (no negation, modal, condition or
+* ``order`` / ``swap`` / ``passive`` / ``voice`` / ``active``: the clause is asserted by its sentence (no negation, modal, condition or
   non-factive verb above it, :func:`hildif.feedback.augmentation.syntactic._main_clause`), so ``X V Y`` and its
   passive are entailed; the verb is not symmetric (``meet``, ``marry`` are excluded), so with the roles swapped it
-  is not. Agreement is kept (past tense, or two nouns of one number); the passive needs a regular past tense (it is
+  is not. ``swap``'s entailed member repeats its premise: with ``voice`` and ``active`` beside it, a short premise
+  meets an active and a passive hypothesis in both labels, so only the roles decide (the swap of a short clause is
+  what moves a model on role order; a swap inside a long sentence, ``order``, does not, issue 25). Agreement is kept (past tense, or two nouns of one number); the passive needs a regular past tense (it is
   also the participle) and takes ``was``/``were`` from its new subject.
 * ``embedding``: a factive verb (Kiparsky & Kiparsky 1970: ``knew``, ``realized``, ``noticed`` ...) presupposes its
   complement, a non-factive one (``thought``, ``hoped``, ``claimed`` ...) does not. ``S`` is the subject of another
@@ -59,7 +63,7 @@ from hildif.data.example import ENTAILMENT, NON_ENTAILMENT, Example
 from hildif.feedback.augmentation.syntactic import (Clause, _intransitive, _main_clause, _norm, _phrase, _sentence,
                                                     _subsequence, load_parser)
 
-CONSTRUCTIONS = ("order", "passive", "voice", "embedding", "adverbial", "coordination", "modifier")
+CONSTRUCTIONS = ("order", "swap", "passive", "voice", "active", "embedding", "adverbial", "coordination", "modifier")
 # factive verbs presuppose their complement (Kiparsky & Kiparsky 1970); past tense, as the frame is in the past
 FACTIVE = ("knew", "realized", "noticed", "discovered", "learned", "remembered", "regretted", "revealed",
            "confirmed", "understood", "found out", "proved")
@@ -149,6 +153,10 @@ def _pairs_of(src: _Source, other: _Source | None, rng: random.Random, construct
                 out.append(("passive", P, kept, P, roles))
             if "voice" in constructions:
                 out.append(("voice", own, kept, own, roles))
+            if "active" in constructions:
+                out.append(("active", kept, own, kept, swapped))
+        if "swap" in constructions:
+            out.append(("swap", own, own, own, swapped))
     if src.modifier and "modifier" in constructions:
         out.append(("modifier", P, src.modifier[0], P, src.modifier[1]))
     if other is None or not src.text:
