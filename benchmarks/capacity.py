@@ -118,10 +118,25 @@ def _construction_pairs(cfg: HildifConfig, pool: list[Example], n: int, seed: in
     from hildif.feedback.augmentation.constructions import construction_pairs
 
     def make(sources):
-        res = construction_pairs(sources, seed=seed)
-        return res.examples, {"produced": len(res.examples)}
+        res = construction_pairs(sources, constructions=cfg.feedback.constructions, seed=seed)
+        return res.examples, {"produced": len(res.examples), "by_construction": res.stats["by_construction"]}
 
     return _generated(make, pool, n, seed)
+
+
+# the constructions of the first cells (issue 25); a cell made with another list is named for the difference
+FIRST_CONSTRUCTIONS = ("order", "passive", "voice", "embedding", "adverbial", "coordination", "modifier")
+
+
+def kind_name(kind: str, cfg: HildifConfig) -> str:
+    """The cell's kind as keyed and reported: ``constructions+swap+active`` for constructions beyond the first
+    list, ``constructions-modifier`` for fewer; every other kind as given."""
+    if kind != "constructions":
+        return kind
+    have = list(cfg.feedback.constructions)
+    added = [c for c in have if c not in FIRST_CONSTRUCTIONS]
+    removed = [c for c in FIRST_CONSTRUCTIONS if c not in have]
+    return kind + "".join(f"+{c}" for c in added) + "".join(f"-{c}" for c in removed)
 
 
 KINDS = {"hans": _hans_pairs, "mnli": _mnli_pairs, "syntactic": _syntactic_pairs,
@@ -137,7 +152,8 @@ def pairs_for(cfg, pool, kind: str, n: int, seed: int, folder: Path) -> tuple[li
     """The ``n`` pairs of ``kind`` for ``seed`` (cached in ``folder``: the largest set made so far is cut to n, so
     a smaller N is the start of a larger one), the source rows they came from, and the generator's yield."""
     folder.mkdir(parents=True, exist_ok=True)
-    for path in sorted(folder.glob(f"{kind}_s{seed}_n*.json"), key=lambda p: int(p.stem.rsplit("_n", 1)[1])):
+    name = kind_name(kind, cfg)
+    for path in sorted(folder.glob(f"{name}_s{seed}_n*.json"), key=lambda p: int(p.stem.rsplit("_n", 1)[1])):
         have = int(path.stem.rsplit("_n", 1)[1])
         if have >= n:
             data = json.loads(path.read_text())
@@ -146,7 +162,7 @@ def pairs_for(cfg, pool, kind: str, n: int, seed: int, folder: Path) -> tuple[li
             src = {p.metadata.get("transformed_from") or p.id for p in half}
             return half, [e for e in pool if e.id in src], data["info"]
     pairs, sources, info = KINDS[kind](cfg, pool, n, seed)
-    write_json_atomic(folder / f"{kind}_s{seed}_n{n}.json", {"info": info, "pairs": [_example_row(e) for e in pairs]})
+    write_json_atomic(folder / f"{name}_s{seed}_n{n}.json", {"info": info, "pairs": [_example_row(e) for e in pairs]})
     return pairs, sources, info
 
 
@@ -182,7 +198,7 @@ def run_cells(args) -> None:
         for n in args.ns:
             for kind in args.kinds:
                 for recipe in args.recipes:
-                    key = f"{kind}_n{n}_{recipe}_r{args.rehearsal:g}_s{seed}_{samples}"
+                    key = f"{kind_name(kind, cfg)}_n{n}_{recipe}_r{args.rehearsal:g}_s{seed}_{samples}"
                     path = out / "cells" / f"{key}.json"
                     if path.exists():
                         continue
@@ -193,7 +209,7 @@ def run_cells(args) -> None:
                     rcfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, **RECIPES[recipe]))
                     clf, tr = fine_tune(baseline_path, pairs + rehearsal, rcfg, seed=seed, progress=True)
                     ev = evaluate(clf, hans, mnli, batch_size=cfg.eval.batch_size)
-                    result = {"key": key, "kind": kind, "n": n, "recipe": recipe, "recipe_settings": RECIPES[recipe],
+                    result = {"key": key, "kind": kind_name(kind, cfg), "n": n, "recipe": recipe, "recipe_settings": RECIPES[recipe],
                               "rehearsal": args.rehearsal, "seed": seed, "baseline": base["baseline"],
                               "samples": samples, "size": len(pairs) + len(rehearsal),
                               "pair_labels": dict(Counter(e.label for e in pairs)), "pairs_info": info,
