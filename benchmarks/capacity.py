@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import random
 import statistics
@@ -130,12 +131,15 @@ FIRST_CONSTRUCTIONS = ("order", "passive", "voice", "embedding", "adverbial", "c
 
 def kind_name(kind: str, cfg: HildifConfig) -> str:
     """The cell's kind as keyed and reported: ``constructions+swap+active`` for constructions beyond the first
-    list, ``constructions-modifier`` for fewer; every other kind as given."""
+    list, ``constructions-modifier`` for fewer, ``constructions[voice+active]`` for a list that keeps few of them;
+    every other kind as given."""
     if kind != "constructions":
         return kind
     have = list(cfg.feedback.constructions)
     added = [c for c in have if c not in FIRST_CONSTRUCTIONS]
     removed = [c for c in FIRST_CONSTRUCTIONS if c not in have]
+    if len(removed) > len(FIRST_CONSTRUCTIONS) // 2:
+        return f"{kind}[{'+'.join(have)}]"
     return kind + "".join(f"+{c}" for c in added) + "".join(f"-{c}" for c in removed)
 
 
@@ -153,7 +157,7 @@ def pairs_for(cfg, pool, kind: str, n: int, seed: int, folder: Path) -> tuple[li
     a smaller N is the start of a larger one), the source rows they came from, and the generator's yield."""
     folder.mkdir(parents=True, exist_ok=True)
     name = kind_name(kind, cfg)
-    for path in sorted(folder.glob(f"{name}_s{seed}_n*.json"), key=lambda p: int(p.stem.rsplit("_n", 1)[1])):
+    for path in sorted(folder.glob(f"{glob.escape(name)}_s{seed}_n*.json"), key=lambda p: int(p.stem.rsplit("_n", 1)[1])):
         have = int(path.stem.rsplit("_n", 1)[1])
         if have >= n:
             data = json.loads(path.read_text())
