@@ -52,7 +52,9 @@ def train_baseline(cfg: HildifConfig, resume: bool = False, task_data: TaskData 
         torch.set_num_threads(cfg.train.num_threads)
     data = task_data if task_data is not None else load_configured_task(cfg)
     task = data.task
-    dev_sample = stratified_sample(data.heldout, cfg.train.eval_examples, key=lambda e: e.label)
+    # train.eval_examples = 0: no dev evaluation (stratified_sample(rows, 0) would return every row)
+    dev_sample = (stratified_sample(data.heldout, cfg.train.eval_examples, key=lambda e: e.label)
+                  if cfg.train.eval_examples else [])
     clf = load_pretrained(cfg, task_data=data)
     log.info("training %s on %d examples of task %s (%d labels; %s, device %s)", cfg.model.name_or_path,
              len(data.train), task.name, clf.num_labels, cfg.profile, clf.device)

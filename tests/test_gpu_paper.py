@@ -186,3 +186,15 @@ def test_packed_parts_unpack_to_the_model_folder_in_bfloat16(tmp_path, data_dir,
     back = load_file(unpacked / "model.safetensors")
     assert back["w"].dtype == torch.bfloat16 and torch.equal(back["w"], weights["w"].to(torch.bfloat16))
     assert torch.equal(back["ids"], weights["ids"]) and (unpacked / "config.json").read_text() == '{"model_type": "mpnet"}'
+
+
+def test_train_eval_examples_0_evaluates_no_dev_rows(tmp_path, data_dir):
+    """``train.eval_examples = 0`` is "none" (its help), not every held-out row: --small's baseline of a large model
+    would otherwise predict all 9,815 MNLI dev rows after training."""
+    from hildif.baseline import train_baseline
+    from hildif.config import load_config
+
+    cfg = load_config(overrides=[f"run.run_dir={tmp_path}", "model.name_or_path=tiny", "model.device=cpu",
+                                 "data.max_train_examples=64", "train.max_steps=2", "train.batch_size=16",
+                                 "train.eval_examples=0", "train.save_every=0"])
+    assert train_baseline(cfg)["train"]["evals"] == []
