@@ -96,6 +96,7 @@ def test_start_takes_the_disagreements_as_anchors_and_never_their_own_text(env, 
 
 
 def test_rating_tasks_show_one_text_per_side(env, started):
+    from hildif.labelstudio.guidance import instructions_html
     from hildif.rounds.state import RoundState
     from hildif.tasks import parse_label_config
 
@@ -105,6 +106,11 @@ def test_rating_tasks_show_one_text_per_side(env, started):
     assert {t.key for t in parse_label_config(config).texts} == {"anchor_premise", "anchor_verdict",
                                                                   "example_premise", "example_verdict"}
     assert '<Header value="Text"' in config and "Hypothesis" not in config
+    settings = env["client"].project_settings(project_id)  # the instructions speak of the genre task, not of NLI
+    assert settings["show_instruction"]
+    assert settings["expert_instruction"] == instructions_html(state.round("g1")["config"]["task"])
+    assert all(f"<b>{g}</b>" in settings["expert_instruction"] for g in GENRES)
+    assert not {"premise", "hypothesis", "negation"} & set(settings["expert_instruction"].lower().split())
     tasks = _round_tasks(env, project_id)
     anchors = {a.anchor_id: a.example for a in state.anchors("g1")}
     assert len(tasks) == 4

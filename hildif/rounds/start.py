@@ -170,9 +170,10 @@ def _round_project(state: RoundState, info: dict[str, Any], client, title: str, 
                    notes: list[str]) -> int:
     """The round's own Label Studio project: the recorded one (its template and overlap set to the round's), or,
     when none is recorded or it was deleted, the project titled ``title`` (created if missing). Its instructions are
-    hildif's (:mod:`hildif.labelstudio.guidance`)."""
+    hildif's (:mod:`hildif.labelstudio.guidance`): MNLI's, or those of the round's own task."""
     from hildif.labelstudio.guidance import project_guidance
 
+    guidance = project_guidance((info.get("config") or {}).get("task"))
     round_id = info["round_id"]
     pid = info["project_id"]
     if pid is not None:
@@ -182,7 +183,7 @@ def _round_project(state: RoundState, info: dict[str, Any], client, title: str, 
                          f"a new project {title!r}")
             log.warning("round %s: %s", round_id, notes[-1])
         else:
-            wanted = {"label_config": label_config, "maximum_annotations": overlap, **project_guidance()}
+            wanted = {"label_config": label_config, "maximum_annotations": overlap, **guidance}
             changes = {k: v for k, v in wanted.items() if current.get(k) != v}
             others = [r for r in state.rounds_of_project(int(pid)) if r != round_id]
             if changes and others:  # a project shared by rounds of an older hildif: leave it as it is
@@ -201,7 +202,7 @@ def _round_project(state: RoundState, info: dict[str, Any], client, title: str, 
     return client.ensure_project(
         title, label_config, overlap,
         description=f"HILDIF round {round_id}: rate how similar each influential training example is to the test case.",
-        guidance=project_guidance(),
+        guidance=guidance,
     )
 
 
