@@ -300,6 +300,10 @@ def _mean_std(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def _label(name: str) -> str:
+    return "macro F1" if name == "macro_f1" else name
+
+
 def _summary(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": round(statistics.mean(values), 2) if values else None,
             "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
@@ -314,7 +318,34 @@ def _metrics(task: dict, rest: dict | None, labels) -> dict[str, float]:
     return m
 
 
-def reading(diffs: dict[str, dict], base: dict | None) -> list[str]:
+def influential_examples(db: Path, labels: Sequence[str]) -> dict[str, Any]:
+    """Per explained round: its pairs, how many influential examples have their anchor's label, their labels."""
+    from collections import Counter
+
+    from hildif.rounds.state import RoundState
+
+    if not db.exists():
+        return {}
+    state = RoundState(db)
+    out: dict[str, Any] = {"rounds": {}}
+    keys = {}
+    for rid in ROUNDS.values():
+        if not state.has_round(rid):
+            continue
+        anchors = {a.anchor_id: a.example for a in state.anchors(rid)}
+        pairs = state.pairs(rid)
+        out["anchors"] = {labels[c]: n for c, n in sorted(Counter(a.label for a in anchors.values()).items())}
+        out["rounds"][rid] = {"pairs": len(pairs),
+                              "same_label": sum(anchors[p.anchor_id].label == p.example.label for p in pairs),
+                              "labels": {labels[c]: n for c, n in sorted(Counter(p.example.label for p in pairs)
+                                                                         .items())}}
+        keys[rid] = {(p.anchor_id, p.example.id) for p in pairs}
+    if len(keys) == 2:
+        out["shared_pairs"] = len(set.intersection(*keys.values()))
+    return out if out["rounds"] else {}
+
+
+def reading(diffs: dict[str, dict], base: dict | None, influential: dict | None = None) -> list[str]:
     """What the differences say, in sentences (numbers from ``diffs``), and what each control leaves open."""
     def said(key: str, name: str) -> str:
         d = diffs[key][name]
@@ -334,6 +365,16 @@ def reading(diffs: dict[str, dict], base: dict | None) -> list[str]:
         f"- The store's ranking against the kNN prefilter's (d - a): accuracy {said('d - a', 'accuracy')}, macro F1 "
         f"{said('d - a', 'macro_f1')} points.",
     ]
+    sizes = {v: diffs.get("sizes", {}).get(v) for v in VARIANTS}
+    if sizes["shipped"] and sizes["store"]:
+        lines[-1] += (f" (d)'s sets are larger ({sizes['store']} rows against (a)'s {sizes['shipped']}, seed 0): its "
+                      "examples are rated higher, so they get more copies and more rehearsal.")
+    rounds = (influential or {}).get("rounds") or {}
+    if len(rounds) == 2:
+        knn, store = rounds[ROUNDS["shipped"]], rounds[ROUNDS["store"]]
+        lines[-1] += (f" The store ranks the whole pool and keeps {store['same_label']} of {store['pairs']} "
+                      f"influential examples of their anchor's genre (the kNN prefilter {knn['same_label']} of "
+                      f"{knn['pairs']}), so its rated part holds only the anchors' genres (the tables above).")
     if base:
         lines.append(f"- {base['anchors_in_heldout']} of the {len(base['anchors'])} anchors are held-out texts, "
                      "judged in the held-out accuracy: `accuracy without anchors` leaves them out.")
@@ -368,8 +409,9 @@ def write_results(out: Path, data, args, controls: Path) -> None:
              "d - a": paired("store", "shipped")}
     explain_s = {rid: json.loads(p.read_text(encoding="utf-8"))["seconds"]
                  for rid in ROUNDS.values() if (p := controls / f"explain-{rid}.json").exists()}
-    store_s = next((json.loads(p.read_text(encoding="utf-8")).get("info", {}).get("build_seconds")
-                    for p in sorted((controls.parent / "cache" / "store").glob("*/artifact.json"))), None)
+    store_art = next((json.loads(p.read_text(encoding="utf-8"))
+                      for p in sorted((controls.parent / "cache" / "store").glob("*/artifact.json"))), {})
+    store_s = (store_art.get("info") or {}).get("build_seconds")
     missing = [f"{v} seed {s}" for v in args.variants for s in args.seeds if s not in cells[v]]
     n_heldout = base["before"]["task"]["n"] if base else len(data.heldout)
     md = [
@@ -407,17 +449,17 @@ def write_results(out: Path, data, args, controls: Path) -> None:
                f"held-out set ({base['heldout_without_anchors']['n']} texts).", ""]
     if missing:
         md += [f"**Not finished** (missing cells): {', '.join(missing)}.", ""]
-    md += ["## Held-out accuracy and macro F1 (%, mean ± std over seeds)", "",
+    md += ["## Held-out accuracy and macro F1 (%, mean ± std over seeds, std with n - 1)", "",
            "| metric | baseline | " + " | ".join(TITLES[v] for v in VARIANTS) + " |",
            "|---|---|" + "---|" * len(VARIANTS)]
     for name in names:
-        md.append(f"| {name} | {before.get(name, float('nan')):.2f} | "
+        md.append(f"| {_label(name)} | {before.get(name, float('nan')):.2f} | "
                   + " | ".join(_mean_std([m[name] for m in metrics[v].values()]) for v in VARIANTS) + " |")
     md += ["", "Seeds per variant: " + ", ".join(f"{LETTERS[v]} {len(metrics[v])}" for v in VARIANTS) + ".", "",
            "## What the ratings add (points, per seed paired, mean ± std)", "",
            "| metric | " + " | ".join(diffs) + " |", "|---|" + "---|" * len(diffs)]
     for name in names:
-        md.append(f"| {name} | " + " | ".join(_mean_std(d[name]["values"]) for d in diffs.values()) + " |")
+        md.append(f"| {_label(name)} | " + " | ".join(_mean_std(d[name]["values"]) for d in diffs.values()) + " |")
     md += ["", "a - b: what the rated examples and their copies add over the rehearsal rows alone; a - c: what they "
            "add over the same number of random training rows (the same rehearsal); d - a: the store's ranking "
            "against the kNN prefilter's.", "",
@@ -435,7 +477,19 @@ def write_results(out: Path, data, args, controls: Path) -> None:
         if 0 in cells[v]:
             counts = cells[v][0]["fine_tuning_set"]["labels"]
             md.append(f"| {LETTERS[v]} {v} | " + " | ".join(str(counts.get(g, 0)) for g in labels) + " |")
-    md += ["", "## Reading", ""] + reading(diffs, base) + [""]
+    influential = influential_examples(controls.parent / "rounds.sqlite", labels)
+    if influential:
+        md += ["", "Influential examples rated (the same for every seed; the anchors' genres: "
+               + ", ".join(f"{g} {n}" for g, n in influential["anchors"].items()) + "):", "",
+               "| round | pairs | with the anchor's genre | " + " | ".join(labels) + " |",
+               "|---|---|---|" + "---|" * len(labels)]
+        for rid, row in influential["rounds"].items():
+            md.append(f"| `{rid}` | {row['pairs']} | {row['same_label']} | "
+                      + " | ".join(str(row["labels"].get(g, 0)) for g in labels) + " |")
+        if influential.get("shared_pairs") is not None:
+            md += ["", f"{influential['shared_pairs']} (anchor, example) pairs are in both rounds."]
+    sizes = {v: cells[v][0]["fine_tuning_set"]["size"] for v in VARIANTS if 0 in cells[v]}
+    md += ["", "## Reading", ""] + reading({**diffs, "sizes": sizes}, base, influential) + [""]
     md += ["## Time (loaded 2-core CPU, one torch thread)", ""]
     if base and base.get("train_seconds"):
         md.append(f"- baseline training: {base['train_seconds'] / 60:.1f} min")
@@ -443,7 +497,7 @@ def write_results(out: Path, data, args, controls: Path) -> None:
         md.append(f"- explain `{rid}` ({'gradient store, built and scored' if rid == ROUNDS['store'] else 'kNN'}): "
                   f"{s / 60:.1f} min")
     if store_s is not None:
-        md.append(f"- of which building the exact gradient store of the {len(data.train) - len(base['anchors'] if base else ())}"
+        md.append(f"- of which building the exact gradient store of the {(store_art.get('key') or {}).get('n')}"
                   f"-example pool (once per model version, cached): {store_s / 60:.1f} min")
     cell_s = [r["seconds"] for cs in cells.values() for r in cs.values()]
     if cell_s:
@@ -459,7 +513,7 @@ def write_results(out: Path, data, args, controls: Path) -> None:
             str(s): {"metrics": metrics[v][s], "fine_tuning_set": r["fine_tuning_set"], "seconds": r["seconds"],
                      "by_label": r["after"]["task"]["by_label"]} for s, r in sorted(cells[v].items())}}
             for v in VARIANTS},
-        "differences": diffs, "explain_seconds": explain_s, "store_build_seconds": store_s, "missing": missing,
+        "differences": diffs, "influential": influential, "explain_seconds": explain_s, "store_build_seconds": store_s, "missing": missing,
     })
     print(f"wrote {out}")
 
