@@ -65,7 +65,7 @@ run it)::
 The LiSSA recursion (the ``paper`` profile's FastIF s_test: 1,000 batch-1 Hessian-vector products per anchor) is
 the largest part and launch-bound; ``--set influence.solver=cg`` (the default profile's) needs a few products.
 
-Through this workplace's device tool (``run``; ``/work/.library/device/README.md``; none was lent to the session
+Through this workplace's device tool (``run``; ``.library/device/README.md`` beside the checkout; none was lent to the session
 that wrote this): its machines reach no registry and take at most 64 MiB a call, so the MPNet folder (438 MB; 219 MB
 as bfloat16) cannot travel in one call, and neither can faiss-gpu (``faiss-gpu-cu12`` is 48 MB but needs CUDA 12's
 cuBLAS, several hundred MB, where that machine has CUDA 13; ``faiss-gpu`` 1.15.1 is 135 MB): carry ``faiss-cpu``
