@@ -169,7 +169,7 @@ class FineTuneConfig(LoopConfig):
     # "train" (the training pool's class distribution), "balanced" (equal per class), "match" (the augmented set's
     # distribution), "complement" (the classes the augmented set lacks first, so the union is as balanced as it
     # can be), "contrast" (for each augmented example a row of another class with about the same word overlap)
-    rehearsal_ratio: float = setting(1.0, "original training rows added, x the fine-tuning set's size; 0 = off", ge=0)
+    rehearsal_ratio: float = setting(2.0, "original training rows added, x the fine-tuning set's size; 0 = off", ge=0)
     rehearsal_balance: str = setting("train", "class balance of the rehearsal rows", choices=REHEARSAL_BALANCES)
     # which parameters FINE_TUNE trains: all | influence (only influence.params'; the layers below stay bit-for-bit
     # the same, so the next round reuses the pool's frozen prefixes with influence.prefix_cache)

@@ -17,7 +17,7 @@ A sync (:mod:`hildif.rounds.sync`, so the demo and the ML backend too) and the a
      from the confirmed examples and their neighbourhood (the caller's ``construction_sources``,
      :func:`hildif.influence.neighbourhood.construction_sources`), at most ``feedback.construction_pairs``
      (:func:`construction_set`);
-   * rehearsal (``finetune.rehearsal_ratio`` > 0, 1 by default): ``round(ratio x |S|)`` original training rows, drawn with the
+   * rehearsal (``finetune.rehearsal_ratio`` > 0, 2 by default): ``round(ratio x |S|)`` original training rows, drawn with the
      seed from the training pool without the rated examples, in the class balance ``finetune.rehearsal_balance``
      (:data:`REHEARSAL_BALANCES`), marked ``metadata["rehearsal"] = True``.
 
