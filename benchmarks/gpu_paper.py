@@ -43,8 +43,8 @@ faiss-gpu-cu12; the MPNet wheels installed or in a folder)::
 On the CPU, end to end with the tiny model and small samples (what ``tests/test_gpu_paper.py`` runs, about a
 minute on 2 cores)::
 
-    HILDIF_DATA_DIR=../shared/data python benchmarks/gpu_paper.py --model tiny --small --run-dir /tmp/gpu-paper-tiny \\
-        --out /tmp/gpu-paper-tiny/gpu_paper
+    HILDIF_DATA_DIR=../shared/data python benchmarks/gpu_paper.py --model tiny --small --run-dir runs/gpu-paper-tiny \\
+        --out runs/gpu-paper-tiny/gpu_paper
 
 Expected time per step on one H100 (an ESTIMATE, not a measurement: :func:`h100_estimate`: FLOP counts of
 MPNet-base at the pool's measured lengths, assumed achieved H100 rates of 150 TFLOP/s bf16 and 30 TFLOP/s float32,
@@ -81,12 +81,12 @@ fifth runs (``carry: [".whl", ".gpu-paper/data", ".gpu-paper/wordnet.tar.gz"]``,
 expected to end in about 7 minutes, so that a rerun, which reuses the baseline and every finished cell, still fits
 the session's 15 minutes)::
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
-      && export PYTHONPATH=/tmp/site:$PWD HILDIF_CACHE_DIR=/tmp/hc HILDIF_WORDNET_SRC=/tmp/wn/wordnet \
+    python3 -m pip install -q --no-index --no-deps --no-compile --target .gpu-paper/site .whl/*.whl \
+      && export PYTHONPATH=$PWD/.gpu-paper/site:$PWD HILDIF_CACHE_DIR=.gpu-paper/hc HILDIF_WORDNET_SRC=.gpu-paper/wn/wordnet \
          PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-      && mkdir -p /tmp/wn && tar xzf .gpu-paper/wordnet.tar.gz -C /tmp/wn \
+      && mkdir -p .gpu-paper/wn && tar xzf .gpu-paper/wordnet.tar.gz -C .gpu-paper/wn \
       && HILDIF_DATA_DIR=.gpu-paper/data python3 benchmarks/gpu_paper.py --model packed:.gpu-paper \
-         --run-dir /tmp/gpu-paper --out $OUT/gpu_paper --set feedback.augmenters=synonym 2>&1 | tee $OUT/log
+         --run-dir runs/gpu-paper --out $OUT/gpu_paper --set feedback.augmenters=synonym 2>&1 | tee $OUT/log
 
 (``feedback.augmenters=synonym``: Apertium, the back translation, is a Debian package that machine lacks; the
 results record the setting. The packed weights are the released ones rounded to bfloat16, training keeps float32
